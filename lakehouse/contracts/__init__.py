@@ -1,0 +1,174 @@
+"""Data contracts: one YAML file per source table, the single source of truth.
+
+A contract names the primary key, the columns with their types and constraints, and the
+PII class of each column. The generator, the lander and the dbt sources all read them.
+
+Types and how Debezium's JSON converter (``decimal.handling.mode=string``,
+``time.precision.mode=adaptive``) writes them:
+
+=============  ===================================  ==========================
+contract type  Debezium JSON value                  Arrow type in the lake
+=============  ===================================  ==========================
+smallint/int   number                               int16 / int32
+bigint         number                               int64
+double         number                               float64
+boolean        true/false                           bool
+string/json    string                               string
+uuid           string                               string
+decimal(p,s)   string "12.34"                       decimal128(p, s)
+date           days since 1970-01-01 (number)       date32
+timestamp      microseconds since epoch (number)    timestamp[us]
+timestamptz    ISO-8601 string with zone            timestamp[us, UTC]
+=============  ===================================  ==========================
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import yaml
+
+from lakehouse.exceptions import ContractError
+
+_DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
+
+_SIMPLE_TYPES: dict[str, tuple[pa.DataType, pa.DataType]] = {
+    # contract type: (type of the value in Debezium JSON, type in the lake)
+    "smallint": (pa.int16(), pa.int16()),
+    "int": (pa.int32(), pa.int32()),
+    "bigint": (pa.int64(), pa.int64()),
+    "double": (pa.float64(), pa.float64()),
+    "boolean": (pa.bool_(), pa.bool_()),
+    "string": (pa.string(), pa.string()),
+    "json": (pa.string(), pa.string()),
+    "uuid": (pa.string(), pa.string()),
+    "date": (pa.int32(), pa.date32()),
+    "timestamp": (pa.int64(), pa.timestamp("us")),
+    "timestamptz": (pa.string(), pa.timestamp("us", tz="UTC")),
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    nullable: bool = True
+    pii: str | None = None
+    accepted_values: tuple[str, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+
+    @property
+    def wire_type(self) -> pa.DataType:
+        """Arrow type of the value as Debezium's JSON carries it."""
+        if _DECIMAL.match(self.type):
+            return pa.string()
+        return _SIMPLE_TYPES[self.type][0]
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        """Arrow type of the column in bronze and silver."""
+        m = _DECIMAL.match(self.type)
+        if m:
+            return pa.decimal128(int(m.group(1)), int(m.group(2)))
+        return _SIMPLE_TYPES[self.type][1]
+
+
+@dataclass(frozen=True)
+class Contract:
+    table: str
+    schema: str
+    primary_key: tuple[str, ...]
+    columns: tuple[Column, ...]
+    description: str = ""
+    path: Path | None = field(default=None, compare=False)
+
+    @cached_property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    @cached_property
+    def arrow_schema(self) -> pa.Schema:
+        """Schema of the table's rows in the lake (data columns only)."""
+        return pa.schema(
+            [pa.field(c.name, c.arrow_type, nullable=c.nullable) for c in self.columns]
+        )
+
+    @cached_property
+    def wire_schema(self) -> pa.StructType:
+        """Struct type of a row image (``before``/``after``) as Debezium writes it."""
+        return pa.struct([pa.field(c.name, c.wire_type) for c in self.columns])
+
+    @cached_property
+    def key_schema(self) -> pa.StructType:
+        return pa.struct([pa.field(k, self.column(k).wire_type) for k in self.primary_key])
+
+
+def _parse_column(raw: Any, where: Path) -> Column:
+    if not isinstance(raw, dict) or "name" not in raw or "type" not in raw:
+        raise ContractError(f"{where}: every column needs a 'name' and a 'type'")
+    ctype = str(raw["type"]).strip().lower()
+    if ctype not in _SIMPLE_TYPES and not _DECIMAL.match(ctype):
+        raise ContractError(
+            f"{where}: column {raw['name']!r} has unknown type {ctype!r}; use one of "
+            f"{', '.join(sorted(_SIMPLE_TYPES))} or decimal(p,s)"
+        )
+    accepted = raw.get("accepted_values")
+    return Column(
+        name=str(raw["name"]),
+        type=ctype,
+        nullable=bool(raw.get("nullable", True)),
+        pii=raw.get("pii"),
+        accepted_values=tuple(accepted) if accepted else None,
+        min=raw.get("min"),
+        max=raw.get("max"),
+    )
+
+
+def load_contract(path: Path) -> Contract:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ContractError(f"cannot read contract {path}: {exc}") from None
+    if not isinstance(raw, dict) or "table" not in raw or "columns" not in raw:
+        raise ContractError(f"{path}: a contract needs 'table', 'primary_key' and 'columns'")
+    columns = tuple(_parse_column(c, path) for c in raw["columns"])
+    names = {c.name for c in columns}
+    pk = tuple(raw.get("primary_key") or ())
+    if not pk:
+        raise ContractError(f"{path}: 'primary_key' is required (a list of column names)")
+    missing = [k for k in pk if k not in names]
+    if missing:
+        raise ContractError(f"{path}: primary key column(s) {missing} are not among the columns")
+    return Contract(
+        table=str(raw["table"]),
+        schema=str(raw.get("schema", "public")),
+        primary_key=pk,
+        columns=columns,
+        description=str(raw.get("description", "")),
+        path=path,
+    )
+
+
+def load_contracts(directory: Path) -> dict[str, Contract]:
+    """All contracts of a directory, keyed by table name."""
+    if not directory.is_dir():
+        raise ContractError(f"contracts directory {directory} does not exist")
+    contracts = {}
+    for path in sorted(directory.glob("*.yml")):
+        contract = load_contract(path)
+        contracts[contract.table] = contract
+    if not contracts:
+        raise ContractError(f"no contract (*.yml) found in {directory}")
+    return contracts

@@ -1,0 +1,23 @@
+"""Errors a user can act on. The CLI prints their message on one line and exits non-zero."""
+
+from __future__ import annotations
+
+
+class LakehouseError(Exception):
+    """Base class: the message says what went wrong and what to do about it."""
+
+
+class ConfigError(LakehouseError):
+    """The settings or the config file are invalid."""
+
+
+class ContractError(LakehouseError):
+    """A data contract file is missing or malformed."""
+
+
+class SourceError(LakehouseError):
+    """The change-event source cannot be read (missing directory, bad segment name...)."""
+
+
+class PipelineError(LakehouseError):
+    """A pipeline stage (dbt, a flow) failed; the message names the stage."""

@@ -1,0 +1,139 @@
+"""One settings object for every component.
+
+Read from environment variables prefixed ``LAKEHOUSE_`` and from one YAML config file
+(``lakehouse.yaml`` in the working directory, or the file named by ``LAKEHOUSE_CONFIG``).
+Environment variables win over the file. Everything else (dbt, Prefect, the CLI) gets its
+configuration from here, never from raw environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from lakehouse.exceptions import ConfigError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = PACKAGE_DIR.parent
+DEFAULT_CONTRACTS_DIR = PACKAGE_DIR / "contracts" / "oltp"
+DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
+
+Profile = Literal["local", "stack"]
+
+
+def _config_file() -> Path:
+    return Path(os.environ.get("LAKEHOUSE_CONFIG", "lakehouse.yaml"))
+
+
+class Settings(BaseSettings):
+    """Typed settings shared by the lander, dbt, Prefect flows and the CLI."""
+
+    model_config = SettingsConfigDict(env_prefix="LAKEHOUSE_", extra="forbid")
+
+    profile: Profile = "local"
+    data_dir: Path = Field(default=Path(".lakehouse"), description="all state lives here")
+    source_name: str = Field(default="oltp", description="logical name of the OLTP source")
+    topic_prefix: str = Field(default="oltp", description="Debezium topic.prefix")
+    contracts_dir: Path = DEFAULT_CONTRACTS_DIR
+    changes_dir: Path | None = Field(
+        default=None, description="recorded change events; default <data_dir>/changes"
+    )
+    lake_uri: str | None = Field(
+        default=None, description="root of the Delta lake; default <data_dir>/lake"
+    )
+    storage_options: dict[str, str] = Field(default_factory=dict)
+    warehouse_path: Path | None = Field(
+        default=None, description="DuckDB file dbt builds; default <data_dir>/warehouse.duckdb"
+    )
+    dbt_threads: int = 2
+    ingest_batch_events: int = Field(default=250_000, ge=1)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = _config_file()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path.exists():
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+    @property
+    def root(self) -> Path:
+        return self.data_dir.resolve()
+
+    @property
+    def changes_path(self) -> Path:
+        return (self.changes_dir or self.root / "changes").resolve()
+
+    @property
+    def ground_truth_path(self) -> Path:
+        return self.root / "ground_truth"
+
+    @property
+    def lake_root(self) -> str:
+        return self.lake_uri or str(self.root / "lake")
+
+    def table_uri(self, layer: str, table: str) -> str:
+        """URI of a Delta table in the lake, e.g. ``table_uri("silver", "client")``."""
+        return f"{self.lake_root.rstrip('/')}/{layer}/{table}"
+
+    @property
+    def warehouse(self) -> Path:
+        return (self.warehouse_path or self.root / "warehouse.duckdb").resolve()
+
+    @property
+    def dbt_target(self) -> str:
+        return "local" if self.profile == "local" else "trino"
+
+    @cached_property
+    def topic_schema(self) -> str:
+        return "public"
+
+    def topic(self, table: str, schema: str = "public") -> str:
+        """Debezium topic name of a source table: ``<prefix>.<schema>.<table>``."""
+        return f"{self.topic_prefix}.{schema}.{table}"
+
+    def dbt_env(self) -> dict[str, str]:
+        """Environment variables read by ``dbt_project/profiles.yml`` through ``env_var()``."""
+        return {
+            "LAKEHOUSE_LAKE_URI": self.lake_root,
+            "LAKEHOUSE_WAREHOUSE_PATH": str(self.warehouse),
+            "LAKEHOUSE_DBT_THREADS": str(self.dbt_threads),
+            "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
+        }
+
+    def prefect_env(self) -> dict[str, str]:
+        """Prefect keeps its own state (SQLite, logs) under the data directory."""
+        return {"PREFECT_HOME": str(self.root / "prefect")}
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, turning validation errors into one readable line."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ConfigError(
+            f"invalid setting {where!r}: {first['msg']} "
+            f"(check LAKEHOUSE_{where.upper()} or {_config_file()})"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{_config_file()} is not valid YAML: {exc}") from None
