@@ -1,0 +1,283 @@
+"""Decode raw Debezium records of one topic into typed Arrow rows, vectorised.
+
+The JSON is parsed by Arrow's reader against the schema the table's contract implies;
+values are converted to the lake's types column by column. A record that cannot be
+parsed, violates the envelope or the contract, or has a value that does not convert, is
+returned as a reject with its reason instead of stopping the batch.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+from lakehouse.cdc.file_source import RawBatch
+from lakehouse.cdc.positions import SUPPORTED_CONNECTORS, postgres_positions
+from lakehouse.contracts import Contract
+
+META_FIELDS = [
+    pa.field("_op", pa.string()),
+    pa.field("_commit_pos", pa.int64()),
+    pa.field("_event_pos", pa.int64()),
+    pa.field("_tx_id", pa.int64()),
+    pa.field("_source_ts", pa.timestamp("us", tz="UTC")),
+    pa.field("_is_snapshot", pa.bool_()),
+    pa.field("_offset", pa.int64()),
+]
+
+REJECT_SCHEMA = pa.schema(
+    [
+        pa.field("topic", pa.string()),
+        pa.field("offset", pa.int64()),
+        pa.field("reason", pa.string()),
+        pa.field("raw", pa.string()),
+        pa.field("failed_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+_SOURCE = pa.struct(
+    [
+        pa.field("connector", pa.string()),
+        pa.field("ts_ms", pa.int64()),
+        pa.field("snapshot", pa.string()),
+        pa.field("txId", pa.int64()),
+        pa.field("lsn", pa.int64()),
+        pa.field("sequence", pa.string()),
+    ]
+)
+_OPS = pa.array(["r", "c", "u", "d"])
+# Lines parsed together when a batch holds a bad record and has to be split up.
+_RETRY_CHUNK = 1024
+
+
+def bronze_schema(contract: Contract) -> pa.Schema:
+    """Bronze change-log schema: data columns (nullable: a delete may carry only the key)
+    then the change metadata."""
+    data = [pa.field(f.name, f.type) for f in contract.arrow_schema]
+    return pa.schema([*data, *META_FIELDS])
+
+
+def record_schema(contract: Contract) -> pa.Schema:
+    image = contract.wire_schema
+    value = pa.struct(
+        [
+            pa.field("before", image),
+            pa.field("after", image),
+            pa.field("op", pa.string()),
+            pa.field("ts_ms", pa.int64()),
+            pa.field("source", _SOURCE),
+        ]
+    )
+    return pa.schema([pa.field("key", contract.key_schema), pa.field("value", value)])
+
+
+@dataclass
+class Decoded:
+    rows: pa.Table  # bronze_schema(contract)
+    rejects: pa.Table  # REJECT_SCHEMA
+    tombstones: int
+    blank_lines: int
+
+
+def decode(contract: Contract, batch: RawBatch) -> Decoded:
+    schema = record_schema(contract)
+    parsed, offsets, bad, blanks = _parse(batch, schema)
+    rejects: list[tuple[int, str]] = list(bad)
+    tombstones = 0
+    rows = bronze_schema(contract).empty_table()
+    if parsed.num_rows:
+        value = parsed.column("value").combine_chunks()
+        is_tombstone = pc.is_null(value)
+        tombstones = int(pc.sum(is_tombstone).as_py() or 0)
+        keep = pc.invert(is_tombstone)
+        parsed, offsets, value = (
+            parsed.filter(keep),
+            offsets[keep.to_numpy(False)],
+            value.filter(keep),
+        )
+        reason = _check_envelope(contract, parsed.column("key").combine_chunks(), value)
+        rows, reason = _to_rows(contract, value, offsets, reason)
+        bad_mask = pc.is_valid(reason)
+        if pc.any(bad_mask).as_py():
+            bad_idx = np.flatnonzero(bad_mask.to_numpy(False))
+            rejects.extend(zip(offsets[bad_idx].tolist(), reason.take(bad_idx).to_pylist()))
+            rows = rows.filter(pc.invert(bad_mask))
+    return Decoded(rows, _reject_table(batch, rejects), tombstones, blanks)
+
+
+def _parse(
+    batch: RawBatch, schema: pa.Schema
+) -> tuple[pa.Table, np.ndarray, list[tuple[int, str]], int]:
+    """Parse the batch; on failure, parse it in chunks and bisect the failing chunks."""
+    options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+    tables: list[pa.Table] = []
+    offsets: list[np.ndarray] = []
+    bad: list[tuple[int, str]] = []
+    blanks = 0
+
+    def attempt(lo: int, hi: int, size: int) -> None:
+        nonlocal blanks
+        lines = batch.lines[lo:hi]
+        try:
+            table = pj.read_json(io.BytesIO(b"\n".join(lines)), parse_options=options)
+            if table.num_rows != hi - lo:  # Arrow skips blank lines
+                raise ValueError("blank line")
+        except (pa.ArrowInvalid, ValueError) as exc:
+            if hi - lo == 1:
+                if lines[0].strip():
+                    bad.append((batch.first_offset + lo, _parse_reason(exc)))
+                else:
+                    blanks += 1
+                return
+            step = max(1, min(size, (hi - lo + 1) // 2))
+            for start in range(lo, hi, step):
+                attempt(start, min(start + step, hi), step)
+            return
+        tables.append(table)
+        offsets.append(np.arange(batch.first_offset + lo, batch.first_offset + hi, dtype=np.int64))
+
+    attempt(0, len(batch.lines), _RETRY_CHUNK)
+    if not tables:
+        return schema.empty_table(), np.empty(0, dtype=np.int64), bad, blanks
+    order = np.argsort(np.concatenate([o[:1] for o in offsets]), kind="stable")
+    table = pa.concat_tables([tables[i] for i in order])
+    return table, np.concatenate([offsets[i] for i in order]), bad, blanks
+
+
+def _parse_reason(exc: Exception) -> str:
+    text = str(exc).split(" in row ")[0]
+    if "changed from" in text or "Failed to convert" in text:
+        return f"bad type: {text.removeprefix('JSON parse error: ')}"
+    return f"not a JSON record: {text}"
+
+
+def _set_reason(reason: pa.Array, condition: pa.Array, message: pa.Array | str) -> pa.Array:
+    """Record ``message`` where ``condition`` holds and no earlier reason was recorded."""
+    condition = pc.fill_null(condition, False)
+    return pc.if_else(pc.and_(pc.is_null(reason), condition), message, reason)
+
+
+def _check_envelope(contract: Contract, key: pa.Array, value: pa.StructArray) -> pa.Array:
+    n = len(value)
+    reason = pa.nulls(n, pa.string())
+    op = pc.struct_field(value, "op")
+    reason = _set_reason(reason, pc.is_null(op), "missing op")
+    reason = _set_reason(
+        reason,
+        pc.invert(pc.is_in(op, _OPS)),
+        pc.binary_join_element_wise("unknown op '", op, "' (expected r, c, u or d)", ""),
+    )
+    for k in contract.primary_key:
+        missing = pc.or_(pc.is_null(key), pc.is_null(pc.struct_field(key, k)))
+        reason = _set_reason(reason, missing, f"missing key column {k!r}")
+    is_delete = pc.equal(op, "d")
+    before, after = pc.struct_field(value, "before"), pc.struct_field(value, "after")
+    reason = _set_reason(
+        reason,
+        pc.and_(is_delete, pc.is_null(before)),
+        "delete without a 'before' image",
+    )
+    reason = _set_reason(
+        reason,
+        pc.and_(pc.invert(is_delete), pc.is_null(after)),
+        pc.binary_join_element_wise("op '", op, "' without an 'after' image", ""),
+    )
+    source = pc.struct_field(value, "source")
+    connector = pc.struct_field(source, "connector")
+    reason = _set_reason(
+        reason,
+        pc.invert(pc.is_in(connector, pa.array(SUPPORTED_CONNECTORS))),
+        pc.binary_join_element_wise(
+            "unsupported connector '", pc.fill_null(connector, "none"), "'", ""
+        ),
+    )
+    reason = _set_reason(reason, pc.is_null(pc.struct_field(source, "lsn")), "no source.lsn")
+    reason = _set_reason(reason, pc.is_null(pc.struct_field(source, "ts_ms")), "no source.ts_ms")
+    return reason
+
+
+def _to_rows(
+    contract: Contract, value: pa.StructArray, offsets: np.ndarray, reason: pa.Array
+) -> tuple[pa.Table, pa.Array]:
+    op = pc.struct_field(value, "op")
+    is_delete = pc.fill_null(pc.equal(op, "d"), False)
+    before, after = pc.struct_field(value, "before"), pc.struct_field(value, "after")
+    columns: list[pa.Array] = []
+    for col in contract.columns:
+        raw = pc.if_else(
+            is_delete, pc.struct_field(before, col.name), pc.struct_field(after, col.name)
+        )
+        if not col.nullable:
+            reason = _set_reason(
+                reason,
+                pc.and_(pc.invert(is_delete), pc.is_null(raw)),
+                f"column {col.name!r} is null but its contract says not null",
+            )
+        converted, failed = _convert(raw, col.arrow_type)
+        if failed is not None:
+            reason = _set_reason(
+                reason,
+                failed,
+                f"column {col.name!r}: value does not convert to {col.type}",
+            )
+        columns.append(converted)
+    source = pc.struct_field(value, "source")
+    commit_pos, event_pos = postgres_positions(source)
+    source_ts = pc.cast(pc.struct_field(source, "ts_ms"), pa.timestamp("ms", tz="UTC"))
+    meta = [
+        op,
+        commit_pos,
+        event_pos,
+        pc.struct_field(source, "txId"),
+        pc.cast(source_ts, pa.timestamp("us", tz="UTC")),
+        pc.equal(op, "r"),
+        pa.array(offsets, pa.int64()),
+    ]
+    table = pa.Table.from_arrays([*columns, *meta], schema=bronze_schema(contract))
+    return table, reason
+
+
+def _convert(raw: pa.Array, target: pa.DataType) -> tuple[pa.Array, pa.Array | None]:
+    """Cast a wire column to its lake type. Values that do not convert become null and
+    are flagged in the second result (None when every value converted)."""
+    if raw.type == target:
+        return raw, None
+    try:
+        return pc.cast(raw, target), None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    out: list[object] = []
+    failed: list[bool] = []
+    for scalar in raw:  # slow path, only for a batch that holds a bad value
+        try:
+            out.append(pc.cast(scalar, target).as_py())
+            failed.append(False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            out.append(None)
+            failed.append(True)
+    return pa.array(out, target), pa.array(failed)
+
+
+def _reject_table(batch: RawBatch, rejects: list[tuple[int, str]]) -> pa.Table:
+    if not rejects:
+        return REJECT_SCHEMA.empty_table()
+    rejects.sort()
+    offsets = [o for o, _ in rejects]
+    raw = [batch.lines[o - batch.first_offset].decode("utf-8", "replace") for o in offsets]
+    now = datetime.now(UTC)
+    return pa.table(
+        {
+            "topic": [batch.topic] * len(rejects),
+            "offset": pa.array(offsets, pa.int64()),
+            "reason": [r for _, r in rejects],
+            "raw": raw,
+            "failed_at": pa.array([now] * len(rejects), pa.timestamp("us", tz="UTC")),
+        },
+        schema=REJECT_SCHEMA,
+    )

@@ -1,0 +1,83 @@
+"""Recorded change events laid out like Kafka topics (see docs/change-events.md).
+
+``<root>/<topic>/<20-digit base offset>.jsonl``: one Debezium record per line; the offset
+of a line is its segment's base offset plus its line number in the segment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from lakehouse.exceptions import SourceError
+
+_SEGMENT_SUFFIX = ".jsonl"
+
+
+@dataclass(frozen=True)
+class RawBatch:
+    """Consecutive raw records of one topic: ``lines[i]`` sits at ``first_offset + i``."""
+
+    topic: str
+    first_offset: int
+    lines: list[bytes]
+
+    @property
+    def last_offset(self) -> int:
+        return self.first_offset + len(self.lines) - 1
+
+
+class FileSource:
+    """Reads topics of recorded change events from a directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def topics(self) -> list[str]:
+        if not self.root.is_dir():
+            raise SourceError(
+                f"no recorded change events at {self.root}: run `lakehouse generate` first "
+                "or set LAKEHOUSE_CHANGES_DIR"
+            )
+        return sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and any(p.glob(f"*{_SEGMENT_SUFFIX}"))
+        )
+
+    def _segments(self, topic: str) -> list[tuple[int, Path]]:
+        segments = []
+        for path in (self.root / topic).glob(f"*{_SEGMENT_SUFFIX}"):
+            stem = path.name[: -len(_SEGMENT_SUFFIX)]
+            if len(stem) != 20 or not stem.isdigit():
+                raise SourceError(
+                    f"{path}: segment names must be the 20-digit offset of their first line"
+                )
+            segments.append((int(stem), path))
+        return sorted(segments)
+
+    def end_offset(self, topic: str) -> int:
+        """Offset one past the last complete line of the topic."""
+        segments = self._segments(topic)
+        if not segments:
+            return 0
+        base, path = segments[-1]
+        return base + path.read_bytes().count(b"\n")
+
+    def read(self, topic: str, start: int, batch_size: int) -> Iterator[RawBatch]:
+        """Complete lines of ``topic`` from offset ``start`` on, in batches of at most
+        ``batch_size`` (a trailing line without newline is still being written: skipped)."""
+        segments = self._segments(topic)
+        for i, (base, path) in enumerate(segments):
+            next_base = segments[i + 1][0] if i + 1 < len(segments) else None
+            if next_base is not None and next_base <= start:
+                continue
+            lines = path.read_bytes().split(b"\n")
+            lines.pop()  # the part after the last newline: empty, or an incomplete line
+            if next_base is not None and base + len(lines) != next_base:
+                raise SourceError(
+                    f"{path}: holds {len(lines)} lines but the next segment starts at "
+                    f"offset {next_base}; the topic's log is inconsistent"
+                )
+            skip = max(0, start - base)
+            for lo in range(skip, len(lines), batch_size):
+                yield RawBatch(topic, base + lo, lines[lo : lo + batch_size])

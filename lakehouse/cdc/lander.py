@@ -1,0 +1,138 @@
+"""The lander: change events from a source into bronze, then silver, exactly once.
+
+For every topic the lander resumes after the offset its bronze table committed, decodes
+batches, writes rejects to the dead-letter table and the rest to bronze (each write
+carrying the topic offset in the same Delta commit), then applies bronze to silver.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from rich.progress import Progress
+
+from lakehouse.cdc.decode import decode
+from lakehouse.cdc.file_source import FileSource
+from lakehouse.contracts import Contract, load_contracts
+from lakehouse.lake import bronze, dead_letter, delta, silver
+from lakehouse.settings import Settings
+
+DEAD_LETTER = ("dead_letter", "events")
+
+
+@dataclass
+class TopicReport:
+    topic: str
+    table: str
+    events: int = 0
+    landed: int = 0
+    duplicates: int = 0
+    tombstones: int = 0
+    rejected: int = 0
+    last_offset: int = -1
+
+
+@dataclass
+class IngestReport:
+    topics: list[TopicReport] = field(default_factory=list)
+    applied: list[silver.ApplyResult] = field(default_factory=list)
+    unknown_topics: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def events(self) -> int:
+        return sum(t.events for t in self.topics)
+
+    @property
+    def rejected(self) -> int:
+        return sum(t.rejected for t in self.topics)
+
+
+def ingest(
+    settings: Settings,
+    *,
+    source: FileSource | None = None,
+    progress: Progress | None = None,
+    apply: bool = True,
+) -> IngestReport:
+    """Land every new change event of the source, then apply bronze to silver."""
+    started = time.perf_counter()
+    contracts = load_contracts(settings.contracts_dir)
+    source = source or FileSource(settings.changes_path)
+    by_topic = {settings.topic(c.table, c.schema): c for c in contracts.values()}
+    report = IngestReport()
+    plan = []
+    for topic in source.topics():
+        contract = by_topic.get(topic)
+        if contract is None:
+            report.unknown_topics.append(topic)
+            continue
+        table = delta.open_table(
+            settings.table_uri("bronze", contract.table), settings.storage_options
+        )
+        start = delta.committed_version(table, topic) + 1
+        plan.append((topic, contract, start, source.end_offset(topic)))
+
+    task = None
+    if progress is not None:
+        total = sum(max(0, end - start) for _, _, start, end in plan)
+        task = progress.add_task("landing change events", total=total)
+    for topic, contract, start, _ in plan:
+        report.topics.append(_land_topic(settings, source, topic, contract, start, progress, task))
+
+    if apply:
+        report.applied = apply_silver(settings, contracts.values(), progress=progress)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _land_topic(
+    settings: Settings,
+    source: FileSource,
+    topic: str,
+    contract: Contract,
+    start: int,
+    progress: Progress | None,
+    task: object,
+) -> TopicReport:
+    result = TopicReport(topic, contract.table, last_offset=start - 1)
+    bronze_uri = settings.table_uri("bronze", contract.table)
+    dlq_uri = settings.table_uri(*DEAD_LETTER)
+    for batch in source.read(topic, start, settings.ingest_batch_events):
+        decoded = decode(contract, batch)
+        result.rejected += dead_letter.write(
+            dlq_uri, topic, decoded.rejects, batch.last_offset, settings.storage_options
+        )
+        landed, duplicates = bronze.append(
+            bronze_uri, contract, topic, decoded.rows, batch.last_offset, settings.storage_options
+        )
+        result.events += len(batch.lines)
+        result.landed += landed
+        result.duplicates += duplicates
+        result.tombstones += decoded.tombstones
+        result.last_offset = batch.last_offset
+        if progress is not None and task is not None:
+            progress.advance(task, len(batch.lines))  # type: ignore[arg-type]
+    return result
+
+
+def apply_silver(
+    settings: Settings, contracts: object, *, progress: Progress | None = None
+) -> list[silver.ApplyResult]:
+    """Apply every bronze table's new changes to its silver table."""
+    items: list[Contract] = list(contracts)  # type: ignore[call-overload]
+    task = progress.add_task("applying to silver", total=len(items)) if progress else None
+    results = []
+    for contract in items:
+        results.append(
+            silver.apply(
+                contract,
+                settings.table_uri("bronze", contract.table),
+                settings.table_uri("silver", contract.table),
+                settings.storage_options,
+            )
+        )
+        if progress is not None and task is not None:
+            progress.advance(task)
+    return results

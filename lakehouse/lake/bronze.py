@@ -1,0 +1,72 @@
+"""Bronze: the append-only change log, one Delta table per source table.
+
+Each distinct change event is stored once. Debezium delivers at least once, so a batch
+is de-duplicated on the event identity ``(primary key, _commit_pos, _event_pos, _op)``,
+within itself and against what bronze already holds at or after the batch's first
+position (file statistics prune the rest of the table).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+from deltalake import DeltaTable
+
+from lakehouse.contracts import Contract
+from lakehouse.lake import delta
+
+INGESTED_AT = pa.field("_ingested_at", pa.timestamp("us", tz="UTC"))
+
+
+def identity(contract: Contract) -> list[str]:
+    return [*contract.primary_key, "_commit_pos", "_event_pos", "_op"]
+
+
+def drop_duplicates(rows: pa.Table, keys: list[str]) -> pa.Table:
+    """Keep the first occurrence (lowest ``_offset``) of every identity."""
+    if rows.num_rows == 0:
+        return rows
+    first = rows.group_by(keys, use_threads=False).aggregate([("_offset", "min")])
+    keep = pc.is_in(rows.column("_offset"), first.column("_offset_min"))
+    return rows.filter(keep)
+
+
+def drop_landed(table: DeltaTable | None, rows: pa.Table, keys: list[str]) -> pa.Table:
+    """Remove rows whose identity is already in bronze (a redelivery)."""
+    if table is None or rows.num_rows == 0:
+        return rows
+    since = pc.min(rows.column("_commit_pos")).as_py()
+    landed = table.to_pyarrow_dataset().to_table(
+        columns=keys, filter=ds.field("_commit_pos") >= since
+    )
+    if landed.num_rows == 0:
+        return rows
+    fresh = rows.join(landed, keys=keys, join_type="left anti", use_threads=False)
+    return fresh.sort_by("_offset")
+
+
+def append(
+    uri: str,
+    contract: Contract,
+    topic: str,
+    rows: pa.Table,
+    last_offset: int,
+    storage_options: dict[str, str],
+) -> tuple[int, int]:
+    """Land a decoded batch; returns (rows written, duplicates dropped).
+
+    The topic offset ``last_offset`` is committed with the rows (app transaction
+    ``app_id=topic``), even when every row was a duplicate, so a replay skips the batch.
+    """
+    table = delta.open_table(uri, storage_options)
+    rows = rows.filter(pc.greater(rows.column("_offset"), delta.committed_version(table, topic)))
+    before = rows.num_rows
+    keys = identity(contract)
+    rows = drop_landed(table, drop_duplicates(rows, keys), keys)
+    now = pa.array([datetime.now(UTC)] * rows.num_rows, INGESTED_AT.type)
+    rows = rows.append_column(INGESTED_AT, now)
+    delta.append(uri, rows, app_id=topic, version=last_offset, storage_options=storage_options)
+    return rows.num_rows, before - rows.num_rows

@@ -1,0 +1,46 @@
+"""Thin helpers over delta-rs shared by the bronze, silver and dead-letter tables."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+
+def open_table(uri: str, storage_options: dict[str, str]) -> DeltaTable | None:
+    """The Delta table at ``uri``, or None when there is none yet."""
+    try:
+        return DeltaTable(uri, storage_options=storage_options or None)
+    except TableNotFoundError:
+        return None
+
+
+def committed_version(table: DeltaTable | None, app_id: str) -> int:
+    """Last source position committed to ``table`` by ``app_id`` (-1 when none)."""
+    if table is None:
+        return -1
+    version = table.transaction_version(app_id)
+    return -1 if version is None else version
+
+
+def append(
+    uri: str,
+    rows: pa.Table,
+    *,
+    app_id: str,
+    version: int,
+    storage_options: dict[str, str],
+) -> None:
+    """Append ``rows`` and record ``(app_id, version)`` in the same Delta commit, so the
+    data and the consumed position land together or not at all."""
+    write_deltalake(
+        uri,
+        rows,
+        mode="append",
+        storage_options=storage_options or None,
+        commit_properties=commit_properties(app_id, version),
+    )
+
+
+def commit_properties(app_id: str, version: int) -> CommitProperties:
+    return CommitProperties(app_transactions=[Transaction(app_id=app_id, version=version)])

@@ -1,0 +1,123 @@
+"""Silver: the current state of each source table, one row per primary key.
+
+The bronze rows not yet applied (``_offset`` above the silver table's ``bronze`` app
+transaction) are reduced to the last change per key, in source order, then merged:
+deletes remove the row, other changes upsert it. A change never overwrites a row that
+a later source position produced, so applying in any batch split gives the same state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+from deltalake import DeltaTable, write_deltalake
+
+from lakehouse.contracts import Contract
+from lakehouse.lake import delta
+
+APP_ID = "bronze"
+SILVER_META = ["_commit_pos", "_event_pos", "_source_ts", "_offset"]
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    table: str
+    changes: int
+    upserted: int
+    deleted: int
+    rows: int
+
+
+def silver_schema(contract: Contract, bronze: pa.Schema) -> pa.Schema:
+    return pa.schema([bronze.field(c) for c in [*contract.column_names, *SILVER_META]])
+
+
+def latest_per_key(changes: pa.Table, primary_key: tuple[str, ...]) -> pa.Table:
+    """The last change of every key in source order ``(_commit_pos, _event_pos)``."""
+    n = changes.num_rows
+    if n == 0:
+        return changes
+    ordered = changes.sort_by(
+        [(k, "ascending") for k in primary_key]
+        + [("_commit_pos", "ascending"), ("_event_pos", "ascending")]
+    )
+    last = np.ones(n, dtype=bool)
+    same_as_next = np.ones(n - 1, dtype=bool)
+    for k in primary_key:
+        col = ordered.column(k).combine_chunks()
+        equal = pc.fill_null(pc.equal(col.slice(0, n - 1), col.slice(1)), False)
+        same_as_next &= equal.to_numpy(zero_copy_only=False)
+    last[:-1] = ~same_as_next
+    return ordered.filter(pa.array(last))
+
+
+def apply(
+    contract: Contract, bronze_uri: str, silver_uri: str, storage_options: dict[str, str]
+) -> ApplyResult:
+    bronze = delta.open_table(bronze_uri, storage_options)
+    if bronze is None:
+        return ApplyResult(contract.table, 0, 0, 0, 0)
+    silver = delta.open_table(silver_uri, storage_options)
+    applied = delta.committed_version(silver, APP_ID)
+    columns = [*contract.column_names, *SILVER_META, "_op"]
+    changes = bronze.to_pyarrow_dataset().to_table(
+        columns=columns, filter=ds.field("_offset") > applied
+    )
+    if changes.num_rows == 0:
+        return ApplyResult(contract.table, 0, 0, 0, _count(silver))
+    version = pc.max(changes.column("_offset")).as_py()
+    latest = latest_per_key(changes, contract.primary_key)
+    is_delete = pc.equal(latest.column("_op"), "d")
+    schema = silver_schema(contract, changes.schema)
+    props = delta.commit_properties(APP_ID, version)
+
+    if silver is None or _count(silver) == 0:
+        rows = latest.filter(pc.invert(is_delete)).select(schema.names).cast(schema)
+        write_deltalake(
+            silver_uri,
+            rows,
+            mode="append",
+            schema_mode="merge",
+            storage_options=storage_options or None,
+            commit_properties=props,
+        )
+        return ApplyResult(contract.table, changes.num_rows, rows.num_rows, 0, rows.num_rows)
+
+    on = " AND ".join(f"t.{k} = s.{k}" for k in contract.primary_key)
+    newer = (
+        "(s._commit_pos > t._commit_pos OR "
+        "(s._commit_pos = t._commit_pos AND s._event_pos > t._event_pos))"
+    )
+    assign = {c: f"s.{c}" for c in schema.names}
+    metrics = (
+        silver.merge(
+            latest,
+            predicate=on,
+            source_alias="s",
+            target_alias="t",
+            commit_properties=props,
+        )
+        .when_matched_delete(predicate=f"s._op = 'd' AND {newer}")
+        .when_matched_update(updates=assign, predicate=f"s._op <> 'd' AND {newer}")
+        .when_not_matched_insert(updates=assign, predicate="s._op <> 'd'")
+        .execute()
+    )
+    upserted = metrics["num_target_rows_inserted"] + metrics["num_target_rows_updated"]
+    return ApplyResult(
+        contract.table,
+        changes.num_rows,
+        upserted,
+        metrics["num_target_rows_deleted"],
+        _count(DeltaTable(silver_uri, storage_options=storage_options or None)),
+    )
+
+
+def _count(table: DeltaTable | None) -> int:
+    if table is None:
+        return 0
+    actions = pa.table(table.get_add_actions(flatten=True))
+    return int(pc.sum(actions.column("num_records")).as_py() or 0)
