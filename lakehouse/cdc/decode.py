@@ -106,7 +106,9 @@ def decode(contract: Contract, batch: RawBatch) -> Decoded:
         bad_mask = pc.is_valid(reason)
         if pc.any(bad_mask).as_py():
             bad_idx = np.flatnonzero(bad_mask.to_numpy(False))
-            rejects.extend(zip(offsets[bad_idx].tolist(), reason.take(bad_idx).to_pylist()))
+            rejects.extend(
+                zip(offsets[bad_idx].tolist(), reason.take(bad_idx).to_pylist(), strict=True)
+            )
             rows = rows.filter(pc.invert(bad_mask))
     return Decoded(rows, _reject_table(batch, rejects), tombstones, blanks)
 
