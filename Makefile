@@ -1,0 +1,50 @@
+# The two commands: `make demo` runs the whole pipeline, `make test` runs every test.
+# Both create the environment on first use (uv, pinned by uv.lock); downloads are cached
+# outside the checkout (~/.cache) so later runs are quick.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+CACHE_DIR ?= $(HOME)/.cache/lakehouse
+UV := $(CACHE_DIR)/uv-$(UV_VERSION)/bin/uv
+export UV_CACHE_DIR ?= $(HOME)/.cache/uv
+export UV_PYTHON ?= $(shell command -v $(PYTHON))
+VENV := .venv
+STAMP := $(VENV)/.synced
+
+.PHONY: demo test test-fast lint format docs clean bench
+
+demo: $(STAMP)  ## generate -> ingest -> dbt build, then print the status
+	$(VENV)/bin/lakehouse demo
+
+test: $(STAMP)  ## every test: unit, integration and the end-to-end demo reconciliation
+	$(VENV)/bin/pytest -n 2 --dist loadgroup
+
+test-fast: $(STAMP)  ## the edit loop: everything but the end-to-end run
+	$(VENV)/bin/pytest -n 2 -m "not e2e"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check lakehouse flows tests bench
+	$(VENV)/bin/ruff format --check lakehouse flows tests bench
+	$(VENV)/bin/mypy
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format lakehouse flows tests bench
+	$(VENV)/bin/ruff check --fix lakehouse flows tests bench
+
+bench: $(STAMP)  ## ingest throughput against the naive merge and the parse-and-write ceiling
+	$(VENV)/bin/python -m bench.ingest
+
+docs: $(STAMP)  ## dbt docs as a static site under the data directory
+	$(VENV)/bin/lakehouse dbt docs generate
+
+clean:
+	rm -rf .lakehouse dbt_project/target dbt_project/logs
+
+$(UV):
+	$(PYTHON) -m venv $(CACHE_DIR)/uv-$(UV_VERSION)
+	$(CACHE_DIR)/uv-$(UV_VERSION)/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	@touch $@

@@ -1,0 +1,1 @@
+"""Prefect flows: thin, they orchestrate; the ``lakehouse`` package does the work."""

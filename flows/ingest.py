@@ -1,0 +1,32 @@
+"""Flow: land new change events in bronze and apply them to silver."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, task
+
+from flows._runtime import settings_for
+from lakehouse.cdc.lander import IngestReport, ingest
+from lakehouse.cli.console import progress_bar
+
+
+# Retrying is safe: every Delta commit carries its source offset, so a rerun resumes
+# exactly where the failed attempt's last commit ended.
+@task(name="land-and-apply", retries=2, retry_delay_seconds=5)
+def land_and_apply(data_dir: str | None) -> IngestReport:
+    with progress_bar() as progress:
+        return ingest(settings_for(data_dir), progress=progress)
+
+
+@flow(name="ingest", log_prints=True)
+def ingest_flow(data_dir: str | None = None) -> dict[str, int]:
+    report = land_and_apply(data_dir)
+    logger = get_run_logger()
+    logger.info(
+        "%s events in %.1f s: %s landed, %s duplicates, %s dead letters",
+        f"{report.events:,}",
+        report.seconds,
+        f"{sum(t.landed for t in report.topics):,}",
+        f"{sum(t.duplicates for t in report.topics):,}",
+        f"{report.rejected:,}",
+    )
+    return {"events": report.events, "dead_letters": report.rejected}

@@ -1,0 +1,237 @@
+"""The ``lakehouse`` command line. Heavy libraries load inside the commands that use them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from lakehouse.cli.console import console, err_console, progress_bar
+from lakehouse.exceptions import LakehouseError
+
+if TYPE_CHECKING:
+    from lakehouse.settings import Settings
+
+app = typer.Typer(
+    help="Lakehouse ELT platform: change data capture to Delta Lake, dbt marts, and more.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="where all state lives (default ./.lakehouse)"),
+]
+
+
+def _settings(data_dir: Path | None) -> Settings:
+    from lakehouse.settings import load_settings  # pydantic: loaded only when a command runs
+
+    overrides: dict[str, Any] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    return load_settings(**overrides)
+
+
+@app.command()
+def generate(
+    data_dir: DataDir = None,
+    seed: Annotated[int, typer.Option(help="random seed: same seed, same business")] = 42,
+    clients: Annotated[int, typer.Option(help="clients at the start")] = 1000,
+    products: Annotated[int, typer.Option(help="products at the start")] = 300,
+    days: Annotated[int, typer.Option(help="days of daily activity")] = 730,
+    orders_per_day: Annotated[
+        float | None, typer.Option(help="base order rate (default: the generator's)")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="regenerate over existing data")] = False,
+) -> None:
+    """Generate the demo business's history as Debezium change events."""
+    from lakehouse.generate import GenerateParams
+    from lakehouse.generate import generate as run
+
+    settings = _settings(data_dir)
+    extra = {} if orders_per_day is None else {"orders_per_day": orders_per_day}
+    params = GenerateParams(seed=seed, clients=clients, products=products, days=days, **extra)
+    with progress_bar() as progress:
+        summary = run(settings, params, force=force, progress=progress)
+    _print_generate(summary, settings)
+
+
+def _print_generate(summary: Any, settings: Settings) -> None:
+    from rich.table import Table
+
+    if summary.skipped:
+        console.print(f"[green]already generated[/] at {settings.changes_path} (same parameters)")
+        return
+    table = Table(title=f"change events written to {settings.changes_path}")
+    table.add_column("topic")
+    table.add_column("events", justify="right")
+    for topic, n in sorted(summary.events_by_topic.items()):
+        table.add_row(topic, f"{n:,}")
+    table.add_row("[bold]total", f"[bold]{summary.total_events:,}")
+    console.print(table)
+    console.print(f"generated in {summary.seconds:.1f} s")
+
+
+@app.command()
+def ingest(data_dir: DataDir = None) -> None:
+    """Land new change events in bronze, dead-letter the bad ones, and apply to silver."""
+    from lakehouse.cdc.lander import ingest as run
+
+    settings = _settings(data_dir)
+    with progress_bar() as progress:
+        report = run(settings, progress=progress)
+    print_ingest(report)
+
+
+def print_ingest(report: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title="ingest")
+    for col in ("table", "events read", "landed", "duplicates", "tombstones", "dead letters"):
+        table.add_column(col, justify="left" if col == "table" else "right")
+    for t in report.topics:
+        table.add_row(
+            t.table,
+            f"{t.events:,}",
+            f"{t.landed:,}",
+            f"{t.duplicates:,}",
+            f"{t.tombstones:,}",
+            f"[red]{t.rejected:,}" if t.rejected else "0",
+        )
+    console.print(table)
+    applied = Table(title="silver")
+    for col in ("table", "changes applied", "upserted", "deleted", "rows"):
+        applied.add_column(col, justify="left" if col == "table" else "right")
+    for a in report.applied:
+        applied.add_row(
+            a.table, f"{a.changes:,}", f"{a.upserted:,}", f"{a.deleted:,}", f"{a.rows:,}"
+        )
+    console.print(applied)
+    rate = report.events / report.seconds if report.seconds else 0
+    console.print(f"{report.events:,} events in {report.seconds:.1f} s ({rate:,.0f} events/s)")
+    for topic in report.unknown_topics:
+        err_console.print(f"[yellow]skipped topic {topic}: no data contract for it")
+
+
+@app.command()
+def build(
+    data_dir: DataDir = None,
+    select: Annotated[str | None, typer.Option(help="dbt node selection")] = None,
+) -> None:
+    """Build and test the dbt models (``dbt build``) on the profile's engine."""
+    from lakehouse.transform.dbt import run_dbt
+
+    settings = _settings(data_dir)
+    args = ["build", *(["--select", select] if select else [])]
+    result = run_dbt(settings, args)
+    console.print(f"[green]dbt build[/] {result.nodes}")
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def dbt(ctx: typer.Context, data_dir: DataDir = None) -> None:
+    """Run any dbt command with the settings' profile, e.g. ``lakehouse dbt docs generate``."""
+    from lakehouse.transform.dbt import run_dbt
+
+    if not ctx.args:
+        raise LakehouseError("name a dbt command, e.g. `lakehouse dbt docs generate`")
+    run_dbt(_settings(data_dir), list(ctx.args))
+
+
+@app.command()
+def demo(
+    data_dir: DataDir = None,
+    seed: Annotated[int, typer.Option(help="random seed of the demo business")] = 42,
+    clients: Annotated[int, typer.Option()] = 1000,
+    products: Annotated[int, typer.Option()] = 300,
+    days: Annotated[int, typer.Option()] = 730,
+) -> None:
+    """The whole pipeline as one Prefect flow: generate, ingest, dbt build; then status."""
+    from flows.demo import demo as demo_flow
+
+    settings = _settings(data_dir)
+    demo_flow(data_dir=str(settings.root), seed=seed, clients=clients, products=products, days=days)
+    status(data_dir=settings.root, as_json=False)
+
+
+@app.command()
+def status(
+    data_dir: DataDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Tables, row counts, source positions, dead letters, freshness, and the marts."""
+    from lakehouse.status import collect
+
+    report = collect(_settings(data_dir))
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
+        return
+    _print_status(report)
+
+
+def _print_status(report: Any) -> None:
+    from rich.table import Table
+
+    console.print(f"profile [bold]{report.profile}[/]  ·  lake {report.lake}")
+    table = Table(title="lake")
+    for col in (
+        "table",
+        "bronze rows",
+        "silver rows",
+        "offset",
+        "applied",
+        "last source commit",
+        "freshness",
+    ):
+        table.add_column(col, justify="left" if col in ("table", "last source commit") else "right")
+    for t in report.tables:
+        fresh = "-" if t.freshness_seconds is None else _age(t.freshness_seconds)
+        table.add_row(
+            t.table,
+            f"{t.bronze_rows:,}",
+            f"{t.silver_rows:,}",
+            str(t.consumed_offset),
+            str(t.applied_offset),
+            t.last_source_commit or "-",
+            fresh,
+        )
+    console.print(table)
+    colour = "red" if report.dead_letters else "green"
+    console.print(f"dead letters: [{colour}]{report.dead_letters:,}[/]")
+    for row in report.dead_letters_by_reason[:10]:
+        console.print(f"  {row['count']:>6,}  {row['topic']}  {row['reason']}")
+    if report.marts:
+        marts = Table(title=f"marts in {report.warehouse}")
+        marts.add_column("model")
+        marts.add_column("rows", justify="right")
+        for name, n in report.marts.items():
+            marts.add_row(name, f"{n:,}")
+        console.print(marts)
+    else:
+        console.print("marts: none built yet (run `lakehouse build`)")
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def run() -> None:
+    """Entry point: user errors become one line on stderr and exit code 1."""
+    try:
+        app()
+    except LakehouseError as exc:
+        err_console.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,1 @@
+"""SQL transformations: dbt owns them; this package only runs dbt with the settings."""

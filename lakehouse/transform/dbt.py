@@ -1,0 +1,56 @@
+"""Run the dbt project with the environment the settings imply.
+
+``dbt_project/profiles.yml`` reads every path and credential through ``env_var()``; this
+module sets those variables from the settings and calls dbt's programmatic runner.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from lakehouse.exceptions import PipelineError
+from lakehouse.settings import DBT_PROJECT_DIR, Settings
+
+
+@dataclass(frozen=True)
+class DbtResult:
+    command: str
+    succeeded: bool
+    nodes: dict[str, int] = field(default_factory=dict)  # status -> count
+    failures: list[str] = field(default_factory=list)
+
+
+def export_env(settings: Settings) -> None:
+    """Make the settings visible to dbt's ``env_var()`` in this process."""
+    os.environ.update(settings.dbt_env())
+
+
+def run_dbt(settings: Settings, args: list[str], *, raise_on_failure: bool = True) -> DbtResult:
+    """Run ``dbt <args>`` in the project directory against the profile's target."""
+    from dbt.cli.main import dbtRunner  # heavy import: only when dbt runs
+
+    export_env(settings)
+    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    full = [
+        *args,
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+        "--target",
+        settings.dbt_target,
+    ]
+    result = dbtRunner().invoke(full)
+    nodes: dict[str, int] = {}
+    failures: list[str] = []
+    for node in getattr(result.result, "results", None) or []:
+        status = str(getattr(node, "status", "unknown"))
+        nodes[status] = nodes.get(status, 0) + 1
+        if status in {"error", "fail", "runtime error"}:
+            failures.append(f"{node.node.name}: {(node.message or status).strip()}")
+    outcome = DbtResult(" ".join(args), bool(result.success), nodes, failures)
+    if raise_on_failure and not result.success:
+        detail = "; ".join(failures[:5]) or str(result.exception or "see the dbt log above")
+        raise PipelineError(f"dbt {args[0]} failed: {detail}")
+    return outcome
