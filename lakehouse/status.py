@@ -111,11 +111,10 @@ def _marts(settings: Settings) -> dict[str, int]:
             "where table_type = 'BASE TABLE' and regexp_matches(table_name, "
             "'^(dim|fct|agg|mart)_') order by 1, 2"
         ).fetchall()
-        return {
-            f"{schema}.{name}": con.execute(f'select count(*) from "{schema}"."{name}"').fetchone()[
-                0
-            ]
-            for schema, name in names
-        }
+        counts: dict[str, int] = {}
+        for schema, name in names:
+            row = con.execute(f'select count(*) from "{schema}"."{name}"').fetchone()
+            counts[f"{schema}.{name}"] = int(row[0]) if row else 0
+        return counts
     finally:
         con.close()

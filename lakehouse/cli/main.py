@@ -54,8 +54,9 @@ def generate(
     from lakehouse.generate import generate as run
 
     settings = _settings(data_dir)
-    extra = {} if orders_per_day is None else {"orders_per_day": orders_per_day}
-    params = GenerateParams(seed=seed, clients=clients, products=products, days=days, **extra)
+    params = GenerateParams(
+        seed=seed, clients=clients, products=products, days=days, orders_per_day=orders_per_day
+    )
     with progress_bar() as progress:
         summary = run(settings, params, force=force, progress=progress)
     _print_generate(summary, settings)

@@ -1,0 +1,100 @@
+"""What the lake must end up holding: the source's final state and its true totals.
+
+Written next to the change events for the reconciliation tests:
+
+* ``<table>.parquet``: the final rows of each source table in the contract's lake types,
+  sorted by primary key;
+* ``versions.parquet``: per client and product, how many row versions (snapshot reads,
+  inserts and updates) the stream carried, which is what SCD2 history must hold;
+* ``totals.json``: row counts and money/quantity totals of order lines and sales.
+
+The conversion here is written independently of the lander's (plain Python on the wire
+values), so a conversion bug in the lander cannot hide in both.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lakehouse.contracts import Contract
+from lakehouse.generate.debezium import Row
+
+_EPOCH_DATE = date(1970, 1, 1)
+_EPOCH = datetime(1970, 1, 1)
+
+
+def _lake_value(column_type: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if column_type.startswith("decimal"):
+        return Decimal(value)
+    if column_type == "date":
+        return _EPOCH_DATE + timedelta(days=value)
+    if column_type == "timestamp":
+        return _EPOCH + timedelta(microseconds=value)
+    if column_type == "timestamptz":
+        return datetime.fromisoformat(value)
+    return value
+
+
+def final_state(contract: Contract, rows: list[Row]) -> pa.Table:
+    """Rows of one table in lake types, sorted by primary key."""
+    ordered = sorted(rows, key=lambda r: tuple(r[k] for k in contract.primary_key))
+    columns = {
+        c.name: pa.array([_lake_value(c.type, r[c.name]) for r in ordered], c.arrow_type)
+        for c in contract.columns
+    }
+    return pa.table(columns, schema=contract.arrow_schema)
+
+
+def totals(tables: dict[str, list[Row]]) -> dict[str, Any]:
+    items, sales = tables["order_item"], tables["sale"]
+    gross = sum(Decimal(r["unit_price"]) * r["quantity"] for r in items)
+    discount = sum(Decimal(r["discount_amount"]) for r in items)
+    status = Counter(r["status"] for r in tables["orders"])
+    return {
+        "rows": {t: len(rows) for t, rows in tables.items()},
+        "orders_by_status": dict(sorted(status.items())),
+        "order_item": {
+            "quantity": sum(r["quantity"] for r in items),
+            "gross_amount": str(gross),
+            "discount_amount": str(discount),
+            "net_amount": str(gross - discount),
+        },
+        "sale": {
+            "gross_amount": str(sum(Decimal(r["gross_amount"]) for r in sales)),
+            "discount_amount": str(sum(Decimal(r["discount_amount"]) for r in sales)),
+            "net_amount": str(sum(Decimal(r["net_amount"]) for r in sales)),
+        },
+    }
+
+
+def write(
+    directory: Path,
+    contracts: dict[str, Contract],
+    tables: dict[str, list[Row]],
+    versions: Counter[tuple[str, tuple[Any, ...]]],
+) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, rows in tables.items():
+        pq.write_table(final_state(contracts[name], rows), directory / f"{name}.parquet")
+    kept = sorted((t, k, n) for (t, k), n in versions.items() if t in ("client", "product"))
+    pq.write_table(
+        pa.table(
+            {
+                "table": pa.array([t for t, _, _ in kept], pa.string()),
+                "id": pa.array([k[0] for _, k, _ in kept], pa.int64()),
+                "versions": pa.array([n for _, _, n in kept], pa.int64()),
+            }
+        ),
+        directory / "versions.parquet",
+    )
+    (directory / "totals.json").write_text(json.dumps(totals(tables), indent=2) + "\n")
