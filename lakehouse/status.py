@@ -103,8 +103,9 @@ def _marts(settings: Settings) -> dict[str, int]:
 
     try:
         con = duckdb.connect(str(settings.warehouse), read_only=True)
-    except duckdb.Error:
-        return {}
+    except duckdb.ConnectionException:
+        # this process already holds the warehouse open for writing (dbt ran in it)
+        con = duckdb.connect(str(settings.warehouse))
     try:
         names = con.execute(
             "select table_schema, table_name from information_schema.tables "

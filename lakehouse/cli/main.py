@@ -154,9 +154,12 @@ def demo(
     days: Annotated[int, typer.Option()] = 730,
 ) -> None:
     """The whole pipeline as one Prefect flow: generate, ingest, dbt build; then status."""
-    from flows.demo import demo as demo_flow
+    from flows._runtime import use_prefect_home
 
     settings = _settings(data_dir)
+    use_prefect_home(settings)
+    from flows.demo import demo as demo_flow  # Prefect loads here, after PREFECT_HOME is set
+
     demo_flow(data_dir=str(settings.root), seed=seed, clients=clients, products=products, days=days)
     status(data_dir=settings.root, as_json=False)
 

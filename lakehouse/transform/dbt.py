@@ -6,6 +6,7 @@ module sets those variables from the settings and calls dbt's programmatic runne
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass, field
 
@@ -41,7 +42,10 @@ def run_dbt(settings: Settings, args: list[str], *, raise_on_failure: bool = Tru
         "--target",
         settings.dbt_target,
     ]
-    result = dbtRunner().invoke(full)
+    try:
+        result = dbtRunner().invoke(full)
+    finally:
+        _release_warehouse(settings)
     nodes: dict[str, int] = {}
     failures: list[str] = []
     for node in getattr(result.result, "results", None) or []:
@@ -54,3 +58,14 @@ def run_dbt(settings: Settings, args: list[str], *, raise_on_failure: bool = Tru
         detail = "; ".join(failures[:5]) or str(result.exception or "see the dbt log above")
         raise PipelineError(f"dbt {args[0]} failed: {detail}")
     return outcome
+
+
+def _release_warehouse(settings: Settings) -> None:
+    """dbt-duckdb keeps its DuckDB database open for the life of the process; close it so
+    that other readers (status, analysts' read-only connections) can open the file."""
+    if settings.dbt_target != "local":
+        return
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    DuckDBConnectionManager.close_all_connections()
+    gc.collect()  # the last reference to the database instance may sit in a cycle

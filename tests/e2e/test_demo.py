@@ -1,0 +1,152 @@
+"""The demo at its default scale, run as a user runs it, reconciled with the ground truth.
+
+`lakehouse demo` generates the shop (>= 1,000,000 change events), lands them, builds the
+marts; then every silver table must equal the generator's final state row for row, the
+facts' totals must equal the true totals, and each client must have exactly as many SCD2
+versions as the stream carried changes for it. A second run must change nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+from deltalake import DeltaTable
+
+from lakehouse.contracts import load_contracts
+from lakehouse.settings import Settings, load_settings
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("demo")]
+LAKEHOUSE = str(Path(sys.executable).with_name("lakehouse"))
+
+
+def _demo(settings: Settings) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [LAKEHOUSE, "demo", "--data-dir", str(settings.root)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+
+
+def _lake_snapshot(settings: Settings) -> dict[str, tuple[int, int]]:
+    """(Delta version, rows) of every bronze and silver table."""
+    out = {}
+    for layer in ("bronze", "silver"):
+        for table in load_contracts(settings.contracts_dir):
+            dt = DeltaTable(settings.table_uri(layer, table))
+            out[f"{layer}/{table}"] = (dt.version(), dt.to_pyarrow_dataset().count_rows())
+    return out
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, str]:
+    settings = load_settings(data_dir=tmp_path_factory.mktemp("demo"))
+    run = _demo(settings)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return settings, run.stdout
+
+
+def _warehouse(settings: Settings) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(settings.warehouse), read_only=True)
+
+
+def _totals(settings: Settings) -> dict[str, Any]:
+    totals: dict[str, Any] = json.loads((settings.ground_truth_path / "totals.json").read_text())
+    return totals
+
+
+def test_the_demo_runs_at_default_scale_and_prints_a_summary(demo: tuple[Settings, str]) -> None:
+    settings, out = demo
+    manifest = json.loads((settings.changes_path / "manifest.json").read_text())
+    assert manifest["params"]["clients"] >= 1000 and manifest["params"]["products"] >= 300
+    assert manifest["params"]["days"] >= 730
+    tombstones_and_duplicates = manifest["duplicates"] + sum(
+        1
+        for path in settings.changes_path.glob("oltp.public.*/*.jsonl")
+        for line in path.read_bytes().splitlines()
+        if line.endswith(b'"value":null}')
+    )
+    assert manifest["total_events"] - tombstones_and_duplicates >= 1_000_000
+    for words in ("dead letters: 0", "main_marts.fct_order_item", "order_item", "silver"):
+        assert words in out
+
+
+def test_every_silver_table_equals_the_ground_truth(demo: tuple[Settings, str]) -> None:
+    settings, _ = demo
+    for table, contract in load_contracts(settings.contracts_dir).items():
+        truth = pq.read_table(settings.ground_truth_path / f"{table}.parquet")
+        silver = DeltaTable(settings.table_uri("silver", table)).to_pyarrow_table()
+        silver = silver.select(contract.column_names).sort_by(
+            [(k, "ascending") for k in contract.primary_key]
+        )
+        assert silver.num_rows == truth.num_rows, table
+        assert silver.cast(truth.schema).equals(truth), f"silver {table} differs from the truth"
+
+
+def test_fact_totals_equal_the_ground_truth(demo: tuple[Settings, str]) -> None:
+    settings, _ = demo
+    totals = _totals(settings)
+    with _warehouse(settings) as con:
+        items = con.sql(
+            "select count(*), sum(quantity), sum(gross_amount), sum(discount_amount), "
+            "sum(net_amount) from main_marts.fct_order_item"
+        ).fetchone()
+        sales = con.sql(
+            "select count(*), sum(gross_amount), sum(discount_amount), sum(net_amount) "
+            "from main_marts.fct_sale"
+        ).fetchone()
+    assert items is not None and sales is not None
+    truth = totals["order_item"]
+    assert items[0] == totals["rows"]["order_item"]
+    assert items[1] == truth["quantity"]
+    assert [Decimal(str(v)) for v in items[2:]] == [
+        Decimal(truth[k]) for k in ("gross_amount", "discount_amount", "net_amount")
+    ]
+    truth = totals["sale"]
+    assert sales[0] == totals["rows"]["sale"]
+    assert [Decimal(str(v)) for v in sales[1:]] == [
+        Decimal(truth[k]) for k in ("gross_amount", "discount_amount", "net_amount")
+    ]
+
+
+def test_scd2_versions_per_client_equal_the_changes_emitted(demo: tuple[Settings, str]) -> None:
+    settings, _ = demo
+    versions = pq.read_table(settings.ground_truth_path / "versions.parquet").to_pylist()
+    for table in ("client", "product"):
+        expected = {v["id"]: v["versions"] for v in versions if v["table"] == table}
+        with _warehouse(settings) as con:
+            got = dict(
+                con.sql(
+                    f"select {table}_id, count(*) from main_marts.dim_{table} "
+                    "where not is_unknown_member group by 1"
+                ).fetchall()
+            )
+        assert got == expected, table
+        assert max(got.values()) > 1  # history is really kept
+
+
+def test_a_second_run_is_incremental_and_duplicates_nothing(demo: tuple[Settings, str]) -> None:
+    settings, _ = demo
+    before = _lake_snapshot(settings)
+    with _warehouse(settings) as con:
+        marts_before = con.sql(
+            "select count(*), sum(net_amount) from main_marts.fct_sale"
+        ).fetchone()
+    run = _demo(settings)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "already generated" in run.stdout or "already there" in run.stdout + run.stderr
+    assert _lake_snapshot(settings) == before  # no new commit, no new row anywhere
+    with _warehouse(settings) as con:
+        marts_after = con.sql(
+            "select count(*), sum(net_amount) from main_marts.fct_sale"
+        ).fetchone()
+    assert marts_after == marts_before
