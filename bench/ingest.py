@@ -104,7 +104,8 @@ def run_naive(changes: Path, work: Path, limit: int) -> dict[str, float]:
             events += len(batch.lines)
             if not latest:
                 continue
-            table = pa.Table.from_pylist(list(latest.values()))
+            schema = pa.schema([*contract.wire_schema, pa.field("_op", pa.string())])
+            table = pa.Table.from_pylist(list(latest.values()), schema=schema)
             if not (Path(uri) / "_delta_log").exists():
                 write_deltalake(uri, table.filter(pa.compute.not_equal(table["_op"], "d")))
                 continue

@@ -9,3 +9,45 @@
     ({{ version }}.valid_to is null or {{ at }} < {{ version }}.valid_to)
     and ({{ at }} >= {{ version }}.valid_from or {{ version }}.version_number = 1)
 {%- endmacro %}
+
+{#-
+    SCD2 versions from a change log (one row per change, with change_op, changed_at,
+    commit_position and event_position): every snapshot read, insert or update opens a
+    version of `key`; the key's next change, an update or a delete, closes it. All
+    versions are kept, also those that came and went between two runs.
+-#}
+{% macro scd2_versions(changes, key, columns) -%}
+with sequenced as (
+    select
+        changes.*,
+        lead(change_op) over (
+            partition by {{ key }} order by commit_position, event_position
+        ) as next_change_op,
+        lead(changed_at) over (
+            partition by {{ key }} order by commit_position, event_position
+        ) as next_changed_at,
+        last_value(change_op) over (
+            partition by {{ key }} order by commit_position, event_position
+            rows between unbounded preceding and unbounded following
+        ) as last_change_op
+    from {{ changes }} as changes
+)
+
+select
+    {{ key }},
+    row_number() over (
+        partition by {{ key }} order by commit_position, event_position
+    ) as version_number,
+    {%- for column in columns %}
+    {{ column }},
+    {%- endfor %}
+    changed_at as valid_from,
+    next_changed_at as valid_to,
+    next_change_op is null as is_current,
+    last_change_op = 'd' as is_deleted,
+    change_op,
+    commit_position,
+    event_position
+from sequenced
+where change_op in ('r', 'c', 'u')
+{%- endmacro %}
