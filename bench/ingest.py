@@ -7,9 +7,9 @@
 - ceiling: decode the same bytes with orjson and write the rows once as Parquet with
            pyarrow: no ordering, no dedup, no merge, no commit protocol.
 
-Each contender runs in its own process (peak RSS is its own). The naive merge is slow,
-so it runs on the first ``--naive-events`` events of every topic and its rate is
-extrapolated; merges only get slower as the table grows, so this flatters it.
+Each contender runs in its own process (peak RSS is its own). The naive merge runs
+over every event by default; ``--naive-events N`` stops it after N events per topic
+for a quick look (merges get slower as tables grow, so that flatters it).
 
 Usage: ``python -m bench.ingest [--data-dir D]`` (generates the default demo data first
 when D holds none). Results: ``bench/results/ingest.json`` and a table.
@@ -91,7 +91,7 @@ def run_naive(changes: Path, work: Path, limit: int) -> dict[str, float]:
         uri = str(work / "naive" / contract.table)
         keys = list(contract.primary_key)
         for batch in source.read(topic, 0, NAIVE_BATCH):
-            if batch.first_offset >= limit:
+            if limit and batch.first_offset >= limit:
                 break
             latest: dict[tuple, dict] = {}
             for line in batch.lines:
@@ -167,8 +167,8 @@ def main() -> None:
     parser.add_argument(
         "--naive-events",
         type=int,
-        default=20_000,
-        help="events per topic the naive merge processes",
+        default=0,
+        help="events per topic the naive merge processes (default 0: all of them)",
     )
     parser.add_argument("--child", dest="contender", help=argparse.SUPPRESS)
     parser.add_argument("--changes", help=argparse.SUPPRESS)

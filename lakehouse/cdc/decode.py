@@ -95,21 +95,19 @@ def decode(contract: Contract, batch: RawBatch) -> Decoded:
         value = parsed.column("value").combine_chunks()
         is_tombstone = pc.is_null(value)
         tombstones = int(pc.sum(is_tombstone).as_py() or 0)
-        keep = pc.invert(is_tombstone)
-        parsed, offsets, value = (
-            parsed.filter(keep),
-            offsets[keep.to_numpy(False)],
-            value.filter(keep),
-        )
+        # Checks and conversions run over every record (null in, null out for the
+        # tombstones); only the flat result is filtered, which is far cheaper than
+        # filtering the nested records first.
         reason = _check_envelope(contract, parsed.column("key").combine_chunks(), value)
         rows, reason = _to_rows(contract, value, offsets, reason)
-        bad_mask = pc.is_valid(reason)
+        bad_mask = pc.and_(pc.is_valid(reason), pc.invert(is_tombstone))
         if pc.any(bad_mask).as_py():
             bad_idx = np.flatnonzero(bad_mask.to_numpy(False))
             rejects.extend(
                 zip(offsets[bad_idx].tolist(), reason.take(bad_idx).to_pylist(), strict=True)
             )
-            rows = rows.filter(pc.invert(bad_mask))
+        if tombstones or rejects:
+            rows = rows.filter(pc.invert(pc.or_(bad_mask, is_tombstone)))
     return Decoded(rows, _reject_table(batch, rejects), tombstones, blanks)
 
 
@@ -125,14 +123,16 @@ def _parse(
 
     def attempt(lo: int, hi: int, size: int) -> None:
         nonlocal blanks
-        lines = batch.lines[lo:hi]
+        whole = lo == 0 and hi == batch.count
+        lines = [] if whole else batch.lines[lo:hi]
         try:
-            table = pj.read_json(io.BytesIO(b"\n".join(lines)), parse_options=options)
+            data = batch.data if whole else b"\n".join(lines)
+            table = pj.read_json(io.BytesIO(data), parse_options=options)
             if table.num_rows != hi - lo:  # Arrow skips blank lines
                 raise ValueError("blank line")
         except (pa.ArrowInvalid, ValueError) as exc:
             if hi - lo == 1:
-                if lines[0].strip():
+                if batch.lines[lo].strip():
                     bad.append((batch.first_offset + lo, _parse_reason(exc)))
                 else:
                     blanks += 1
@@ -144,7 +144,7 @@ def _parse(
         tables.append(table)
         offsets.append(np.arange(batch.first_offset + lo, batch.first_offset + hi, dtype=np.int64))
 
-    attempt(0, len(batch.lines), _RETRY_CHUNK)
+    attempt(0, batch.count, _RETRY_CHUNK)
     if not tables:
         return schema.empty_table(), np.empty(0, dtype=np.int64), bad, blanks
     order = np.argsort(np.concatenate([o[:1] for o in offsets]), kind="stable")

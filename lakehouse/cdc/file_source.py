@@ -8,24 +8,39 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+
+import numpy as np
 
 from lakehouse.exceptions import SourceError
 
 _SEGMENT_SUFFIX = ".jsonl"
+_NEWLINE = ord("\n")
 
 
 @dataclass(frozen=True)
 class RawBatch:
-    """Consecutive raw records of one topic: ``lines[i]`` sits at ``first_offset + i``."""
+    """Consecutive raw records of one topic, as one buffer of ``count`` newline-ended
+    lines; line ``i`` sits at offset ``first_offset + i``. Decoding parses the buffer as
+    is; the lines are split out only when one of them has to be looked at alone."""
 
     topic: str
     first_offset: int
-    lines: list[bytes]
+    data: bytes
+    count: int
+
+    @classmethod
+    def from_lines(cls, topic: str, first_offset: int, lines: list[bytes]) -> RawBatch:
+        return cls(topic, first_offset, b"".join(line + b"\n" for line in lines), len(lines))
+
+    @cached_property
+    def lines(self) -> list[bytes]:
+        return self.data.split(b"\n")[: self.count]
 
     @property
     def last_offset(self) -> int:
-        return self.first_offset + len(self.lines) - 1
+        return self.first_offset + self.count - 1
 
 
 class FileSource:
@@ -71,13 +86,21 @@ class FileSource:
             next_base = segments[i + 1][0] if i + 1 < len(segments) else None
             if next_base is not None and next_base <= start:
                 continue
-            lines = path.read_bytes().split(b"\n")
-            lines.pop()  # the part after the last newline: empty, or an incomplete line
-            if next_base is not None and base + len(lines) != next_base:
+            data = path.read_bytes()
+            data = data[: data.rfind(b"\n") + 1]  # drop a line still being written
+            count = data.count(b"\n")
+            if next_base is not None and base + count != next_base:
                 raise SourceError(
-                    f"{path}: holds {len(lines)} lines but the next segment starts at "
+                    f"{path}: holds {count} lines but the next segment starts at "
                     f"offset {next_base}; the topic's log is inconsistent"
                 )
             skip = max(0, start - base)
-            for lo in range(skip, len(lines), batch_size):
-                yield RawBatch(topic, base + lo, lines[lo : lo + batch_size])
+            if skip == 0 and count <= batch_size:  # the common case: the whole segment
+                if count:
+                    yield RawBatch(topic, base, data, count)
+                continue
+            ends = np.flatnonzero(np.frombuffer(data, np.uint8) == _NEWLINE) + 1
+            for lo in range(skip, count, batch_size):
+                hi = min(lo + batch_size, count)
+                first_byte = int(ends[lo - 1]) if lo else 0
+                yield RawBatch(topic, base + lo, data[first_byte : int(ends[hi - 1])], hi - lo)

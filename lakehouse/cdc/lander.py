@@ -107,13 +107,13 @@ def _land_topic(
         landed, duplicates = bronze.append(
             bronze_uri, contract, topic, decoded.rows, batch.last_offset, settings.storage_options
         )
-        result.events += len(batch.lines)
+        result.events += batch.count
         result.landed += landed
         result.duplicates += duplicates
         result.tombstones += decoded.tombstones
         result.last_offset = batch.last_offset
         if progress is not None and task is not None:
-            progress.advance(task, len(batch.lines))  # type: ignore[arg-type]
+            progress.advance(task, batch.count)  # type: ignore[arg-type]
     return result
 
 
