@@ -121,7 +121,11 @@ class Settings(BaseSettings):
 
     def prefect_env(self) -> dict[str, str]:
         """Prefect keeps its own state (SQLite, logs) under the data directory."""
-        return {"PREFECT_HOME": str(self.root / "prefect")}
+        return {
+            "PREFECT_HOME": str(self.root / "prefect"),
+            # the in-process server would try to send usage telemetry: no network here
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        }
 
 
 def load_settings(**overrides: Any) -> Settings:
