@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -58,6 +58,15 @@ class Settings(BaseSettings):
     )
     dbt_threads: int = 2
     ingest_batch_events: int = Field(default=250_000, ge=1)
+    # the operational database (PostgreSQL): the project's own cluster, or a real one
+    oltp_host: str = "127.0.0.1"
+    oltp_port: int = Field(default=55432, ge=1, le=65535)
+    oltp_database: str = "shop"
+    oltp_user: str = "lakehouse"
+    oltp_password: SecretStr = SecretStr("lakehouse")
+    oltp_managed: bool = Field(
+        default=True, description="the project runs the cluster under <data_dir>/oltp"
+    )
 
     @classmethod
     def settings_customise_sources(
