@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     oltp_database: str = "shop"
     oltp_user: str = "lakehouse"
     oltp_password: SecretStr = SecretStr("lakehouse")
+    pii_key: SecretStr | None = Field(
+        default=None,
+        description="key of the PII hash; default: one generated in <data_dir>/secrets",
+    )
     oltp_managed: bool = Field(
         default=True, description="the project runs the cluster under <data_dir>/oltp"
     )

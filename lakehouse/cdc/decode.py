@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from lakehouse.cdc.file_source import RawBatch
+from lakehouse.cdc.pii import Masker
 from lakehouse.cdc.positions import SUPPORTED_CONNECTORS, postgres_positions
 from lakehouse.contracts import Contract
 
@@ -85,7 +86,9 @@ class Decoded:
     blank_lines: int
 
 
-def decode(contract: Contract, batch: RawBatch) -> Decoded:
+def decode(contract: Contract, batch: RawBatch, masker: Masker | None = None) -> Decoded:
+    """Parse, check and convert a batch; PII columns are masked when a masker is given
+    (the lander always gives one), in the rows and in the dead letters' raw records."""
     schema = record_schema(contract)
     parsed, offsets, bad, blanks = _parse(batch, schema)
     rejects: list[tuple[int, str]] = list(bad)
@@ -108,7 +111,9 @@ def decode(contract: Contract, batch: RawBatch) -> Decoded:
             )
         if tombstones or rejects:
             rows = rows.filter(pc.invert(pc.or_(bad_mask, is_tombstone)))
-    return Decoded(rows, _reject_table(batch, rejects), tombstones, blanks)
+    if masker is not None:
+        rows = masker.mask_table(contract, rows)
+    return Decoded(rows, _reject_table(contract, batch, rejects, masker), tombstones, blanks)
 
 
 def _parse(
@@ -266,12 +271,19 @@ def _convert(raw: pa.Array, target: pa.DataType) -> tuple[pa.Array, pa.Array | N
     return pa.array(out, target), pa.array(failed)
 
 
-def _reject_table(batch: RawBatch, rejects: list[tuple[int, str]]) -> pa.Table:
+def _reject_table(
+    contract: Contract, batch: RawBatch, rejects: list[tuple[int, str]], masker: Masker | None
+) -> pa.Table:
     if not rejects:
         return REJECT_SCHEMA.empty_table()
     rejects.sort()
     offsets = [o for o, _ in rejects]
-    raw = [batch.lines[o - batch.first_offset].decode("utf-8", "replace") for o in offsets]
+    lines = [batch.lines[o - batch.first_offset] for o in offsets]
+    raw = (
+        [masker.mask_raw(contract, line) for line in lines]
+        if masker is not None
+        else [line.decode("utf-8", "replace") for line in lines]
+    )
     now = datetime.now(UTC)
     return pa.table(
         {

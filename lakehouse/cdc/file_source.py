@@ -59,7 +59,7 @@ class FileSource:
             p.name for p in self.root.iterdir() if p.is_dir() and any(p.glob(f"*{_SEGMENT_SUFFIX}"))
         )
 
-    def _segments(self, topic: str) -> list[tuple[int, Path]]:
+    def segments(self, topic: str) -> list[tuple[int, Path]]:
         segments = []
         for path in (self.root / topic).glob(f"*{_SEGMENT_SUFFIX}"):
             stem = path.name[: -len(_SEGMENT_SUFFIX)]
@@ -72,7 +72,7 @@ class FileSource:
 
     def end_offset(self, topic: str) -> int:
         """Offset one past the last complete line of the topic."""
-        segments = self._segments(topic)
+        segments = self.segments(topic)
         if not segments:
             return 0
         base, path = segments[-1]
@@ -81,7 +81,7 @@ class FileSource:
     def read(self, topic: str, start: int, batch_size: int) -> Iterator[RawBatch]:
         """Complete lines of ``topic`` from offset ``start`` on, in batches of at most
         ``batch_size`` (a trailing line without newline is still being written: skipped)."""
-        segments = self._segments(topic)
+        segments = self.segments(topic)
         for i, (base, path) in enumerate(segments):
             next_base = segments[i + 1][0] if i + 1 < len(segments) else None
             if next_base is not None and next_base <= start:

@@ -14,6 +14,7 @@ from rich.progress import Progress
 
 from lakehouse.cdc.decode import decode
 from lakehouse.cdc.file_source import FileSource
+from lakehouse.cdc.pii import Masker, load_key
 from lakehouse.contracts import Contract, load_contracts
 from lakehouse.lake import bronze, dead_letter, delta, silver
 from lakehouse.settings import Settings
@@ -78,8 +79,11 @@ def ingest(
     if progress is not None:
         total = sum(max(0, end - start) for _, _, start, end in plan)
         task = progress.add_task("landing change events", total=total)
+    masker = Masker(load_key(settings))
     for topic, contract, start, _ in plan:
-        report.topics.append(_land_topic(settings, source, topic, contract, start, progress, task))
+        report.topics.append(
+            _land_topic(settings, source, topic, contract, start, masker, progress, task)
+        )
 
     if apply:
         report.applied = apply_silver(settings, contracts.values(), progress=progress)
@@ -93,6 +97,7 @@ def _land_topic(
     topic: str,
     contract: Contract,
     start: int,
+    masker: Masker,
     progress: Progress | None,
     task: object,
 ) -> TopicReport:
@@ -100,7 +105,7 @@ def _land_topic(
     bronze_uri = settings.table_uri("bronze", contract.table)
     dlq_uri = settings.table_uri(*DEAD_LETTER)
     for batch in source.read(topic, start, settings.ingest_batch_events):
-        decoded = decode(contract, batch)
+        decoded = decode(contract, batch, masker)
         result.rejected += dead_letter.write(
             dlq_uri, topic, decoded.rejects, batch.last_offset, settings.storage_options
         )

@@ -22,6 +22,7 @@ from deltalake import DeltaTable
 
 from lakehouse.contracts import load_contracts
 from lakehouse.settings import Settings, load_settings
+from tests.support.truth import assert_silver_equals_truth
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("demo")]
 LAKEHOUSE = str(Path(sys.executable).with_name("lakehouse"))
@@ -82,14 +83,7 @@ def test_the_demo_runs_at_default_scale_and_prints_a_summary(demo: tuple[Setting
 
 def test_every_silver_table_equals_the_ground_truth(demo: tuple[Settings, str]) -> None:
     settings, _ = demo
-    for table, contract in load_contracts(settings.contracts_dir).items():
-        truth = pq.read_table(settings.ground_truth_path / f"{table}.parquet")
-        silver = DeltaTable(settings.table_uri("silver", table)).to_pyarrow_table()
-        silver = silver.select(contract.column_names).sort_by(
-            [(k, "ascending") for k in contract.primary_key]
-        )
-        assert silver.num_rows == truth.num_rows, table
-        assert silver.cast(truth.schema).equals(truth), f"silver {table} differs from the truth"
+    assert_silver_equals_truth(settings)
 
 
 def test_fact_totals_equal_the_ground_truth(demo: tuple[Settings, str]) -> None:

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
@@ -17,20 +16,11 @@ from lakehouse.cdc.lander import ingest
 from lakehouse.contracts import load_contracts
 from lakehouse.generate import GenerateParams, generate
 from lakehouse.settings import Settings, load_settings
+from tests.support.truth import assert_silver_equals_truth
 
 pytestmark = pytest.mark.integration
 SMALL = GenerateParams(clients=60, products=20, days=90, snapshot_day=10)
 LAKEHOUSE = str(Path(sys.executable).with_name("lakehouse"))
-
-
-def _assert_silver_is_the_truth(settings: Settings) -> None:
-    for table, contract in load_contracts(settings.contracts_dir).items():
-        truth = pq.read_table(settings.ground_truth_path / f"{table}.parquet")
-        silver = DeltaTable(settings.table_uri("silver", table)).to_pyarrow_table()
-        silver = silver.select(contract.column_names).sort_by(
-            [(k, "ascending") for k in contract.primary_key]
-        )
-        assert silver.cast(truth.schema).equals(truth), table
 
 
 def _bronze_rows(settings: Settings) -> dict[str, int]:
@@ -44,7 +34,7 @@ def test_events_arriving_in_pieces_land_once(tmp_path: Path) -> None:
     whole = load_settings(data_dir=tmp_path / "whole")
     generate(whole, SMALL)
     ingest(whole)
-    _assert_silver_is_the_truth(whole)
+    assert_silver_equals_truth(whole)
 
     # the same events, but the lander runs while each topic is a third, then two thirds
     # written, with a torn last line each time (a writer mid-line)
@@ -56,7 +46,7 @@ def test_events_arriving_in_pieces_land_once(tmp_path: Path) -> None:
             cut = int(len(data) * share)
             path.write_bytes(data[:cut])
         ingest(pieces)
-    _assert_silver_is_the_truth(pieces)
+    assert_silver_equals_truth(pieces)
     assert _bronze_rows(pieces) == _bronze_rows(whole)
 
 
@@ -81,7 +71,7 @@ def test_bad_events_are_dead_lettered_and_status_reports_them(tmp_path: Path) ->
         check=False,
     )
     assert run.returncode == 0, run.stderr
-    _assert_silver_is_the_truth(settings)  # the good events all landed
+    assert_silver_equals_truth(settings)  # the good events all landed
 
     status = subprocess.run(
         [LAKEHOUSE, "status", "--json", "--data-dir", str(settings.root)],
