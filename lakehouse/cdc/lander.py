@@ -8,11 +8,13 @@ carrying the topic offset in the same Delta commit), then applies bronze to silv
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from deltalake import DeltaTable
 from rich.progress import Progress
 
-from lakehouse.cdc.decode import decode
+from lakehouse.cdc.decode import bronze_schema, decode
 from lakehouse.cdc.file_source import FileSource
 from lakehouse.cdc.pii import Masker, load_key
 from lakehouse.contracts import Contract, load_contracts
@@ -86,6 +88,7 @@ def ingest(
         )
 
     if apply:
+        _create_missing_tables(settings, contracts.values())
         report.applied = apply_silver(settings, contracts.values(), progress=progress)
     report.seconds = time.perf_counter() - started
     return report
@@ -120,6 +123,23 @@ def _land_topic(
         if progress is not None and task is not None:
             progress.advance(task, batch.count)  # type: ignore[arg-type]
     return result
+
+
+def _create_missing_tables(settings: Settings, contracts: Iterable[Contract]) -> None:
+    """An empty bronze and silver table for every contract whose source has not produced
+    a change yet, so that readers (dbt sources, Trino) find every table."""
+    for contract in contracts:
+        bronze_uri = settings.table_uri("bronze", contract.table)
+        bronze_table = bronze_schema(contract)
+        for uri, schema in (
+            (bronze_uri, bronze_table),
+            (
+                settings.table_uri("silver", contract.table),
+                silver.silver_schema(contract, bronze_table),
+            ),
+        ):
+            if delta.open_table(uri, settings.storage_options) is None:
+                DeltaTable.create(uri, schema=schema, storage_options=settings.storage_options)
 
 
 def apply_silver(
