@@ -21,3 +21,7 @@ class SourceError(LakehouseError):
 
 class PipelineError(LakehouseError):
     """A pipeline stage (dbt, a flow) failed; the message names the stage."""
+
+
+class OltpError(LakehouseError):
+    """The operational database cannot be installed, started, reached or simulated."""

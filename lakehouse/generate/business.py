@@ -78,6 +78,7 @@ class Business:
         start: date,
         snapshot_day: int,
         orders_per_day: float,
+        world: dict[str, list[Row]] | None = None,
     ) -> None:
         self.rng = rng
         self.rec = recorder
@@ -100,7 +101,39 @@ class Business:
         self.open_lines: dict[int, list[int]] = {}  # order_id -> its order_item_ids, until paid
         self._client_sampler: tuple[list[int], list[float]] = ([], [])
         self._product_sampler: dict[str, tuple[list[int], list[float]]] = {}
-        self._init_world(clients, products)
+        self.resumed = world is not None
+        if world is None:
+            self._init_world(clients, products)
+        else:
+            self._adopt(world)
+
+    @classmethod
+    def resume(
+        cls,
+        *,
+        rng: random.Random,
+        recorder: Recorder,
+        world: dict[str, list[Row]],
+        days: int,
+        start: date,
+        orders_per_day: float,
+    ) -> Business:
+        """A shop that carries on from existing rows (a live database's tables) on ``start``.
+
+        Nothing is snapshotted or stocked again: the rows are the state, ids continue
+        after the highest ones, and orders still in flight go on through their life cycle.
+        """
+        return cls(
+            rng=rng,
+            recorder=recorder,
+            clients=0,
+            products=0,
+            days=days,
+            start=start,
+            snapshot_day=-1,
+            orders_per_day=orders_per_day,
+            world=world,
+        )
 
     # -- the world before the first day ------------------------------------------------
 
@@ -122,6 +155,38 @@ class Business:
         for _ in range(clients):
             created = self.start_us - self.rng.randint(1, 1100) * DAY_US
             self._put(None, "client", self._new_client(created))
+
+    def _adopt(self, world: dict[str, list[Row]]) -> None:
+        """Take over existing rows. What is not a column (how active a client is, how
+        popular a product) is drawn afresh; keys are visited in order, so a seed still
+        makes the same business."""
+        rng = self.rng
+        for table in TABLES:
+            rows = self.tables[table]
+            for row in world.get(table, ()):
+                rows[tuple(row[k] for k in PRIMARY_KEYS[table])] = row
+            if len(PRIMARY_KEYS[table]) == 1 and rows:
+                self._ids[table] = count(max(k[0] for k in rows) + 1)
+        for (cid,) in sorted(self.tables["client"]):
+            self.activity[cid] = 0.0 if rng.random() < 0.08 else rng.gammavariate(1.6, 1 / 1.6)
+            self.orders_of[cid] = 0
+        for order in self.tables["orders"].values():
+            cid = order["client_id"]
+            self.orders_of[cid] = self.orders_of.get(cid, 0) + 1
+        for (pid,), product in sorted(self.tables["product"].items()):
+            self.popularity[pid] = math.exp(rng.gauss(0, 0.9))
+            self.launch_price[pid] = cents(product["price"])
+        lines: dict[int, list[int]] = {}
+        for (iid,), line in sorted(self.tables["order_item"].items()):
+            lines.setdefault(line["order_id"], []).append(iid)
+        for (oid,), order in sorted(self.tables["orders"].items()):
+            if order["status"] == "placed":
+                self.open_lines[oid] = lines.get(oid, [])
+                self._schedule(self._at(self.start_us, 0, 3), self._pay, oid)
+            elif order["status"] == "paid":
+                self._schedule(self._at(self.start_us, 1, 12), self._ship, oid)
+            elif order["status"] == "shipped":
+                self._schedule(self._at(self.start_us, 8, 20), self._deliver, oid)
 
     def _new_client(self, created_us: int) -> Row:
         rng = self.rng
@@ -209,7 +274,8 @@ class Business:
     # -- the days ------------------------------------------------------------------------
 
     def run(self, on_day: Callable[[int], None] | None = None) -> None:
-        self._stock_everything()
+        if not self.resumed:
+            self._stock_everything()
         for day in range(self.days):
             day_us = self.start_us + day * DAY_US
             if day == self.snapshot_day:

@@ -8,15 +8,14 @@ Written next to the change events for the reconciliation tests:
   inserts and updates) the stream carried, which is what SCD2 history must hold;
 * ``totals.json``: row counts and money/quantity totals of order lines and sales.
 
-The conversion here is written independently of the lander's (plain Python on the wire
-values), so a conversion bug in the lander cannot hide in both.
+The conversion (lakehouse.generate.wire) is plain Python, independent of the lander's
+Arrow casts, so a conversion bug in the lander cannot hide in both.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,30 +25,14 @@ import pyarrow.parquet as pq
 
 from lakehouse.contracts import Contract
 from lakehouse.generate.debezium import Row
-
-_EPOCH_DATE = date(1970, 1, 1)
-_EPOCH = datetime(1970, 1, 1)
-
-
-def _lake_value(column_type: str, value: Any) -> Any:
-    if value is None:
-        return None
-    if column_type.startswith("decimal"):
-        return Decimal(value)
-    if column_type == "date":
-        return _EPOCH_DATE + timedelta(days=value)
-    if column_type == "timestamp":
-        return _EPOCH + timedelta(microseconds=value)
-    if column_type == "timestamptz":
-        return datetime.fromisoformat(value)
-    return value
+from lakehouse.generate.wire import to_python
 
 
 def final_state(contract: Contract, rows: list[Row]) -> pa.Table:
     """Rows of one table in lake types, sorted by primary key."""
     ordered = sorted(rows, key=lambda r: tuple(r[k] for k in contract.primary_key))
     columns = {
-        c.name: pa.array([_lake_value(c.type, r[c.name]) for r in ordered], c.arrow_type)
+        c.name: pa.array([to_python(c.type, r[c.name]) for r in ordered], c.arrow_type)
         for c in contract.columns
     }
     return pa.table(columns, schema=contract.arrow_schema)
