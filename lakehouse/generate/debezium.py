@@ -130,18 +130,15 @@ class Recorder:
                 first = t_index == 0 and i == 0
                 last = t_index == len(names) - 1 and i == len(rows) - 1
                 mark = "first" if first else "last" if last else "true"
-                value = {
-                    "before": None,
-                    "after": row,
-                    "source": self._source(table, self.lsn, ts_ms, mark, sequence),
-                    "op": "r",
-                    "ts_ms": ts_ms + 5,
-                    "transaction": None,
-                }
+                value = self._value(
+                    None, row, self._source(table, self.lsn, ts_ms, mark, sequence), "r", ts_ms + 5
+                )
                 key = self.key_of(table, row)
                 self._emit(table, key, value)
                 self.versions[(table, tuple(key.values()))] += 1
-        self.last_commit = self.lsn
+        # as the connector does: the first transaction streamed after the snapshot carries
+        # no previous commit LSN in its `sequence`
+        self.last_commit = None
 
     def commit(self, tx: Transaction) -> None:
         """Commit a transaction; some are held back to interleave with the next one."""
@@ -188,14 +185,13 @@ class Recorder:
             ts_ms = tx.commit_us // 1000
             for change, lsn in zip(tx.changes, tx_lsns, strict=True):
                 sequence = orjson.dumps([sequence_head, str(lsn)]).decode()
-                value = {
-                    "before": change.before,
-                    "after": change.after,
-                    "source": self._source(change.table, lsn, ts_ms, "false", sequence),
-                    "op": change.op,
-                    "ts_ms": ts_ms + self.rng.randint(3, 900),
-                    "transaction": None,
-                }
+                value = self._value(
+                    change.before,
+                    change.after,
+                    self._source(change.table, lsn, ts_ms, "false", sequence),
+                    change.op,
+                    ts_ms + self.rng.randint(3, 900),
+                )
                 self._emit(change.table, change.key, value)
                 if change.op == "d":
                     self._emit(change.table, change.key, None, count=False)
@@ -219,6 +215,22 @@ class Recorder:
             "txId": self.tx_id,
             "lsn": lsn,
             "xmin": None,
+            "origin": None,
+            "origin_lsn": None,
+        }
+
+    @staticmethod
+    def _value(before: Row | None, after: Row | None, source: Row, op: str, ts_ms: int) -> Row:
+        """The envelope, fields in the order Debezium 3.x writes them."""
+        return {
+            "before": before,
+            "after": after,
+            "source": source,
+            "transaction": None,
+            "op": op,
+            "ts_ms": ts_ms,
+            "ts_us": ts_ms * 1000,
+            "ts_ns": ts_ms * 1_000_000,
         }
 
     def _emit(self, table: str, key: Row, value: Row | None, *, count: bool = True) -> None:

@@ -40,6 +40,8 @@ PG_SOURCE_FIELDS = {
     "txId",
     "lsn",
     "xmin",
+    "origin",
+    "origin_lsn",
 }
 
 
@@ -103,7 +105,9 @@ def test_records_have_the_postgresql_connector_envelope(shop: Settings) -> None:
     assert snapshot and streamed
     for r in records[:2000]:
         value = r["value"]
-        assert set(value) == {"before", "after", "source", "op", "ts_ms", "transaction"}
+        assert list(value) == [
+            "before", "after", "source", "transaction", "op", "ts_ms", "ts_us", "ts_ns"
+        ]  # fmt: skip
         assert set(value["source"]) == PG_SOURCE_FIELDS
         assert value["source"]["connector"] == "postgresql"
         assert value["source"]["table"] == "orders" and value["source"]["schema"] == "public"
