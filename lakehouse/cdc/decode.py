@@ -19,13 +19,18 @@ import pyarrow.json as pj
 
 from lakehouse.cdc.file_source import RawBatch
 from lakehouse.cdc.pii import Masker
-from lakehouse.cdc.positions import SUPPORTED_CONNECTORS, postgres_positions
+from lakehouse.cdc.positions import (
+    POSITION_TYPE,
+    SOURCE_FIELDS,
+    SUPPORTED_CONNECTORS,
+    positions,
+)
 from lakehouse.contracts import Contract
 
 META_FIELDS = [
     pa.field("_op", pa.string()),
-    pa.field("_commit_pos", pa.int64()),
-    pa.field("_event_pos", pa.int64()),
+    pa.field("_commit_pos", POSITION_TYPE),
+    pa.field("_event_pos", POSITION_TYPE),
     pa.field("_tx_id", pa.int64()),
     pa.field("_source_ts", pa.timestamp("us", tz="UTC")),
     pa.field("_is_snapshot", pa.bool_()),
@@ -47,9 +52,7 @@ _SOURCE = pa.struct(
         pa.field("connector", pa.string()),
         pa.field("ts_ms", pa.int64()),
         pa.field("snapshot", pa.string()),
-        pa.field("txId", pa.int64()),
-        pa.field("lsn", pa.int64()),
-        pa.field("sequence", pa.string()),
+        *SOURCE_FIELDS,
     ]
 )
 _OPS = pa.array(["r", "c", "u", "d"])
@@ -204,7 +207,6 @@ def _check_envelope(contract: Contract, key: pa.Array, value: pa.StructArray) ->
             "unsupported connector '", pc.fill_null(connector, "none"), "'", ""
         ),
     )
-    reason = _set_reason(reason, pc.is_null(pc.struct_field(source, "lsn")), "no source.lsn")
     reason = _set_reason(reason, pc.is_null(pc.struct_field(source, "ts_ms")), "no source.ts_ms")
     return reason
 
@@ -235,7 +237,8 @@ def _to_rows(
             )
         columns.append(converted)
     source = pc.struct_field(value, "source")
-    commit_pos, event_pos = postgres_positions(source)
+    commit_pos, event_pos, problem = positions(source)
+    reason = _set_reason(reason, pc.is_valid(problem), problem)
     source_ts = pc.cast(pc.struct_field(source, "ts_ms"), pa.timestamp("ms", tz="UTC"))
     meta = [
         op,

@@ -67,7 +67,7 @@ def ingest(
     report = IngestReport()
     plan = []
     for topic in source.topics():
-        contract = by_topic.get(topic)
+        contract = by_topic.get(topic) or by_topic.get(_without_database(topic))
         if contract is None:
             report.unknown_topics.append(topic)
             continue
@@ -92,6 +92,12 @@ def ingest(
         report.applied = apply_silver(settings, contracts.values(), progress=progress)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _without_database(topic: str) -> str:
+    """SQL Server topics name the database too: ``<prefix>.<database>.<schema>.<table>``."""
+    parts = topic.split(".")
+    return ".".join([parts[0], *parts[2:]]) if len(parts) == 4 else topic
 
 
 def _land_topic(
@@ -130,7 +136,7 @@ def _create_missing_tables(settings: Settings, contracts: Iterable[Contract]) ->
     a change yet, so that readers (dbt sources, Trino) find every table."""
     for contract in contracts:
         bronze_uri = settings.table_uri("bronze", contract.table)
-        bronze_table = bronze_schema(contract)
+        bronze_table = bronze_schema(contract).append(bronze.INGESTED_AT)
         for uri, schema in (
             (bronze_uri, bronze_table),
             (
