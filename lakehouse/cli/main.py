@@ -290,6 +290,42 @@ def _cluster(data_dir: Path | None) -> Any:
     return Cluster(_settings(data_dir), notify=lambda m: err_console.print(f"[yellow]{m}"))
 
 
+contracts_app = typer.Typer(
+    help="Data contracts: one YAML file per source table.", no_args_is_help=True
+)
+app.add_typer(contracts_app, name="contracts")
+
+
+@contracts_app.command("infer")
+def contracts_infer(
+    data_dir: DataDir = None,
+    out: Annotated[Path, typer.Option(help="directory to write the drafts to")] = Path(
+        "contracts-draft"
+    ),
+    schema: Annotated[str, typer.Option(help="database schema to read")] = "public",
+    table: Annotated[
+        list[str] | None, typer.Option("--table", help="only this table (repeatable)")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
+) -> None:
+    """Draft a contract per table from the live database (the oltp_* settings)."""
+    from lakehouse.contracts.infer import write_drafts
+    from lakehouse.oltp.cluster import connect
+
+    settings = _settings(data_dir)
+    source = f"{settings.oltp_host}:{settings.oltp_port}/{settings.oltp_database}"
+    with connect(settings) as conn:
+        drafts = write_drafts(
+            conn, out, source, schema=schema, tables=table or None, overwrite=overwrite
+        )
+    for draft in drafts:
+        note = f"  [yellow](not captured: {', '.join(draft.skipped)})[/]" if draft.skipped else ""
+        console.print(f"{draft.path}{note}")
+    console.print(
+        f"{len(drafts)} draft(s) written; review them, then set LAKEHOUSE_CONTRACTS_DIR={out}"
+    )
+
+
 @oltp_app.command("up")
 def oltp_up(data_dir: DataDir = None) -> None:
     """Create, start and migrate the PostgreSQL cluster under <data_dir>/oltp (idempotent)."""
