@@ -290,6 +290,54 @@ def _cluster(data_dir: Path | None) -> Any:
     return Cluster(_settings(data_dir), notify=lambda m: err_console.print(f"[yellow]{m}"))
 
 
+dlq_app = typer.Typer(
+    help="The dead-letter table: events that could not be landed.", no_args_is_help=True
+)
+app.add_typer(dlq_app, name="dlq")
+
+
+@dlq_app.command("list")
+def dlq_list(
+    data_dir: DataDir = None,
+    topic: Annotated[str | None, typer.Option(help="only this topic")] = None,
+    limit: Annotated[int, typer.Option(help="rows to show")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Dead letters with their topic, offset and reason."""
+    from rich.table import Table
+
+    from lakehouse.cdc.replay import dead_letters
+
+    rows = dead_letters(_settings(data_dir), topic).to_pylist()
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
+        return
+    table = Table(title=f"{len(rows):,} dead letters")
+    for col in ("topic", "offset", "reason", "failed at"):
+        table.add_column(col, justify="right" if col == "offset" else "left")
+    for row in rows[:limit]:
+        table.add_row(row["topic"], str(row["offset"]), row["reason"], str(row["failed_at"]))
+    console.print(table)
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    data_dir: DataDir = None,
+    topic: Annotated[str | None, typer.Option(help="only this topic")] = None,
+) -> None:
+    """Land the dead letters again, after the contract or the data was fixed."""
+    from lakehouse.cdc.replay import replay
+
+    report = replay(_settings(data_dir), topic)
+    for name in sorted(report.replayed.keys() | report.still_failing.keys()):
+        console.print(
+            f"{name}: [green]{report.replayed[name]:,} landed[/], "
+            f"{report.still_failing[name]:,} still failing"
+        )
+    if not report.replayed and not report.still_failing:
+        console.print("no dead letters")
+
+
 contracts_app = typer.Typer(
     help="Data contracts: one YAML file per source table.", no_args_is_help=True
 )

@@ -116,6 +116,42 @@ def apply(
     )
 
 
+def reapply_keys(
+    contract: Contract,
+    bronze_uri: str,
+    silver_uri: str,
+    keys: pa.Table,
+    storage_options: dict[str, str],
+) -> None:
+    """Recompute the silver rows of ``keys`` from their whole bronze history: for changes
+    that reach bronze out of order (a replayed dead letter), which the offset-based
+    apply does not see."""
+    if keys.num_rows == 0:
+        return
+    pk = list(contract.primary_key)
+    bronze = DeltaTable(bronze_uri, storage_options=storage_options or None)
+    first = pc.unique(keys.column(pk[0]))
+    candidates = bronze.to_pyarrow_dataset().to_table(
+        columns=[*contract.column_names, *SILVER_META, "_op"],
+        filter=ds.field(pk[0]).isin(first),
+    )
+    wanted = keys.group_by(pk).aggregate([])
+    latest = latest_per_key(
+        candidates.join(wanted, keys=pk, join_type="left semi"), contract.primary_key
+    )
+    schema = silver_schema(contract, candidates.schema)
+    on = " AND ".join(f"t.{k} = s.{k}" for k in pk)
+    assign = {c: f"s.{c}" for c in schema.names}
+    (
+        DeltaTable(silver_uri, storage_options=storage_options or None)
+        .merge(latest, predicate=on, source_alias="s", target_alias="t")
+        .when_matched_delete(predicate="s._op = 'd'")
+        .when_matched_update(updates=assign, predicate="s._op <> 'd'")
+        .when_not_matched_insert(updates=assign, predicate="s._op <> 'd'")
+        .execute()
+    )
+
+
 def _count(table: DeltaTable | None) -> int:
     if table is None:
         return 0

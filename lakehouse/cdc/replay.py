@@ -1,0 +1,151 @@
+"""List and replay dead letters (``lakehouse dlq list|replay``).
+
+A replay re-reads each dead letter's original record from the source at its topic offset
+(the dead-letter row may hold a masked copy, or none), decodes it with the contracts as
+they are now, and lands what decodes:
+
+* bronze gets the rows (deduplicated like any landing), committed under the app id
+  ``dlq-replay`` so the topics' own positions do not move;
+* silver is recomputed for the keys concerned from their whole bronze history, so a
+  replayed change wins only if it is really the key's last one;
+* the dead-letter table drops what landed and keeps what still fails, with its new
+  reason, in one Delta merge.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+from deltalake import DeltaTable
+
+from lakehouse.cdc.decode import decode
+from lakehouse.cdc.file_source import FileSource, RawBatch
+from lakehouse.cdc.pii import Masker, load_key
+from lakehouse.contracts import Contract, load_contracts
+from lakehouse.lake import bronze, delta, silver
+from lakehouse.settings import Settings
+
+DEAD_LETTER = ("dead_letter", "events")
+REPLAY_APP_ID = "dlq-replay"
+
+
+@dataclass
+class ReplayReport:
+    replayed: Counter[str] = field(default_factory=Counter)
+    still_failing: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+
+def dead_letters(settings: Settings, topic: str | None = None) -> pa.Table:
+    table = delta.open_table(settings.table_uri(*DEAD_LETTER), settings.storage_options)
+    if table is None:
+        return pa.table({"topic": pa.array([], pa.string()), "offset": pa.array([], pa.int64())})
+    rows = table.to_pyarrow_dataset().to_table(
+        filter=None if topic is None else ds.field("topic") == topic
+    )
+    return rows.sort_by([("topic", "ascending"), ("offset", "ascending")])
+
+
+def _contract_for(
+    topic: str, settings: Settings, contracts: dict[str, Contract]
+) -> Contract | None:
+    parts = topic.split(".")
+    for contract in contracts.values():
+        if topic == settings.topic(contract.table, contract.schema):
+            return contract
+        if len(parts) == 4 and parts[2:] == [contract.schema, contract.table]:
+            return contract
+    return None
+
+
+def replay(settings: Settings, topic: str | None = None) -> ReplayReport:
+    started = time.perf_counter()
+    report = ReplayReport()
+    letters = dead_letters(settings, topic)
+    if letters.num_rows == 0:
+        return report
+    contracts = load_contracts(settings.contracts_dir)
+    source = FileSource(settings.changes_path)
+    masker = Masker(load_key(settings))
+    outcome: list[dict[str, object]] = []  # per dead letter: replayed, or its new reason
+    for name in pc.unique(letters.column("topic")).to_pylist():
+        offsets = letters.filter(pc.equal(letters.column("topic"), name)).column("offset")
+        contract = _contract_for(name, settings, contracts)
+        if contract is None:
+            for offset in offsets.to_pylist():
+                outcome.append({"topic": name, "offset": offset, "reason": "no data contract"})
+            continue
+        landed: list[pa.Table] = []
+        for offset in offsets.to_pylist():
+            batch = next(source.read(name, offset, 1), None)
+            if batch is None or batch.first_offset != offset:
+                outcome.append({"topic": name, "offset": offset, "reason": "gone from source"})
+                continue
+            decoded = decode(contract, RawBatch(name, offset, batch.data, 1), masker)
+            if decoded.rejects.num_rows:
+                reason = decoded.rejects.column("reason")[0].as_py()
+                outcome.append({"topic": name, "offset": offset, "reason": reason})
+            else:
+                landed.append(decoded.rows)
+                outcome.append({"topic": name, "offset": offset, "reason": None})
+        if landed:
+            _land(settings, contract, pa.concat_tables(landed))
+    _settle_dead_letters(settings, outcome)
+    for row in outcome:
+        target = report.replayed if row["reason"] is None else report.still_failing
+        target[str(row["topic"])] += 1
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _land(settings: Settings, contract: Contract, rows: pa.Table) -> None:
+    bronze_uri = settings.table_uri("bronze", contract.table)
+    silver_uri = settings.table_uri("silver", contract.table)
+    opts = settings.storage_options
+    table = delta.open_table(bronze_uri, opts)
+    changed_keys = rows.select(list(contract.primary_key))
+    identity = bronze.identity(contract)
+    rows = bronze.drop_landed(table, bronze.drop_duplicates(rows, identity), identity)
+    if rows.num_rows:
+        now = pa.array([datetime.now(UTC)] * rows.num_rows, bronze.INGESTED_AT.type)
+        rows = rows.append_column(bronze.INGESTED_AT, now)
+        version = delta.committed_version(table, REPLAY_APP_ID) + 1
+        delta.append(bronze_uri, rows, app_id=REPLAY_APP_ID, version=version, storage_options=opts)
+    silver.reapply_keys(contract, bronze_uri, silver_uri, changed_keys, opts)
+
+
+def _settle_dead_letters(settings: Settings, outcome: list[dict[str, object]]) -> None:
+    """Drop the dead letters that landed, re-reason the others: one atomic merge."""
+    uri = settings.table_uri(*DEAD_LETTER)
+    table = DeltaTable(uri, storage_options=settings.storage_options or None)
+    source = pa.Table.from_pylist(
+        [{**row, "failed_at": datetime.now(UTC)} for row in outcome],
+        schema=pa.schema(
+            [
+                pa.field("topic", pa.string()),
+                pa.field("offset", pa.int64()),
+                pa.field("reason", pa.string()),
+                pa.field("failed_at", pa.timestamp("us", tz="UTC")),
+            ]
+        ),
+    )
+    (
+        table.merge(
+            source,
+            predicate="t.topic = s.topic AND t.offset = s.offset",
+            source_alias="s",
+            target_alias="t",
+        )
+        .when_matched_delete(predicate="s.reason IS NULL")
+        .when_matched_update(
+            updates={"reason": "s.reason", "failed_at": "s.failed_at"},
+            predicate="s.reason IS NOT NULL",
+        )
+        .execute()
+    )
