@@ -105,7 +105,7 @@ def decode(contract: Contract, batch: RawBatch, masker: Masker | None = None) ->
         # tombstones); only the flat result is filtered, which is far cheaper than
         # filtering the nested records first.
         reason = _check_envelope(contract, parsed.column("key").combine_chunks(), value)
-        rows, reason = _to_rows(contract, value, offsets, reason)
+        rows, reason = _to_rows(contract, value, offsets, reason, batch)
         bad_mask = pc.and_(pc.is_valid(reason), pc.invert(is_tombstone))
         if pc.any(bad_mask).as_py():
             bad_idx = np.flatnonzero(bad_mask.to_numpy(False))
@@ -116,6 +116,7 @@ def decode(contract: Contract, batch: RawBatch, masker: Masker | None = None) ->
             rows = rows.filter(pc.invert(pc.or_(bad_mask, is_tombstone)))
     if masker is not None:
         rows = masker.mask_table(contract, rows)
+        rows = masker.mask_guessed(contract, rows)
     return Decoded(rows, _reject_table(contract, batch, rejects, masker), tombstones, blanks)
 
 
@@ -123,7 +124,9 @@ def _parse(
     batch: RawBatch, schema: pa.Schema
 ) -> tuple[pa.Table, np.ndarray, list[tuple[int, str]], int]:
     """Parse the batch; on failure, parse it in chunks and bisect the failing chunks."""
-    options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+    # "infer": a column added in the source arrives as a field the contract does not
+    # know; Arrow infers its type and the lander carries it (schema evolution)
+    options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
     tables: list[pa.Table] = []
     offsets: list[np.ndarray] = []
     bad: list[tuple[int, str]] = []
@@ -156,7 +159,7 @@ def _parse(
     if not tables:
         return schema.empty_table(), np.empty(0, dtype=np.int64), bad, blanks
     order = np.argsort(np.concatenate([o[:1] for o in offsets]), kind="stable")
-    table = pa.concat_tables([tables[i] for i in order])
+    table = pa.concat_tables([tables[i] for i in order], promote_options="permissive")
     return table, np.concatenate([offsets[i] for i in order]), bad, blanks
 
 
@@ -212,7 +215,11 @@ def _check_envelope(contract: Contract, key: pa.Array, value: pa.StructArray) ->
 
 
 def _to_rows(
-    contract: Contract, value: pa.StructArray, offsets: np.ndarray, reason: pa.Array
+    contract: Contract,
+    value: pa.StructArray,
+    offsets: np.ndarray,
+    reason: pa.Array,
+    batch: RawBatch,
 ) -> tuple[pa.Table, pa.Array]:
     op = pc.struct_field(value, "op")
     is_delete = pc.fill_null(pc.equal(op, "d"), False)
@@ -223,10 +230,11 @@ def _to_rows(
             is_delete, pc.struct_field(before, col.name), pc.struct_field(after, col.name)
         )
         if not col.nullable:
+            violation = pc.fill_null(pc.and_(pc.invert(is_delete), pc.is_null(raw)), False)
+            if pc.any(violation).as_py():
+                violation = _present(violation, col.name, batch, offsets)
             reason = _set_reason(
-                reason,
-                pc.and_(pc.invert(is_delete), pc.is_null(raw)),
-                f"column {col.name!r} is null but its contract says not null",
+                reason, violation, f"column {col.name!r} is null but its contract says not null"
             )
         converted, failed = _convert(raw, col.arrow_type)
         if failed is not None:
@@ -236,6 +244,7 @@ def _to_rows(
                 f"column {col.name!r}: value does not convert to {col.type}",
             )
         columns.append(converted)
+    added = _added_columns(contract, value, is_delete)
     source = pc.struct_field(value, "source")
     commit_pos, event_pos, problem = positions(source)
     reason = _set_reason(reason, pc.is_valid(problem), problem)
@@ -249,8 +258,57 @@ def _to_rows(
         pc.equal(op, "r"),
         pa.array(offsets, pa.int64()),
     ]
-    table = pa.Table.from_arrays([*columns, *meta], schema=bronze_schema(contract))
+    data = [pa.field(f.name, f.type) for f in contract.arrow_schema]
+    data += [pa.field(name, array.type) for name, array in added]
+    schema = pa.schema([*data, *META_FIELDS])
+    table = pa.Table.from_arrays([*columns, *(a for _, a in added), *meta], schema=schema)
     return table, reason
+
+
+def _present(flagged: pa.Array, name: str, batch: RawBatch, offsets: np.ndarray) -> pa.Array:
+    """Of the records flagged for a null in a not-null column, those that carry the field.
+    A record without the field at all comes after the column was dropped in the source:
+    its null is not a violation (schema evolution), the column just stops being filled."""
+    mask = flagged.to_numpy(zero_copy_only=False).copy()
+    token = f'"{name}":'.encode()
+    for i in np.flatnonzero(mask):  # only the flagged records: the failure path
+        if token not in batch.lines[offsets[i] - batch.first_offset]:
+            mask[i] = False
+    return pa.array(mask)
+
+
+def _added_columns(
+    contract: Contract, value: pa.StructArray, is_delete: pa.Array
+) -> list[tuple[str, pa.Array]]:
+    """Columns the records carry but the contract does not know (added in the source),
+    with the type Arrow inferred: integers, floats, booleans and strings keep their
+    value as sent; nested values are kept as JSON text."""
+    known = set(contract.column_names)
+    after_type = value.type.field("after").type
+    before_type = value.type.field("before").type
+    names = [f.name for f in after_type if f.name not in known]
+    names += [f.name for f in before_type if f.name not in known and f.name not in names]
+    after, before = pc.struct_field(value, "after"), pc.struct_field(value, "before")
+    added = []
+    for name in names:
+        parts = []
+        for image, image_type in ((after, after_type), (before, before_type)):
+            if image_type.get_field_index(name) >= 0:
+                parts.append(pc.struct_field(image, name))
+            else:
+                parts.append(None)
+        a_part, b_part = parts
+        kind = (a_part if a_part is not None else b_part).type  # type: ignore[union-attr]
+        if pa.types.is_null(kind):
+            continue  # null in every record of the batch: nothing to keep yet
+        if pa.types.is_nested(kind):
+            continue  # a JSON object where a column was expected: not a Debezium column
+        a_part = a_part if a_part is not None else pa.nulls(len(value), kind)
+        b_part = b_part if b_part is not None else pa.nulls(len(value), kind)
+        if a_part.type != b_part.type:
+            b_part = pc.cast(b_part, a_part.type)
+        added.append((name, pc.if_else(is_delete, b_part, a_part)))
+    return added
 
 
 def _convert(raw: pa.Array, target: pa.DataType) -> tuple[pa.Array, pa.Array | None]:

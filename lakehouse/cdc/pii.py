@@ -66,6 +66,20 @@ class Masker:
                 table = table.set_column(i, column.name, masked)
         return table
 
+    def mask_guessed(self, contract: Contract, table: pa.Table) -> pa.Table:
+        """Columns the contract does not know (added in the source since) are masked
+        when their name looks personal (email, phone, name, address, ...)."""
+        from lakehouse.contracts.infer import guess_pii
+
+        known = set(contract.column_names)
+        for i, name in enumerate(table.column_names):
+            if name in known or name.startswith("_") or not guess_pii(name, contract.table):
+                continue
+            column = table.column(i).combine_chunks()
+            if pa.types.is_string(column.type) and table.num_rows:
+                table = table.set_column(i, name, self.mask_column(column))
+        return table
+
     def mask_raw(self, contract: Contract, line: bytes) -> str | None:
         """The raw record, with its PII fields masked when it has any. None when the
         table has PII columns and the line is not a JSON record: then nothing can tell

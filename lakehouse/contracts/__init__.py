@@ -9,17 +9,22 @@ Types and how Debezium's JSON converter (``decimal.handling.mode=string``,
 =============  ===================================  ==========================
 contract type  Debezium JSON value                  Arrow type in the lake
 =============  ===================================  ==========================
-smallint/int   number                               int16 / int32
+smallint/int   number (parsed as int64)             int64
 bigint         number                               int64
 double         number                               float64
 boolean        true/false                           bool
 string/json    string                               string
 uuid           string                               string
-decimal(p,s)   string "12.34"                       decimal128(p, s)
+decimal(p,s)   string "12.34"                       decimal128(38, s)
 date           days since 1970-01-01 (number)       date32
 timestamp      microseconds since epoch (number)    timestamp[us]
 timestamptz    ISO-8601 string with zone            timestamp[us, UTC]
 =============  ===================================  ==========================
+
+Integers are int64 and decimals have precision 38 in the lake whatever their declared
+size, so that widening a column in the source (``int`` to ``bigint``, ``numeric(10,2)``
+to ``numeric(14,2)``) never stops landing; the contract keeps the declared type for
+checks and documentation.
 """
 
 from __future__ import annotations
@@ -39,8 +44,8 @@ _DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
 
 _SIMPLE_TYPES: dict[str, tuple[pa.DataType, pa.DataType]] = {
     # contract type: (type of the value in Debezium JSON, type in the lake)
-    "smallint": (pa.int16(), pa.int16()),
-    "int": (pa.int32(), pa.int32()),
+    "smallint": (pa.int64(), pa.int64()),
+    "int": (pa.int64(), pa.int64()),
     "bigint": (pa.int64(), pa.int64()),
     "double": (pa.float64(), pa.float64()),
     "boolean": (pa.bool_(), pa.bool_()),
@@ -75,7 +80,7 @@ class Column:
         """Arrow type of the column in bronze and silver."""
         m = _DECIMAL.match(self.type)
         if m:
-            return pa.decimal128(int(m.group(1)), int(m.group(2)))
+            return pa.decimal128(38, int(m.group(2)))
         return _SIMPLE_TYPES[self.type][1]
 
 

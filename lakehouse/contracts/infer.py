@@ -64,7 +64,8 @@ def _type(data_type: str, precision: int | None, scale: int | None) -> str | Non
     return _SIMPLE.get(data_type)
 
 
-def _pii(column: str, table: str) -> str | None:
+def guess_pii(column: str, table: str) -> str | None:
+    """The PII class a column's name suggests, or None."""
     if _NOT_PERSONAL.match(column) and table not in ("client", "customer", "person", "user"):
         return None
     for pattern, klass in _PII:
@@ -145,7 +146,7 @@ def _contract(
         column: dict[str, Any] = {"name": name, "type": ctype}
         if nullable == "NO":
             column["nullable"] = False
-        pii = _pii(name, table)
+        pii = guess_pii(name, table)
         if pii:
             column["pii"] = pii
         if name in accepted:

@@ -37,6 +37,7 @@ def append(
         uri,
         rows,
         mode="append",
+        schema_mode="merge",  # columns added in the source are added to the table
         storage_options=storage_options or None,
         commit_properties=commit_properties(app_id, version),
     )

@@ -32,8 +32,26 @@ class ApplyResult:
     rows: int
 
 
+# Bronze columns that are the change log's own, not the row's.
+BRONZE_ONLY = {"_op", "_tx_id", "_is_snapshot", "_ingested_at"}
+
+
 def silver_schema(contract: Contract, bronze: pa.Schema) -> pa.Schema:
-    return pa.schema([bronze.field(c) for c in [*contract.column_names, *SILVER_META]])
+    """The contract's columns, the columns added in the source since, then the meta."""
+    known = set(contract.column_names)
+    added = [
+        n for n in bronze.names if n not in known and n not in BRONZE_ONLY and n not in SILVER_META
+    ]
+    return pa.schema([bronze.field(c) for c in [*contract.column_names, *added, *SILVER_META]])
+
+
+def _change_columns(contract: Contract, bronze: DeltaTable) -> list[str]:
+    names = [f.name for f in bronze.schema().fields]
+    return [*silver_schema(contract, _names_schema(names)).names, "_op"]
+
+
+def _names_schema(names: list[str]) -> pa.Schema:
+    return pa.schema([pa.field(n, pa.null()) for n in names])
 
 
 def latest_per_key(changes: pa.Table, primary_key: tuple[str, ...]) -> pa.Table:
@@ -63,9 +81,8 @@ def apply(
         return ApplyResult(contract.table, 0, 0, 0, 0)
     silver = delta.open_table(silver_uri, storage_options)
     applied = delta.committed_version(silver, APP_ID)
-    columns = [*contract.column_names, *SILVER_META, "_op"]
     changes = bronze.to_pyarrow_dataset().to_table(
-        columns=columns, filter=ds.field("_offset") > applied
+        columns=_change_columns(contract, bronze), filter=ds.field("_offset") > applied
     )
     if changes.num_rows == 0:
         return ApplyResult(contract.table, 0, 0, 0, _count(silver))
@@ -99,6 +116,7 @@ def apply(
             predicate=on,
             source_alias="s",
             target_alias="t",
+            merge_schema=True,  # columns added in the source
             commit_properties=props,
         )
         .when_matched_delete(predicate=f"s._op = 'd' AND {newer}")
@@ -132,8 +150,7 @@ def reapply_keys(
     bronze = DeltaTable(bronze_uri, storage_options=storage_options or None)
     first = pc.unique(keys.column(pk[0]))
     candidates = bronze.to_pyarrow_dataset().to_table(
-        columns=[*contract.column_names, *SILVER_META, "_op"],
-        filter=ds.field(pk[0]).isin(first),
+        columns=_change_columns(contract, bronze), filter=ds.field(pk[0]).isin(first)
     )
     wanted = keys.group_by(pk).aggregate([])
     latest = latest_per_key(
@@ -144,7 +161,7 @@ def reapply_keys(
     assign = {c: f"s.{c}" for c in schema.names}
     (
         DeltaTable(silver_uri, storage_options=storage_options or None)
-        .merge(latest, predicate=on, source_alias="s", target_alias="t")
+        .merge(latest, predicate=on, source_alias="s", target_alias="t", merge_schema=True)
         .when_matched_delete(predicate="s._op = 'd'")
         .when_matched_update(updates=assign, predicate="s._op <> 'd'")
         .when_not_matched_insert(updates=assign, predicate="s._op <> 'd'")

@@ -259,5 +259,5 @@ def test_the_business_carries_learnable_signal(shop: Settings) -> None:
 
 def test_ground_truth_uses_the_contract_types(shop: Settings) -> None:
     table = pq.read_table(shop.ground_truth_path / "promotion.parquet")
-    assert str(table.schema.field("discount_pct").type) == "decimal128(5, 2)"
+    assert str(table.schema.field("discount_pct").type) == "decimal128(38, 2)"
     assert isinstance(table.column("starts_on")[0].as_py(), date)
