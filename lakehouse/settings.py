@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     )
     dbt_threads: int = 2
     ingest_batch_events: int = Field(default=250_000, ge=1)
+    kafka_bootstrap_servers: str | None = Field(
+        default=None, description="read change topics from this Kafka cluster, not files"
+    )
+    kafka_group_id: str = Field(
+        default="lakehouse-lander", description="consumer group of the lander's offsets"
+    )
     # the operational database (PostgreSQL): the project's own cluster, or a real one
     oltp_host: str = "127.0.0.1"
     oltp_port: int = Field(default=55432, ge=1, le=65535)

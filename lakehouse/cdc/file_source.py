@@ -104,3 +104,6 @@ class FileSource:
                 hi = min(lo + batch_size, count)
                 first_byte = int(ends[lo - 1]) if lo else 0
                 yield RawBatch(topic, base + lo, data[first_byte : int(ends[hi - 1])], hi - lo)
+
+    def committed(self, topic: str, last_offset: int) -> None:
+        """Nothing to acknowledge: the lake's app transactions are the only position."""

@@ -16,7 +16,9 @@ from rich.progress import Progress
 
 from lakehouse.cdc.decode import bronze_schema, decode
 from lakehouse.cdc.file_source import FileSource
+from lakehouse.cdc.kafka_source import KafkaSource
 from lakehouse.cdc.pii import Masker, load_key
+from lakehouse.cdc.source import ChangeSource
 from lakehouse.contracts import Contract, load_contracts
 from lakehouse.lake import bronze, dead_letter, delta, silver
 from lakehouse.settings import Settings
@@ -55,14 +57,21 @@ class IngestReport:
 def ingest(
     settings: Settings,
     *,
-    source: FileSource | None = None,
+    source: ChangeSource | None = None,
     progress: Progress | None = None,
     apply: bool = True,
 ) -> IngestReport:
     """Land every new change event of the source, then apply bronze to silver."""
     started = time.perf_counter()
     contracts = load_contracts(settings.contracts_dir)
-    source = source or FileSource(settings.changes_path)
+    if source is None:
+        source = (
+            KafkaSource(
+                settings.kafka_bootstrap_servers, settings.kafka_group_id, settings.topic_prefix
+            )
+            if settings.kafka_bootstrap_servers
+            else FileSource(settings.changes_path)
+        )
     by_topic = {settings.topic(c.table, c.schema): c for c in contracts.values()}
     report = IngestReport()
     plan = []
@@ -102,7 +111,7 @@ def _without_database(topic: str) -> str:
 
 def _land_topic(
     settings: Settings,
-    source: FileSource,
+    source: ChangeSource,
     topic: str,
     contract: Contract,
     start: int,
@@ -121,6 +130,7 @@ def _land_topic(
         landed, duplicates = bronze.append(
             bronze_uri, contract, topic, decoded.rows, batch.last_offset, settings.storage_options
         )
+        source.committed(topic, batch.last_offset)
         result.events += batch.count
         result.landed += landed
         result.duplicates += duplicates
