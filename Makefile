@@ -12,7 +12,7 @@ export UV_PYTHON ?= $(shell command -v $(PYTHON))
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: demo test test-fast lint format docs clean bench
+.PHONY: demo test test-fast lint format docs clean bench bench-cdc
 
 demo: $(STAMP)  ## generate -> ingest -> dbt build, then print the status
 	$(VENV)/bin/lakehouse demo
@@ -34,6 +34,9 @@ format: $(STAMP)
 
 bench: $(STAMP)  ## ingest throughput against the naive merge and the parse-and-write ceiling
 	$(VENV)/bin/python -m bench.ingest
+
+bench-cdc: $(STAMP)  ## live CDC latency and throughput (PostgreSQL + Debezium + lander), ~8 min
+	$(VENV)/bin/python -m bench.cdc
 
 docs: $(STAMP)  ## dbt docs as a static site under the data directory
 	$(VENV)/bin/lakehouse dbt docs generate

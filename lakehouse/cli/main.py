@@ -1,4 +1,4 @@
-"""The ``lakehouse`` command line. Heavy libraries load inside the commands that use them."""
+"""The `lakehouse` command line. Heavy libraries load inside the commands that use them."""
 
 from __future__ import annotations
 
@@ -180,7 +180,7 @@ def build(
     data_dir: DataDir = None,
     select: Annotated[str | None, typer.Option(help="dbt node selection")] = None,
 ) -> None:
-    """Build and test the dbt models (``dbt build``) on the profile's engine."""
+    """Build and test the dbt models (`dbt build`) on the profile's engine."""
     from lakehouse.transform.dbt import run_dbt
 
     settings = _settings(data_dir)
@@ -193,7 +193,7 @@ def build(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )
 def dbt(ctx: typer.Context, data_dir: DataDir = None) -> None:
-    """Run any dbt command with the settings' profile, e.g. ``lakehouse dbt docs generate``."""
+    """Run any dbt command with the settings' profile, e.g. `lakehouse dbt docs generate`."""
     from lakehouse.transform.dbt import run_dbt
 
     if not ctx.args:
