@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from lakehouse.cdc.lander import ingest
@@ -100,3 +101,23 @@ def test_a_hundred_thousand_operations_with_ddl_land_exactly(shop: Settings) -> 
     assert {op for _, op in committed} == {"c", "u", "d"}
     assert _streamed(shop) == committed  # every committed change once, none twice
     assert_silver_equals(shop, lambda contract: _source_now(shop, contract))
+    _assert_no_raw_pii_in_the_lake(shop)
+
+
+def _assert_no_raw_pii_in_the_lake(settings: Settings) -> None:
+    """Every personal value the simulator wrote, looked for in every file of the lake
+    (raw bytes, and the decoded strings of every Parquet file)."""
+    with connect(settings) as conn:
+        rows = conn.execute("select first_name, last_name, email, phone from client").fetchall()
+    personal = {v for row in rows for v in row if v}
+    emails = {v for v in personal if "@" in v}
+    assert len(emails) > 100
+    files = [p for p in (settings.root / "lake").rglob("*") if p.is_file()]
+    for path in files:
+        data = path.read_bytes()
+        assert not [v for v in emails if v.encode() in data], path
+        if path.suffix == ".parquet":
+            table = pq.read_table(path)
+            for column in table.columns:
+                if pa.types.is_string(column.type):
+                    assert not personal & set(column.to_pylist()), (path, column)
