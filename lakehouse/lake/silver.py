@@ -20,6 +20,8 @@ from lakehouse.contracts import Contract
 from lakehouse.lake import delta
 
 APP_ID = "bronze"
+# Debezium's stand-in for a value PostgreSQL did not send (`unavailable.value.placeholder`)
+UNAVAILABLE = "__debezium_unavailable_value"
 SILVER_META = ["_commit_pos", "_event_pos", "_source_ts", "_offset"]
 
 
@@ -70,7 +72,43 @@ def latest_per_key(changes: pa.Table, primary_key: tuple[str, ...]) -> pa.Table:
         equal = pc.fill_null(pc.equal(col.slice(0, n - 1), col.slice(1)), False)
         same_as_next &= equal.to_numpy(zero_copy_only=False)
     last[:-1] = ~same_as_next
+    first = np.ones(n, dtype=bool)
+    first[1:] = ~same_as_next
+    ordered = _carry_unchanged_toast(ordered, first)
     return ordered.filter(pa.array(last))
+
+
+def _carry_unchanged_toast(ordered: pa.Table, first: np.ndarray) -> pa.Table:
+    """PostgreSQL does not log an unchanged TOASTed value (a large text) in an update's
+    new row; Debezium sends a placeholder instead. Such a value takes the one of the
+    key's previous change in the batch; the key's first change keeps the placeholder,
+    which the merge resolves against the silver row (``_toast_aware``)."""
+    n = ordered.num_rows
+    index = np.arange(n)
+    for i, field in enumerate(ordered.schema):
+        if not pa.types.is_string(field.type) or field.name.startswith("_"):
+            continue
+        column = ordered.column(i).combine_chunks()
+        placeholder = pc.fill_null(pc.equal(column, UNAVAILABLE), False)
+        mask = placeholder.to_numpy(zero_copy_only=False)
+        if not mask.any():
+            continue
+        source = np.where(mask & ~first, 0, index)  # 0: take from the last one before
+        source = np.maximum.accumulate(source)  # never crosses a key: firsts stay put
+        ordered = ordered.set_column(i, field.name, column.take(pa.array(source)))
+    return ordered
+
+
+def _toast_aware(schema: pa.Schema) -> dict[str, str]:
+    """Merge assignments: a placeholder left in the source row keeps the silver value."""
+    return {
+        c.name: (
+            f"CASE WHEN s.{c.name} = '{UNAVAILABLE}' THEN t.{c.name} ELSE s.{c.name} END"
+            if pa.types.is_string(c.type) and not c.name.startswith("_")
+            else f"s.{c.name}"
+        )
+        for c in schema
+    }
 
 
 def apply(
@@ -120,7 +158,7 @@ def apply(
             commit_properties=props,
         )
         .when_matched_delete(predicate=f"s._op = 'd' AND {newer}")
-        .when_matched_update(updates=assign, predicate=f"s._op <> 'd' AND {newer}")
+        .when_matched_update(updates=_toast_aware(schema), predicate=f"s._op <> 'd' AND {newer}")
         .when_not_matched_insert(updates=assign, predicate="s._op <> 'd'")
         .execute()
     )
@@ -163,7 +201,7 @@ def reapply_keys(
         DeltaTable(silver_uri, storage_options=storage_options or None)
         .merge(latest, predicate=on, source_alias="s", target_alias="t", merge_schema=True)
         .when_matched_delete(predicate="s._op = 'd'")
-        .when_matched_update(updates=assign, predicate="s._op <> 'd'")
+        .when_matched_update(updates=_toast_aware(schema), predicate="s._op <> 'd'")
         .when_not_matched_insert(updates=assign, predicate="s._op <> 'd'")
         .execute()
     )
