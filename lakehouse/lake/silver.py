@@ -99,12 +99,14 @@ def _carry_unchanged_toast(ordered: pa.Table, first: np.ndarray) -> pa.Table:
     return ordered
 
 
-def _toast_aware(schema: pa.Schema) -> dict[str, str]:
-    """Merge assignments: a placeholder left in the source row keeps the silver value."""
+def _toast_aware(schema: pa.Schema, target: DeltaTable) -> dict[str, str]:
+    """Merge assignments: a placeholder left in the source row keeps the silver value
+    (for the columns silver has already: an added one has no older value)."""
+    existing = {f.name for f in target.schema().fields}
     return {
         c.name: (
             f"CASE WHEN s.{c.name} = '{UNAVAILABLE}' THEN t.{c.name} ELSE s.{c.name} END"
-            if pa.types.is_string(c.type) and not c.name.startswith("_")
+            if pa.types.is_string(c.type) and not c.name.startswith("_") and c.name in existing
             else f"s.{c.name}"
         )
         for c in schema
@@ -158,7 +160,9 @@ def apply(
             commit_properties=props,
         )
         .when_matched_delete(predicate=f"s._op = 'd' AND {newer}")
-        .when_matched_update(updates=_toast_aware(schema), predicate=f"s._op <> 'd' AND {newer}")
+        .when_matched_update(
+            updates=_toast_aware(schema, silver), predicate=f"s._op <> 'd' AND {newer}"
+        )
         .when_not_matched_insert(updates=assign, predicate="s._op <> 'd'")
         .execute()
     )
@@ -197,11 +201,11 @@ def reapply_keys(
     schema = silver_schema(contract, candidates.schema)
     on = " AND ".join(f"t.{k} = s.{k}" for k in pk)
     assign = {c: f"s.{c}" for c in schema.names}
+    target = DeltaTable(silver_uri, storage_options=storage_options or None)
     (
-        DeltaTable(silver_uri, storage_options=storage_options or None)
-        .merge(latest, predicate=on, source_alias="s", target_alias="t", merge_schema=True)
+        target.merge(latest, predicate=on, source_alias="s", target_alias="t", merge_schema=True)
         .when_matched_delete(predicate="s._op = 'd'")
-        .when_matched_update(updates=_toast_aware(schema), predicate="s._op <> 'd'")
+        .when_matched_update(updates=_toast_aware(schema, target), predicate="s._op <> 'd'")
         .when_not_matched_insert(updates=assign, predicate="s._op <> 'd'")
         .execute()
     )

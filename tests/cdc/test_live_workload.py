@@ -1,15 +1,23 @@
 """Acceptance of the live path at volume: the shop simulator runs >= 100,000 row
 operations (inserts, updates, deletes) over all tables in real PostgreSQL, with DDL in
 between (a column added, filled and dropped again; numeric columns widened), while
-Debezium captures and the lander lands in rounds. Afterwards every silver table equals
-its source table, and bronze holds every committed change exactly once."""
+Debezium captures and the lander lands in rounds as a process killed with SIGKILL at
+random moments and restarted. Afterwards every silver table equals its source table,
+bronze holds every committed change exactly once, and no file of the lake holds a raw
+personal value."""
 
 from __future__ import annotations
 
+import os
+import random
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -25,6 +33,7 @@ from tests.support.oltp import oltp_cluster
 from tests.support.truth import assert_silver_equals, expected_token, pii_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("debezium")]
+LAKEHOUSE = str(Path(sys.executable).with_name("lakehouse"))
 OPERATIONS = 100_000
 WORLD = {"clients": 300, "products": 60}
 DDL = [
@@ -61,19 +70,50 @@ def _source_now(settings: Settings, contract: Contract) -> pa.Table:
     return pa.Table.from_pylist(records, schema=contract.arrow_schema)
 
 
-def test_a_hundred_thousand_operations_with_ddl_land_exactly(shop: Settings) -> None:
+class _Killer:
+    """Runs a `lakehouse` command as a process and kills it with SIGKILL at random
+    moments, restarting it each time, until stopped."""
+
+    def __init__(
+        self, settings: Settings, args: list[str], rng: random.Random, pause: tuple[float, float]
+    ) -> None:
+        self.env = {
+            **os.environ,
+            "LAKEHOUSE_DATA_DIR": str(settings.root),
+            "LAKEHOUSE_OLTP_PORT": str(settings.oltp_port),
+        }
+        self.args, self.rng, self.pause = [LAKEHOUSE, *args], rng, pause
+        self.kills = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            proc = subprocess.Popen(
+                self.args, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            self.stop.wait(self.rng.uniform(*self.pause))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                self.kills += 1
+            proc.wait()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(60)
+
+
+def test_a_hundred_thousand_operations_with_ddl_and_lander_kills_land_exactly(
+    shop: Settings,
+) -> None:
+    """The lander, a process of its own, is killed with SIGKILL 10+ times during the run
+    and restarted each time; it resumes from the lake's own positions."""
     simulate(shop, SimulateParams(tps=0, duration=None, transactions=1, **WORLD))
-    capture = Capture(shop)
-    capture.wait_quiet()  # the initial snapshot
-    stop = threading.Event()
-
-    def lander() -> None:  # the lander runs in rounds all along, as in production
-        while not stop.is_set():
-            ingest(shop)
-            time.sleep(0.5)
-
-    rounds = threading.Thread(target=lander)
-    rounds.start()
+    rng = random.Random(11)
+    running = Capture(shop)
+    running.wait_quiet()  # the initial snapshot
+    lander = _Killer(shop, ["ingest", "--follow", "--interval", "0.5"], rng, (2.0, 6.0))
     summaries = []
     ddl_updates: Counter[tuple[str, str]] = Counter()
     per_chunk = OPERATIONS // (len(DDL) + 1)
@@ -89,12 +129,14 @@ def test_a_hundred_thousand_operations_with_ddl_land_exactly(shop: Settings) -> 
                 if statement.startswith("update"):
                     ddl_updates[("client", "u")] += result.rowcount
             conn.commit()
-    seen = len(capture.batches)
-    capture.wait_quiet(seen, quiet=5)
-    capture.close()
-    stop.set()
-    rounds.join(120)
-    ingest(shop)
+    seen = len(running.batches)
+    while lander.kills < 10:
+        time.sleep(1)
+    lander.close()
+    running.wait_quiet(seen, quiet=5)
+    running.close()
+    ingest(shop)  # one last, uninterrupted landing
+    assert lander.kills >= 10
 
     committed = _changes(*summaries) + ddl_updates
     assert sum(committed.values()) >= OPERATIONS
