@@ -144,6 +144,8 @@ class Settings(BaseSettings):
             "PREFECT_HOME": str(self.root / "prefect"),
             # the in-process server would try to send usage telemetry: no network here
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            # the in-process server starts in seconds, but much later on a busy machine
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
         }
 
 
