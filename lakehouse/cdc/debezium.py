@@ -11,6 +11,7 @@ lander reads that log like any recorded topic.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import Counter, defaultdict
@@ -70,6 +71,11 @@ def engine_properties(settings: Settings) -> dict[str, str]:
         "offset.storage": "org.apache.kafka.connect.storage.FileOffsetBackingStore",
         "offset.storage.file.filename": str(capture_dir(settings) / "offsets.dat"),
         "offset.flush.interval.ms": "1000",
+        # Debezium would acknowledge positions to PostgreSQL ahead of the offsets it has
+        # persisted (debezium/dbz#2460): after a hard kill the slot would no longer hold
+        # what the restarted connector asks for. capture() acknowledges instead, from
+        # the persisted offsets, when it starts (_release_wal).
+        "flush.lsn.source": "false",
         # hand batches over soon rather than waiting for them to fill (latency)
         "poll.interval.ms": "100",
     }
@@ -115,6 +121,29 @@ def _handler(
     return ToChangeLog()
 
 
+def _release_wal(settings: Settings, slot: str, offsets: Path) -> None:
+    """Move the idle replication slot up to the last commit the connector has durably
+    processed (``lsn_commit`` in its persisted offsets), so PostgreSQL can recycle the
+    WAL before it. Everything up to there is in the topic log already."""
+    if not offsets.exists():
+        return
+    commits = [int(v) for v in re.findall(rb'"lsn_commit":(\d+)', offsets.read_bytes())]
+    if not commits:
+        return
+    lsn = max(commits)
+    from lakehouse.oltp.cluster import connect
+
+    position = f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
+    with connect(settings, autocommit=True) as conn:
+        row = conn.execute(
+            "select active, confirmed_flush_lsn < %s::pg_lsn from pg_replication_slots "
+            "where slot_name = %s",
+            [position, slot],
+        ).fetchone()
+        if row is not None and not row[0] and row[1]:
+            conn.execute("select pg_replication_slot_advance(%s, %s::pg_lsn)", [slot, position])
+
+
 def capture(
     settings: Settings,
     *,
@@ -135,9 +164,13 @@ def capture(
     report = CaptureReport()
     stop = stop or threading.Event()
     started = time.monotonic()
+    properties = engine_properties(settings)
+    _release_wal(
+        settings, properties["slot.name"], Path(properties["offset.storage.file.filename"])
+    )
     with ChangeLogWriter(settings.changes_path) as writer:
         engine = DebeziumJsonEngine(
-            properties=engine_properties(settings),
+            properties=properties,
             handler=_handler(writer, report, on_batch),
             jvm_opts=jvm_options(settings),
         )
