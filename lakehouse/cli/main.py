@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -548,11 +549,28 @@ def _age(seconds: float) -> str:
 
 def run() -> None:
     """Entry point: user errors become one line on stderr and exit code 1."""
+    code = 0
     try:
         app()
     except LakehouseError as exc:
         err_console.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
-        sys.exit(1)
+        code = 1
+    except SystemExit as exc:  # how click ends every command, successful or not
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    _exit(code)
+
+
+def _exit(code: int) -> None:
+    """Leave without tearing the interpreter down. delta-rs keeps a Tokio runtime whose
+    threads can still be running while Python finalises, and a short-lived process then
+    dies with SIGABRT now and then (delta-io/delta-rs#2184). The exit handlers (Prefect's
+    temporary server, dbt's connections) run first, while everything is still alive."""
+    import atexit
+
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
