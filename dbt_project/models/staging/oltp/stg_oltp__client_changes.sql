@@ -9,12 +9,7 @@ final as (
         -- ids
         cast(client_id as bigint) as client_id,
         -- change event
-        _op as change_op,
-        _commit_pos as commit_position,
-        _event_pos as event_position,
-        _tx_id as source_transaction_id,
-        _offset as change_offset,
-        _is_snapshot as is_snapshot,
+        {{ change_event_columns() }}
         -- row image
         first_name,
         last_name,
@@ -25,9 +20,7 @@ final as (
         segment,
         -- timestamps (UTC)
         cast(created_at as {{ dbt.type_timestamp() }}) as created_at,
-        {{ to_utc_timestamp('updated_at') }} as updated_at,
-        {{ to_utc_timestamp('_source_ts') }} as changed_at,
-        {{ to_utc_timestamp('_ingested_at') }} as ingested_at
+        {{ to_utc_timestamp('updated_at') }} as updated_at
     from source
 )
 

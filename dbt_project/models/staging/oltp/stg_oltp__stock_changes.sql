@@ -10,19 +10,12 @@ final as (
         cast(product_id as bigint) as product_id,
         warehouse_id,
         -- change event
-        _op as change_op,
-        _commit_pos as commit_position,
-        _event_pos as event_position,
-        _tx_id as source_transaction_id,
-        _offset as change_offset,
-        _is_snapshot as is_snapshot,
+        {{ change_event_columns() }}
         -- row image
         cast(quantity_on_hand as integer) as quantity_on_hand,
         cast(reorder_point as integer) as reorder_point,
         -- timestamps (UTC)
-        {{ to_utc_timestamp('updated_at') }} as updated_at,
-        {{ to_utc_timestamp('_source_ts') }} as changed_at,
-        {{ to_utc_timestamp('_ingested_at') }} as ingested_at
+        {{ to_utc_timestamp('updated_at') }} as updated_at
     from source
 )
 
