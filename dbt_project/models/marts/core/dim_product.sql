@@ -35,7 +35,7 @@ unknown_member as (
         cast(null as {{ dbt.type_string() }}) as product_description,
         cast('unknown' as {{ dbt.type_string() }}) as category,
         cast('unknown' as {{ dbt.type_string() }}) as brand,
-        cast(null as decimal(10, 2)) as price,
+        cast(null as decimal(38, 2)) as price,
         false as is_active,
         cast(null as {{ dbt.type_timestamp() }}) as created_at,
         cast('1900-01-01 00:00:00' as {{ dbt.type_timestamp() }}) as valid_from,

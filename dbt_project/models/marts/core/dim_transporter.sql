@@ -22,7 +22,7 @@ unknown_member as (
         cast(-1 as bigint) as transporter_id,
         cast('unknown' as {{ dbt.type_string() }}) as transporter_name,
         cast('unknown' as {{ dbt.type_string() }}) as service_level,
-        cast(null as decimal(8, 2)) as cost_per_order,
+        cast(null as decimal(38, 2)) as cost_per_order,
         cast(null as {{ dbt.type_timestamp() }}) as updated_at,
         true as is_unknown_member
 ),

@@ -12,9 +12,9 @@ final as (
         cast(promotion_id as bigint) as promotion_id,
         -- measures
         cast(quantity as integer) as quantity,
-        cast(unit_price as decimal(10, 2)) as unit_price,
-        cast(discount_pct as decimal(5, 2)) as discount_pct,
-        cast(discount_amount as decimal(12, 2)) as discount_amount,
+        cast(unit_price as decimal(38, 2)) as unit_price,
+        cast(discount_pct as decimal(38, 2)) as discount_pct,
+        cast(discount_amount as decimal(38, 2)) as discount_amount,
         -- timestamps (UTC)
         {{ to_utc_timestamp('updated_at') }} as updated_at,
         {{ to_utc_timestamp('_source_ts') }} as source_updated_at

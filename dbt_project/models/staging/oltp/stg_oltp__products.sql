@@ -13,7 +13,7 @@ final as (
         description as product_description,
         category,
         brand,
-        cast(price as decimal(10, 2)) as price,
+        cast(price as decimal(38, 2)) as price,
         is_active,
         -- timestamps (UTC)
         cast(created_at as {{ dbt.type_timestamp() }}) as created_at,

@@ -10,7 +10,7 @@ final as (
         -- attributes
         name as promotion_name,
         category,
-        cast(discount_pct as decimal(5, 2)) as discount_pct,
+        cast(discount_pct as decimal(38, 2)) as discount_pct,
         cast(starts_on as date) as starts_on,
         cast(ends_on as date) as ends_on,
         -- timestamps (UTC)

@@ -12,9 +12,9 @@ final as (
         -- attributes
         payment_method,
         -- measures
-        cast(gross_amount as decimal(12, 2)) as gross_amount,
-        cast(discount_amount as decimal(12, 2)) as discount_amount,
-        cast(net_amount as decimal(12, 2)) as net_amount,
+        cast(gross_amount as decimal(38, 2)) as gross_amount,
+        cast(discount_amount as decimal(38, 2)) as discount_amount,
+        cast(net_amount as decimal(38, 2)) as net_amount,
         -- timestamps (UTC)
         cast(sold_at as {{ dbt.type_timestamp() }}) as sold_at,
         {{ to_utc_timestamp('updated_at') }} as updated_at,

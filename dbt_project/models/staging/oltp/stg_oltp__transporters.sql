@@ -10,7 +10,7 @@ final as (
         -- attributes
         name as transporter_name,
         service_level,
-        cast(cost_per_order as decimal(8, 2)) as cost_per_order,
+        cast(cost_per_order as decimal(38, 2)) as cost_per_order,
         -- timestamps (UTC)
         {{ to_utc_timestamp('updated_at') }} as updated_at,
         {{ to_utc_timestamp('_source_ts') }} as source_updated_at
