@@ -103,6 +103,11 @@ def _debezium_alone(settings: Settings, expected: int | None) -> float:
         **{
             "slot.name": "bench_alone",
             "publication.name": "bench_alone",
+            # its own publication of the shop's tables (one for all tables needs a superuser)
+            "publication.autocreate.mode": "filtered",
+            "table.include.list": ",".join(
+                f"{c.schema}.{c.table}" for c in load_contracts(settings.contracts_dir).values()
+            ),
             "snapshot.mode": "no_data",
             "offset.storage.file.filename": str(settings.root / "capture" / "alone.dat"),
         },

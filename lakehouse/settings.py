@@ -45,7 +45,23 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".lakehouse"), description="all state lives here")
     source_name: str = Field(default="oltp", description="logical name of the OLTP source")
     topic_prefix: str = Field(default="oltp", description="Debezium topic.prefix")
-    contracts_dir: Path = DEFAULT_CONTRACTS_DIR
+    contracts_dir: Path = Field(
+        default=DEFAULT_CONTRACTS_DIR,
+        description="the shipped (reviewed) contracts; they win over the captured drafts",
+    )
+    capture_tables: list[str] = Field(
+        default_factory=list,
+        description=(
+            "tables to capture, as Debezium `schema.table` regexes (e.g. `public\\.orders`, "
+            "`sales\\..*`); empty: every table of the database, tables created later "
+            "included, no restart needed. Empty needs a `FOR ALL TABLES` publication, which "
+            "only a superuser can create: the project's own cluster creates it; for a real "
+            "database a superuser runs `CREATE PUBLICATION lakehouse_<source_name> FOR ALL "
+            "TABLES` once. Every table is then published: PostgreSQL refuses UPDATE and "
+            "DELETE on a table with neither a primary key nor a REPLICA IDENTITY. With a "
+            "list, a new table is captured once it matches the list and capture restarts"
+        ),
+    )
     changes_dir: Path | None = Field(
         default=None, description="recorded change events; default <data_dir>/changes"
     )
@@ -100,6 +116,12 @@ class Settings(BaseSettings):
     @property
     def changes_path(self) -> Path:
         return (self.changes_dir or self.root / "changes").resolve()
+
+    @property
+    def captured_contracts_dir(self) -> Path:
+        """Contracts the capture drafts from the live catalog, for tables with no shipped
+        contract (``lakehouse.contracts.load_source_contracts`` reads both)."""
+        return self.root / "contracts"
 
     @property
     def ground_truth_path(self) -> Path:

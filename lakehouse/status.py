@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakehouse.contracts import load_contracts
+from lakehouse.contracts import load_source_contracts
 from lakehouse.lake import dead_letter, delta
 from lakehouse.settings import Settings
 
@@ -62,7 +62,7 @@ def _max(stats: pa.Table | None, column: str) -> object:
 
 
 def collect(settings: Settings) -> Status:
-    contracts = load_contracts(settings.contracts_dir)
+    contracts = load_source_contracts(settings)
     status = Status(
         settings.profile, str(settings.root), settings.lake_root, str(settings.warehouse)
     )
@@ -70,13 +70,13 @@ def collect(settings: Settings) -> Status:
     opts = settings.storage_options
     for contract in contracts.values():
         topic = settings.topic(contract.table, contract.schema)
-        bronze = delta.open_table(settings.table_uri("bronze", contract.table), opts)
-        silver_table = delta.open_table(settings.table_uri("silver", contract.table), opts)
+        bronze = delta.open_table(settings.table_uri("bronze", contract.lake_name), opts)
+        silver_table = delta.open_table(settings.table_uri("silver", contract.lake_name), opts)
         b_stats, s_stats = _stats(bronze), _stats(silver_table)
         last_ts = _max(b_stats, "max._source_ts")
         status.tables.append(
             TableStatus(
-                table=contract.table,
+                table=contract.lake_name,
                 bronze_rows=_sum(b_stats, "num_records"),
                 silver_rows=_sum(s_stats, "num_records"),
                 consumed_offset=delta.committed_version(bronze, topic),

