@@ -1,13 +1,50 @@
-"""Flow: the whole demo pipeline, generate -> ingest -> dbt build."""
+"""Flow: the whole demo pipeline: the shop's changes -> ingest -> dbt build.
+
+The changes come from the live path (the shop simulated in PostgreSQL, captured by
+Debezium) when PostgreSQL is available, or from recorded Debezium files (``generate``).
+"""
 
 from __future__ import annotations
 
-from prefect import flow
+from typing import Literal
+
+from prefect import flow, get_run_logger
 
 from flows._runtime import settings_for
 from flows.generate import generate_flow
 from flows.ingest import ingest_flow
+from flows.live import live_flow
 from flows.transform import transform_flow
+from lakehouse.exceptions import ConfigError, OltpError
+from lakehouse.settings import Settings
+
+Source = Literal["auto", "live", "files"]
+
+
+def choose_source(settings: Settings, source: Source) -> Literal["live", "files"]:
+    """``auto``: what the data directory already holds, else live when PostgreSQL is
+    there (or can be installed), else the recorded files."""
+    recorded = (settings.changes_path / "manifest.json").exists()
+    captured = (settings.root / "capture" / "offsets.dat").exists()
+    if (source == "live" and recorded) or (source == "files" and captured):
+        holds = "recorded files" if recorded else "live captures"
+        raise ConfigError(
+            f"{settings.root} holds {holds}: use another --data-dir for --source {source}"
+        )
+    if source != "auto":
+        return source
+    if recorded or captured:
+        return "files" if recorded else "live"
+    if not settings.oltp_managed:
+        return "live"
+    from lakehouse.oltp.cluster import find_bindir
+
+    try:
+        find_bindir()
+    except OltpError as exc:
+        get_run_logger().warning("%s; the demo uses recorded change files", exc)
+        return "files"
+    return "live"
 
 
 @flow(name="demo", log_prints=True)
@@ -17,15 +54,24 @@ def demo(
     clients: int = 1000,
     products: int = 300,
     days: int = 730,
+    source: Source = "auto",
 ) -> dict[str, object]:
     settings = settings_for(data_dir)
     data_dir = str(settings.root)
-    events = generate_flow(
-        data_dir=data_dir, seed=seed, clients=clients, products=products, days=days
-    )
+    chosen = choose_source(settings, source)
+    get_run_logger().info("source of the changes: %s", chosen)
+    changes: object
+    if chosen == "live":
+        changes = live_flow(
+            data_dir=data_dir, seed=seed, clients=clients, products=products, days=days
+        )
+    else:
+        changes = generate_flow(
+            data_dir=data_dir, seed=seed, clients=clients, products=products, days=days
+        )
     landed = ingest_flow(data_dir=data_dir)
     nodes = transform_flow(data_dir=data_dir)
-    return {"events": events, "ingest": landed, "dbt": nodes}
+    return {"source": chosen, "changes": changes, "ingest": landed, "dbt": nodes}
 
 
 if __name__ == "__main__":

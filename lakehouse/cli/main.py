@@ -208,16 +208,33 @@ def demo(
     seed: Annotated[int, typer.Option(help="random seed of the demo business")] = 42,
     clients: Annotated[int, typer.Option()] = 1000,
     products: Annotated[int, typer.Option()] = 300,
-    days: Annotated[int, typer.Option()] = 730,
+    days: Annotated[int, typer.Option(help="days of business activity")] = 730,
+    source: Annotated[
+        str,
+        typer.Option(
+            help="live: the shop runs in PostgreSQL, captured by Debezium; files: recorded "
+            "Debezium events; auto: live when PostgreSQL is available"
+        ),
+    ] = "auto",
 ) -> None:
-    """The whole pipeline as one Prefect flow: generate, ingest, dbt build; then status."""
+    """The whole pipeline as one Prefect flow: the shop's changes, ingest, dbt build; then
+    the status."""
     from flows._runtime import use_prefect_home
 
+    if source not in ("auto", "live", "files"):
+        raise typer.BadParameter("--source is one of auto, live, files")
     settings = _settings(data_dir)
     use_prefect_home(settings)
     from flows.demo import demo as demo_flow  # Prefect loads here, after PREFECT_HOME is set
 
-    demo_flow(data_dir=str(settings.root), seed=seed, clients=clients, products=products, days=days)
+    demo_flow(
+        data_dir=str(settings.root),
+        seed=seed,
+        clients=clients,
+        products=products,
+        days=days,
+        source=source,  # type: ignore[call-overload]
+    )
     status(data_dir=settings.root, as_json=False)
 
 

@@ -54,6 +54,8 @@ class SimulateParams:
     tps: float = 10.0  # transactions per second; 0 means as fast as the database goes
     duration: float | None = 60.0  # seconds of wall-clock time
     transactions: int | None = None  # or stop after this many transactions
+    until: date | None = None  # or stop at this business date (a resumed run may do nothing)
+    horizon_days: int = HORIZON_DAYS  # the span of the business's growth curve
     seed: int = 42
     clients: int = 1000  # the initial world, when the database is empty
     products: int = 300
@@ -63,8 +65,8 @@ class SimulateParams:
     def __post_init__(self) -> None:
         if self.tps < 0:
             raise OltpError("--tps must be positive (or 0 for as fast as possible)")
-        if self.duration is None and self.transactions is None:
-            raise OltpError("give a --duration or a number of --transactions")
+        if self.duration is None and self.transactions is None and self.until is None:
+            raise OltpError("give a --duration, a number of --transactions or a --days")
         if self.duration is not None and self.duration <= 0:
             raise OltpError("--duration must be positive")
         if self.transactions is not None and self.transactions < 1:
@@ -146,6 +148,15 @@ class DatabaseRecorder:
         self._base = self._started  # the pace's origin, moved on after a stall
         self._paced = 0  # transactions since the origin
         self._last_report = 0.0
+        self._until_us = (
+            None if params.until is None else (params.until - _EPOCH_DAY).days * 86_400_000_000
+        )
+        self._columns = {
+            t: f'"{t}" (' + ", ".join(f'"{n}"' for n in types) + ")"
+            for t, types in self._types.items()
+        }
+        self._batch: list[str] = []  # statements not sent yet (unpaced)
+        self._batched: list[Any] = []  # their changes, to check what each one touched
 
     # the Recorder interface ---------------------------------------------------------
 
@@ -181,17 +192,16 @@ class DatabaseRecorder:
         """One database transaction per business transaction, at the requested pace."""
         if not tx.changes:
             return
-        self._pace()
-        with self.conn.transaction():
-            with self.conn.pipeline():  # one round trip for the statements
-                cursors = [(change, self._execute(change)) for change in tx.changes]
-            for change, cur in cursors:
-                if change.op != "c" and cur is not None and cur.rowcount != 1:
-                    raise OltpError(
-                        f"the database no longer matches the simulation: {change.op} of "
-                        f"{change.table} {change.key} touched {cur.rowcount} rows; is another "
-                        "program writing to it?"
-                    )
+        if self._until_us is not None and tx.commit_us >= self._until_us:
+            raise _Finished
+        if self._interval:
+            self._pace()
+            with self.conn.transaction():
+                with self.conn.pipeline():  # one round trip for the statements
+                    cursors = [(change, self._execute(change)) for change in tx.changes]
+                self._check(cursors)
+        else:
+            self._send(tx)
         s = self.summary
         s.transactions += 1
         for change in tx.changes:
@@ -210,7 +220,71 @@ class DatabaseRecorder:
             raise _Finished
 
     def close(self) -> None:
-        pass
+        """Commit the transactions still waiting to be sent, and check them."""
+        self._flush()
+
+    def _send(self, tx: Transaction) -> None:
+        """Unpaced: transactions are sent many at a time, as one simple query holding
+        ``begin; ...; commit;`` for each of them, with the values as SQL literals. Each is
+        still its own database transaction; this only saves round trips."""
+        self._batch.append("begin")
+        for change in tx.changes:
+            statement = self._render(change)
+            if statement is not None:
+                self._batch.append(statement)
+                self._batched.append(change)
+        self._batch.append("commit")
+        if len(self._batch) >= 2048:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._batch:
+            return
+        text = ";\n".join(self._batch).encode()
+        changes, self._batch, self._batched = self._batched, [], []
+        with self.conn.cursor() as cur:
+            cur.execute(text)
+            results: list[tuple[Any, int]] = []
+            while True:
+                status = cur.statusmessage or ""
+                if status.startswith(("UPDATE", "DELETE", "INSERT")):
+                    results.append((changes[len(results)], int(status.rsplit(" ", 1)[1])))
+                if not cur.nextset():
+                    break
+        for change, count in results:
+            if count != 1:
+                raise OltpError(
+                    f"the database no longer matches the simulation: {change.op} of "
+                    f"{change.table} {change.key} touched {count} rows; is another "
+                    "program writing to it?"
+                )
+
+    def _render(self, change: Any) -> str | None:
+        table, types = change.table, self._types[change.table]
+        key = self.contracts[table].primary_key
+        where = " and ".join(f'"{k}" = {_literal(types[k], change.key[k])}' for k in key)
+        if change.op == "c":
+            row = change.after
+            values = ", ".join(_literal(t, row[n]) for n, t in types.items())
+            return f"insert into {self._columns[table]} values ({values})"
+        if change.op == "d":
+            return f'delete from "{table}" where {where}'
+        before, after = change.before, change.after
+        changed = [n for n in types if n not in key and before.get(n) != after.get(n)]
+        if not changed:
+            return None
+        sets = ", ".join(f'"{n}" = {_literal(types[n], after[n])}' for n in changed)
+        return f'update "{table}" set {sets} where {where}'
+
+    @staticmethod
+    def _check(cursors: list[tuple[Any, psycopg.Cursor[Any] | None]]) -> None:
+        for change, cur in cursors:
+            if change.op != "c" and cur is not None and cur.rowcount != 1:
+                raise OltpError(
+                    f"the database no longer matches the simulation: {change.op} of "
+                    f"{change.table} {change.key} touched {cur.rowcount} rows; is another "
+                    "program writing to it?"
+                )
 
     # statements ---------------------------------------------------------------------
 
@@ -300,6 +374,10 @@ def simulate(
         )
     with connect(settings, autocommit=True) as conn:
         _check_schema(conn, contracts)
+        if not params.tps:
+            # as fast as it goes: commits do not wait for their WAL flush (this session
+            # only; a crash could lose the last instants, never consistency)
+            conn.execute("set synchronous_commit = off")
         locked = conn.execute("select pg_try_advisory_lock(%s)", (_LOCK_ID,)).fetchone()
         if not locked or not locked[0]:
             raise OltpError("another `lakehouse simulate` is running against this database")
@@ -333,7 +411,7 @@ def simulate(
                 rng=rng,
                 recorder=sink,  # type: ignore[arg-type]
                 world=world,
-                days=HORIZON_DAYS,
+                days=params.horizon_days,
                 start=start,
                 orders_per_day=_order_rate(params, counts["client"]),
             )
@@ -343,14 +421,15 @@ def simulate(
                 recorder=sink,  # type: ignore[arg-type]
                 clients=params.clients,
                 products=params.products,
-                days=HORIZON_DAYS,
+                days=params.horizon_days,
                 start=start,
                 snapshot_day=0,
                 orders_per_day=_order_rate(params, params.clients),
             )
         summary.business = business
         try:
-            business.run()
+            if params.until is None or start < params.until:
+                business.run()
         except _Finished:
             pass
         except KeyboardInterrupt:  # Ctrl-C: the open transaction rolls back, the rest stays
@@ -360,6 +439,13 @@ def simulate(
                 f"the database refused a simulated transaction: {str(exc).strip().splitlines()[0]}"
             ) from None
         finally:
+            try:
+                sink.close()
+            except psycopg.Error as exc:
+                raise OltpError(
+                    "the database refused a simulated transaction: "
+                    f"{str(exc).strip().splitlines()[0]}"
+                ) from None
             summary.seconds = time.monotonic() - sink._started
     if on_progress is not None:
         on_progress(summary)
@@ -420,6 +506,23 @@ def _day_after_newest(conn: psycopg.Connection) -> date:
         raise OltpError("the database's rows carry no updated_at: cannot tell where to resume")
     stamp: datetime = newest[0]
     return stamp.astimezone(UTC).date() + timedelta(days=1)
+
+
+def _literal(ctype: str, value: Any) -> str:
+    """A wire value as an SQL literal (``standard_conforming_strings`` is on: only quotes
+    need doubling)."""
+    if value is None:
+        return "null"
+    if ctype in ("smallint", "int", "bigint", "double") or ctype.startswith("decimal"):
+        return str(value)
+    if ctype == "boolean":
+        return "true" if value else "false"
+    if ctype == "timestamp":
+        return f"'{(_EPOCH + value * _US).isoformat()}'"
+    if ctype == "date":
+        return f"'{(_EPOCH_DAY + timedelta(days=value)).isoformat()}'"
+    text = str(value)
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _iso(us: int | None) -> str | None:

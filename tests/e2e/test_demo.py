@@ -1,9 +1,10 @@
 """The demo at its default scale, run as a user runs it, reconciled with the ground truth.
 
-`lakehouse demo` generates the shop (>= 1,000,000 change events), lands them, builds the
-marts; then every silver table must equal the generator's final state row for row, the
-facts' totals must equal the true totals, and each client must have exactly as many SCD2
-versions as the stream carried changes for it. A second run must change nothing.
+`lakehouse demo --source files` generates the shop (>= 1,000,000 change events), lands
+them, builds the marts; then every silver table must equal the generator's final state
+row for row, the facts' totals must equal the true totals, and each client must have
+exactly as many SCD2 versions as the stream carried changes for it. A second run must
+change nothing.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ LAKEHOUSE = str(Path(sys.executable).with_name("lakehouse"))
 
 def _demo(settings: Settings) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [LAKEHOUSE, "demo", "--data-dir", str(settings.root)],
+        [LAKEHOUSE, "demo", "--data-dir", str(settings.root), "--source", "files"],
         capture_output=True,
         text=True,
         timeout=1800,
