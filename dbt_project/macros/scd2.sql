@@ -11,7 +11,7 @@
 {%- endmacro %}
 
 {#-
-    SCD2 versions from a change log (one row per change, with change_op, changed_at,
+    SCD2 versions from a change log (one row per change, with change_op, effective_at,
     commit_position and event_position): every snapshot read, insert or update opens a
     version of `key`; the key's next change, an update or a delete, closes it. All
     versions are kept, also those that came and went between two runs.
@@ -23,9 +23,9 @@ with sequenced as (
         lead(change_op) over (
             partition by {{ key }} order by commit_position, event_position
         ) as next_change_op,
-        lead(changed_at) over (
+        lead(effective_at) over (
             partition by {{ key }} order by commit_position, event_position
-        ) as next_changed_at,
+        ) as next_effective_at,
         last_value(change_op) over (
             partition by {{ key }} order by commit_position, event_position
             rows between unbounded preceding and unbounded following
@@ -41,8 +41,8 @@ select
     {%- for column in columns %}
     {{ column }},
     {%- endfor %}
-    changed_at as valid_from,
-    next_changed_at as valid_to,
+    effective_at as valid_from,
+    next_effective_at as valid_to,
     next_change_op is null as is_current,
     last_change_op = 'd' as is_deleted,
     change_op,

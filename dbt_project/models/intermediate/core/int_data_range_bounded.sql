@@ -15,11 +15,11 @@ stock_changes as (
 activity as (
     select cast(ordered_at as date) as activity_date from orders
     union all
-    select cast(source_updated_at as date) from orders
+    select cast(updated_at as date) from orders
     union all
     select cast(sold_at as date) from sales
     union all
-    select cast(changed_at as date) from stock_changes
+    select cast(effective_at as date) from stock_changes where change_op <> 'd'
 ),
 
 final as (

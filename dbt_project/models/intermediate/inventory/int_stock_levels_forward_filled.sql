@@ -21,7 +21,7 @@ sequenced as (
         change_op,
         quantity_on_hand,
         reorder_point,
-        cast(changed_at as date) as change_date,
+        cast(effective_at as date) as change_date,
         -- a delete's row image is the row before it: the change itself moves nothing
         case
             when change_op in ('u', 'c') then quantity_on_hand - lag(
@@ -32,7 +32,7 @@ sequenced as (
             )
         end as quantity_change,
         row_number() over (
-            partition by product_id, warehouse_id, cast(changed_at as date)
+            partition by product_id, warehouse_id, cast(effective_at as date)
             order by commit_position desc, event_position desc
         ) as rank_in_day
     from stock_changes
