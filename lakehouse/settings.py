@@ -62,6 +62,13 @@ class Settings(BaseSettings):
             "list, a new table is captured once it matches the list and capture restarts"
         ),
     )
+    capture_release_wal_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="every so often capture restarts its engine (a few seconds) to move "
+        "the replication slot up to what it durably captured, so PostgreSQL can recycle "
+        "the WAL before; 0: only when capture starts",
+    )
     changes_dir: Path | None = Field(
         default=None, description="recorded change events; default <data_dir>/changes"
     )
@@ -75,7 +82,9 @@ class Settings(BaseSettings):
     dbt_threads: int = 2
     ingest_batch_events: int = Field(default=250_000, ge=1)
     kafka_bootstrap_servers: str | None = Field(
-        default=None, description="read change topics from this Kafka cluster, not files"
+        default=None,
+        description="change topics live in this Kafka cluster, not in files: capture "
+        "produces to it and the lander reads from it",
     )
     kafka_group_id: str = Field(
         default="lakehouse-lander", description="consumer group of the lander's offsets"

@@ -5,7 +5,9 @@ decoding with ``pgoutput``, a replication slot and a publication it manages, an 
 snapshot, then streaming. Each batch it delivers is appended to the topic log on disk
 and fsynced (``ChangeLogWriter``) before the engine may commit its offset, so nothing
 it hands over is lost; what it resends after a restart, the lander deduplicates. The
-lander reads that log like any recorded topic.
+lander reads that log like any recorded topic. With ``kafka_bootstrap_servers`` set, the
+batch goes to that Kafka cluster instead (``KafkaSink``), acknowledged by the broker
+before the engine commits its offset, and the lander reads the topics there.
 
 What is captured: every table of the database when ``capture_tables`` is empty (a
 ``FOR ALL TABLES`` publication, so a table created later is streamed from its first
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lakehouse.cdc.change_log import ChangeLogWriter
+from lakehouse.cdc.kafka_sink import KafkaSink
 from lakehouse.contracts import load_source_contracts
 from lakehouse.exceptions import ContractError, LakehouseError, SourceError
 
@@ -50,6 +53,7 @@ class CaptureReport:
     by_topic: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     last_batch_at: float | None = None
+    rounds: int = 0  # engine restarts that released WAL (capture_release_wal_seconds)
     drafted: list[str] = field(default_factory=list)  # contracts drafted, by lake name
     without_contract: list[str] = field(default_factory=list)  # tables that cannot have one
 
@@ -311,7 +315,7 @@ def _json(value: Any) -> bytes:
 
 
 def _handler(
-    writer: ChangeLogWriter,
+    writer: ChangeLogWriter | KafkaSink,
     report: CaptureReport,
     on_batch: Callable[[int], None],
     drafts: _Drafts,
@@ -337,10 +341,11 @@ def _handler(
     return ToChangeLog()
 
 
-def _release_wal(settings: Settings, slot: str, offsets: Path) -> None:
+def _release_wal(settings: Settings, slot: str, offsets: Path, wait: float = 0.0) -> None:
     """Move the idle replication slot up to the last commit the connector has durably
     processed (``lsn_commit`` in its persisted offsets), so PostgreSQL can recycle the
-    WAL before it. Everything up to there is in the topic log already."""
+    WAL before it. Everything up to there is in the topic log already. ``wait``: seconds
+    to wait for the slot to be released by a connector that just stopped."""
     if not offsets.exists():
         return
     commits = [int(v) for v in re.findall(rb'"lsn_commit":(\d+)', offsets.read_bytes())]
@@ -351,11 +356,16 @@ def _release_wal(settings: Settings, slot: str, offsets: Path) -> None:
 
     position = f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
     with connect(settings, autocommit=True) as conn:
-        row = conn.execute(
-            "select active, confirmed_flush_lsn < %s::pg_lsn from pg_replication_slots "
-            "where slot_name = %s",
-            [position, slot],
-        ).fetchone()
+        until = time.monotonic() + wait
+        while True:
+            row = conn.execute(
+                "select active, confirmed_flush_lsn < %s::pg_lsn from pg_replication_slots "
+                "where slot_name = %s",
+                [position, slot],
+            ).fetchone()
+            if row is None or not row[0] or time.monotonic() >= until:
+                break
+            time.sleep(0.1)
         if row is not None and not row[0] and row[1]:
             conn.execute("select pg_replication_slot_advance(%s, %s::pg_lsn)", [slot, position])
 
@@ -380,42 +390,33 @@ def capture(
     report = CaptureReport()
     stop = stop or threading.Event()
     started = time.monotonic()
+    deadline = None if duration is None else started + duration
     properties = engine_properties(settings)
-    _release_wal(
-        settings, properties["slot.name"], Path(properties["offset.storage.file.filename"])
-    )
+    slot, offsets = properties["slot.name"], Path(properties["offset.storage.file.filename"])
+    _release_wal(settings, slot, offsets)
     _prepare_publication(settings, properties["publication.name"])
     drafts = _Drafts(settings, report)
     drafts.for_source()
-    with ChangeLogWriter(settings.changes_path) as writer:
-        engine = DebeziumJsonEngine(
-            properties=properties,
-            handler=_handler(writer, report, on_batch, drafts),
-            jvm_opts=jvm_options(settings),
-        )
-        java_engine = engine.engine  # built here, so that it can be stopped from here
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                engine.run()
-            except BaseException as exc:  # reported on the caller's thread
-                failure.append(exc)
-
-        thread = threading.Thread(target=run, name="debezium", daemon=True)
-        thread.start()
-        deadline = None if duration is None else started + duration
-        try:
-            while thread.is_alive() and not stop.is_set():
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    stop.set()  # the duration is over: we stop it
-                    break
-                stop.wait(0.2 if left is None else min(0.2, left))
-        except KeyboardInterrupt:  # Ctrl-C: stop cleanly, the offsets get flushed
-            stop.set()
-        ended_by_itself = not thread.is_alive() and not stop.is_set()
-        _stop_engine(java_engine, thread)
+    every = settings.capture_release_wal_seconds
+    servers = settings.kafka_bootstrap_servers
+    with KafkaSink(servers) if servers else ChangeLogWriter(settings.changes_path) as writer:
+        handler = _handler(writer, report, on_batch, drafts)
+        while True:
+            round_end = None if not every else time.monotonic() + every
+            failure, ended_by_itself = _run_engine(
+                DebeziumJsonEngine(
+                    properties=properties, handler=handler, jvm_opts=jvm_options(settings)
+                ),
+                stop,
+                deadline,
+                round_end,
+            )
+            if failure or ended_by_itself or stop.is_set():
+                break
+            # a round is over: the engine flushed its offsets when it closed, so the
+            # slot can move up to them and PostgreSQL recycle the WAL before
+            _release_wal(settings, slot, offsets, wait=5.0)
+            report.rounds += 1
     report.seconds = time.monotonic() - started
     if failure and stop.is_set() and "InterruptedException" in str(failure[0]):
         # we stopped the engine while it was inside a batch: the batch is durable in the
@@ -426,6 +427,42 @@ def capture(
     if ended_by_itself:
         raise SourceError(f"Debezium stopped: {_last_error(log)} (log: {log})")
     return report
+
+
+def _run_engine(
+    engine: Any,
+    stop: threading.Event,
+    deadline: float | None,
+    round_end: float | None,
+) -> tuple[list[BaseException], bool]:
+    """Run one engine until ``stop``, the ``deadline`` (which sets ``stop``) or the end of
+    its round; return its failure, if any, and whether it ended by itself."""
+    java_engine = engine.engine  # built here, so that it can be stopped from here
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            engine.run()
+        except BaseException as exc:  # reported on the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="debezium", daemon=True)
+    thread.start()
+    try:
+        while thread.is_alive() and not stop.is_set():
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                stop.set()  # the duration is over: we stop it
+                break
+            if round_end is not None and now >= round_end:
+                break
+            ends = [t - now for t in (deadline, round_end) if t is not None]
+            stop.wait(min([0.2, *ends]))
+    except KeyboardInterrupt:  # Ctrl-C: stop cleanly, the offsets get flushed
+        stop.set()
+    ended_by_itself = not thread.is_alive() and not stop.is_set()
+    _stop_engine(java_engine, thread)
+    return failure, ended_by_itself
 
 
 def _stop_engine(java_engine: Any, thread: threading.Thread, timeout: float = 90.0) -> None:

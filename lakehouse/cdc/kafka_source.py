@@ -120,7 +120,7 @@ class KafkaSource:
                 error = exc.args[0]
             if error is None:
                 return
-            if not _retriable(error) or time.monotonic() > deadline:
+            if not retriable(error) or time.monotonic() > deadline:
                 raise SourceError(
                     f"cannot commit offset {last_offset + 1} of {topic} for group "
                     f"{self.group_id!r} at {self.bootstrap_servers}: {error}"
@@ -158,7 +158,7 @@ class KafkaSource:
                         if lines:
                             yield RawBatch.from_lines(topic, first, lines)
                         return
-                    if _retriable(error):  # the broker is restarting: librdkafka reconnects
+                    if retriable(error):  # the broker is restarting: librdkafka reconnects
                         continue
                     raise SourceError(f"{topic}: Kafka read failed at offset {expected}: {error}")
                 offset = message.offset()
@@ -225,7 +225,8 @@ class KafkaSource:
         self._partitions_checked.add(topic)
 
 
-def _retriable(error: object) -> bool:
+def retriable(error: object) -> bool:
+    """Whether a Kafka error passes once the broker is back (a restart, a new leader)."""
     if not isinstance(error, KafkaError):
         return False
     return bool(error.retriable()) or error.code() in _TRANSIENT

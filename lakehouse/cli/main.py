@@ -124,9 +124,11 @@ def capture(
     from lakehouse.cdc.debezium import capture as run
 
     settings = _settings(data_dir)
+    servers = settings.kafka_bootstrap_servers
+    into = f"Kafka at {servers}" if servers else settings.changes_path
     console.print(
         f"capturing {settings.oltp_user}@{settings.oltp_host}:{settings.oltp_port}/"
-        f"{settings.oltp_database} into {settings.changes_path}; Ctrl-C stops"
+        f"{settings.oltp_database} into {into}; Ctrl-C stops"
     )
     with console.status("starting Debezium") as status:
         seen = [0]

@@ -64,6 +64,8 @@ class _Killer:
             "LAKEHOUSE_DATA_DIR": str(settings.root),
             "LAKEHOUSE_OLTP_PORT": str(settings.oltp_port),
         }
+        if settings.kafka_bootstrap_servers:
+            self.env["LAKEHOUSE_KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers
         self.args, self.rng, self.pause = [LAKEHOUSE, *args], rng, pause
         self.kills = 0
         self.stop = threading.Event()
