@@ -76,7 +76,7 @@ class FileSource:
         if not segments:
             return 0
         base, path = segments[-1]
-        return base + path.read_bytes().count(b"\n")
+        return base + len(_line_ends(path))
 
     def read(self, topic: str, start: int, batch_size: int) -> Iterator[RawBatch]:
         """Complete lines of ``topic`` from offset ``start`` on, in batches of at most
@@ -86,24 +86,70 @@ class FileSource:
             next_base = segments[i + 1][0] if i + 1 < len(segments) else None
             if next_base is not None and next_base <= start:
                 continue
-            data = path.read_bytes()
-            data = data[: data.rfind(b"\n") + 1]  # drop a line still being written
-            count = data.count(b"\n")
+            ends = _line_ends(path)
+            count = len(ends)
             if next_base is not None and base + count != next_base:
                 raise SourceError(
                     f"{path}: holds {count} lines but the next segment starts at "
                     f"offset {next_base}; the topic's log is inconsistent"
                 )
             skip = max(0, start - base)
-            if skip == 0 and count <= batch_size:  # the common case: the whole segment
-                if count:
-                    yield RawBatch(topic, base, data, count)
+            if skip >= count:
                 continue
-            ends = np.flatnonzero(np.frombuffer(data, np.uint8) == _NEWLINE) + 1
-            for lo in range(skip, count, batch_size):
-                hi = min(lo + batch_size, count)
-                first_byte = int(ends[lo - 1]) if lo else 0
-                yield RawBatch(topic, base + lo, data[first_byte : int(ends[hi - 1])], hi - lo)
+            with path.open("rb") as f:
+                for lo in range(skip, count, batch_size):
+                    hi = min(lo + batch_size, count)
+                    first_byte = int(ends[lo - 1]) if lo else 0
+                    f.seek(first_byte)
+                    data = f.read(int(ends[hi - 1]) - first_byte)
+                    yield RawBatch(topic, base + lo, data, hi - lo)
 
     def committed(self, topic: str, last_offset: int) -> None:
         """Nothing to acknowledge: the lake's app transactions are the only position."""
+
+
+@dataclass
+class _LineIndex:
+    """Where the complete lines of a segment end, as far as it has been read."""
+
+    inode: int
+    ends: np.ndarray  # byte offset one past each complete line
+    mark: bytes  # the bytes just before the last end: a rewritten file no longer has them
+
+    @property
+    def size(self) -> int:
+        return int(self.ends[-1]) if len(self.ends) else 0
+
+
+# Segments only grow (the writer appends; a torn last line is cut, never a complete one),
+# so a follower that comes back every second reads only what was appended since.
+_INDEXES: dict[Path, _LineIndex] = {}
+_MARK = 16
+
+
+def _line_ends(path: Path) -> np.ndarray:
+    stat = path.stat()
+    index = _INDEXES.get(path)
+    with path.open("rb") as f:
+        if index is not None:
+            f.seek(max(0, index.size - _MARK))
+            still = index.inode == stat.st_ino and stat.st_size >= index.size
+            if not still or f.read(min(_MARK, index.size)) != index.mark:
+                index = None
+        if index is None:
+            index = _LineIndex(stat.st_ino, np.empty(0, np.int64), b"")
+        if stat.st_size > index.size:
+            f.seek(index.size)
+            tail = f.read(stat.st_size - index.size)
+            new = np.flatnonzero(np.frombuffer(tail, np.uint8) == _NEWLINE) + 1 + index.size
+            if len(new):
+                ends = np.concatenate([index.ends, new.astype(np.int64)])
+                end = int(ends[-1])
+                lo = max(0, end - _MARK) - index.size
+                mark = tail[lo : end - index.size] if lo >= 0 else b""
+                if lo < 0:  # the mark reaches back before this read
+                    f.seek(max(0, end - _MARK))
+                    mark = f.read(min(_MARK, end))
+                index = _LineIndex(stat.st_ino, ends, mark)
+    _INDEXES[path] = index
+    return index.ends
