@@ -113,6 +113,10 @@ def run_live(
             cluster.down()
     if "error" in result:
         raise result["error"]
+    if "report" not in result:
+        raise SourceError(
+            f"Debezium did not stop within 120 s; see {settings.root / 'capture' / 'debezium.log'}"
+        )
     return LiveReport(summary, result["report"], expected, time.monotonic() - started)
 
 
