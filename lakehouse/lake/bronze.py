@@ -1,9 +1,12 @@
 """Bronze: the append-only change log, one Delta table per source table.
 
 Each distinct change event is stored once. Debezium delivers at least once, so a batch
-is de-duplicated on the event identity ``(primary key, _commit_pos, _event_pos, _op)``,
-within itself and against what bronze already holds at or after the batch's first
-position (file statistics prune the rest of the table).
+is de-duplicated on the event identity ``(primary key, _event_pos, _op)``, within itself
+and against what bronze already holds at or after the batch's lowest event position
+(file statistics prune the rest of the table). ``_commit_pos`` is not part of it: the
+first transaction PostgreSQL streams after a connector start carries no previous commit
+LSN, so the same event can come once with its own LSN there and, redelivered, with the
+previous commit's; the event's own position is the same both times.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ INGESTED_AT = pa.field("_ingested_at", pa.timestamp("us", tz="UTC"))
 
 
 def identity(contract: Contract) -> list[str]:
-    return [*contract.primary_key, "_commit_pos", "_event_pos", "_op"]
+    return [*contract.primary_key, "_event_pos", "_op"]
 
 
 def drop_duplicates(rows: pa.Table, keys: list[str]) -> pa.Table:
@@ -38,9 +41,9 @@ def drop_landed(table: DeltaTable | None, rows: pa.Table, keys: list[str]) -> pa
     """Remove rows whose identity is already in bronze (a redelivery)."""
     if table is None or rows.num_rows == 0:
         return rows
-    since = pc.min(rows.column("_commit_pos")).as_py()
+    since = pc.min(rows.column("_event_pos")).as_py()
     landed = table.to_pyarrow_dataset().to_table(
-        columns=keys, filter=ds.field("_commit_pos") >= since
+        columns=keys, filter=ds.field("_event_pos") >= since
     )
     if landed.num_rows == 0:
         return rows

@@ -90,7 +90,10 @@ def test_lander_kills_and_a_broker_restart_lose_and_double_nothing(
             restart.join(120)
     assert "seconds" in restarted, "the broker did not restart"
     assert len(capture.batches) > restarted["batches"], "nothing captured after the restart"
-    assert sum(_streamed(shop).values()), "the lander processes landed nothing"
+    # killed every few seconds, the lander processes may not have reached every table
+    assert any((shop.root / "lake" / "bronze").glob("*/_delta_log/*.json")), (
+        "the lander processes landed nothing"
+    )
 
     committed = _changes(*summaries)
     assert sum(s.transactions for s in summaries) >= TRANSACTIONS
