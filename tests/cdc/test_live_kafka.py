@@ -61,7 +61,7 @@ def test_lander_kills_and_a_broker_restart_lose_and_double_nothing(
     simulate(shop, WORLD)
     capture = Capture(shop)
     capture.wait_quiet()  # the initial snapshot, in Kafka
-    lander = _Killer(shop, ["ingest", "--follow", "--interval", "0.5"], random.Random(5), (2, 6))
+    lander = _Killer(shop, ["ingest", "--follow", "--interval", "0.5"], random.Random(5), (6, 12))
     restarted: dict[str, float] = {}
 
     def restart_broker() -> None:  # while the shop goes on
