@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -57,8 +57,20 @@ class _Killer:
     moments, restarting it each time, until stopped."""
 
     def __init__(
-        self, settings: Settings, args: list[str], rng: random.Random, pause: tuple[float, float]
+        self,
+        settings: Settings,
+        args: list[str],
+        rng: random.Random,
+        pause: tuple[float, float],
+        *,
+        progress: Callable[[], int] | None = None,
+        progress_wait_s: float = 120.0,
     ) -> None:
+        """With ``progress``, each process is killed ``pause`` seconds after that count
+        first grew (or after ``progress_wait_s``), not after it started: on a loaded
+        machine a process may need longer to start than the pause, and never work."""
+        self.log = settings.root / f"{args[0]}-killed.log"  # each process's output, for a failure
+        self.progress, self.progress_wait_s = progress, progress_wait_s
         self.env = {
             **os.environ,
             "LAKEHOUSE_DATA_DIR": str(settings.root),
@@ -74,14 +86,29 @@ class _Killer:
 
     def _run(self) -> None:
         while not self.stop.is_set():
-            proc = subprocess.Popen(
-                self.args, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
+            with self.log.open("ab") as log:
+                proc = subprocess.Popen(
+                    self.args, env=self.env, stdout=subprocess.DEVNULL, stderr=log
+                )
+            if self.progress is not None:
+                self._wait_for_progress(proc)
             self.stop.wait(self.rng.uniform(*self.pause))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 self.kills += 1
             proc.wait()
+
+    def _wait_for_progress(self, proc: subprocess.Popen[bytes]) -> None:
+        assert self.progress is not None
+        before = self.progress()
+        deadline = time.monotonic() + self.progress_wait_s
+        while (
+            not self.stop.is_set()
+            and proc.poll() is None
+            and self.progress() == before
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.1)
 
     def close(self) -> None:
         self.stop.set()
