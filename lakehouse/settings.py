@@ -9,12 +9,13 @@ configuration from here, never from raw environment variables.
 from __future__ import annotations
 
 import os
+import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -102,6 +103,44 @@ class Settings(BaseSettings):
     oltp_managed: bool = Field(
         default=True, description="the project runs the cluster under <data_dir>/oltp"
     )
+    # the stack profile: `lakehouse stack up` runs these services as local processes under
+    # <data_dir>/stack, on these ports; point the endpoints at a real cluster instead
+    s3_endpoint: str | None = Field(
+        default=None, description="S3 API of the object store; default the stack's MinIO"
+    )
+    s3_bucket: str = "lakehouse"
+    s3_region: str = "us-east-1"
+    s3_access_key: str = "lakehouse"
+    s3_secret_key: SecretStr | None = Field(
+        default=None,
+        description="default: one generated in <data_dir>/secrets/s3.key, which the "
+        "stack's MinIO is started with",
+    )
+    minio_port: int = Field(default=59000, ge=1, le=65535)
+    minio_console_port: int = Field(default=59001, ge=1, le=65535)
+    trino_host: str = "127.0.0.1"
+    trino_port: int = Field(default=58080, ge=1, le=65535)
+    trino_catalog: str = Field(default="lake", description="Trino's Delta Lake catalog")
+    trino_user: str = "lakehouse"
+    kafka_port: int = Field(default=59092, ge=1, le=65535)
+    kafka_controller_port: int = Field(default=59093, ge=1, le=65535)
+    redis_port: int = Field(default=56379, ge=1, le=65535)
+    prefect_port: int = Field(default=54200, ge=1, le=65535)
+    mlflow_port: int = Field(default=55000, ge=1, le=65535)
+    spark_master: str = Field(
+        default="local[2]", description="where `ingest --engine spark` runs its applies"
+    )
+
+    @model_validator(mode="after")
+    def _stack_defaults(self) -> Settings:
+        """On the stack profile the lake lives in the object store and change events
+        travel through Kafka, unless set otherwise."""
+        if self.profile == "stack":
+            if self.lake_uri is None:
+                self.lake_uri = f"s3://{self.s3_bucket}/lake"
+            if self.kafka_bootstrap_servers is None:
+                self.kafka_bootstrap_servers = f"127.0.0.1:{self.kafka_port}"
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -140,6 +179,54 @@ class Settings(BaseSettings):
     def lake_root(self) -> str:
         return self.lake_uri or str(self.root / "lake")
 
+    @property
+    def stack_dir(self) -> Path:
+        """Homes of the stack's services: state, generated configuration and logs."""
+        return self.root / "stack"
+
+    @property
+    def s3_endpoint_url(self) -> str:
+        return self.s3_endpoint or f"http://127.0.0.1:{self.minio_port}"
+
+    def s3_secret(self) -> str:
+        if self.s3_secret_key is not None:
+            return self.s3_secret_key.get_secret_value()
+        return self.generated_secret("s3.key")
+
+    @property
+    def lake_storage_options(self) -> dict[str, str]:
+        """delta-rs storage options of the lake: on S3 the endpoint, the credentials and
+        conditional put (safe concurrent commits, no locking service); the
+        ``storage_options`` setting wins over each."""
+        options: dict[str, str] = {}
+        if self.lake_root.startswith(("s3://", "s3a://")):
+            endpoint = self.s3_endpoint_url
+            options = {
+                "AWS_ENDPOINT_URL": endpoint,
+                "AWS_REGION": self.s3_region,
+                "AWS_ACCESS_KEY_ID": self.s3_access_key,
+                "AWS_SECRET_ACCESS_KEY": self.s3_secret(),
+                "aws_conditional_put": "etag",
+            }
+            if endpoint.startswith("http://"):
+                options["AWS_ALLOW_HTTP"] = "true"
+        return {**options, **self.storage_options}
+
+    def generated_secret(self, name: str) -> str:
+        """A random secret created once in ``<data_dir>/secrets/<name>`` (mode 0600), for
+        a setting left unset: never a default value shared by every installation."""
+        path = self.root / "secrets" / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process made it first
+                pass
+            else:
+                with os.fdopen(fd, "w") as f:
+                    f.write(secrets.token_hex(32))
+        return path.read_text().strip()
+
     def table_uri(self, layer: str, table: str) -> str:
         """URI of a Delta table in the lake, e.g. ``table_uri("silver", "client")``."""
         return f"{self.lake_root.rstrip('/')}/{layer}/{table}"
@@ -167,6 +254,10 @@ class Settings(BaseSettings):
             "LAKEHOUSE_WAREHOUSE_PATH": str(self.warehouse),
             "LAKEHOUSE_DBT_THREADS": str(self.dbt_threads),
             "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
+            "LAKEHOUSE_TRINO_HOST": self.trino_host,
+            "LAKEHOUSE_TRINO_PORT": str(self.trino_port),
+            "LAKEHOUSE_TRINO_CATALOG": self.trino_catalog,
+            "LAKEHOUSE_TRINO_USER": self.trino_user,
         }
 
     def prefect_env(self) -> dict[str, str]:

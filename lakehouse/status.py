@@ -67,7 +67,7 @@ def collect(settings: Settings) -> Status:
         settings.profile, str(settings.root), settings.lake_root, str(settings.warehouse)
     )
     now = datetime.now(UTC)
-    opts = settings.storage_options
+    opts = settings.lake_storage_options
     for contract in contracts.values():
         topic = settings.topic(contract.table, contract.schema)
         bronze = delta.open_table(settings.table_uri("bronze", contract.lake_name), opts)

@@ -81,7 +81,7 @@ def ingest(
             report.unknown_topics.append(topic)
             continue
         table = delta.open_table(
-            settings.table_uri("bronze", contract.lake_name), settings.storage_options
+            settings.table_uri("bronze", contract.lake_name), settings.lake_storage_options
         )
         start = delta.committed_version(table, topic) + 1
         plan.append((topic, contract, start, source.end_offset(topic)))
@@ -125,10 +125,15 @@ def _land_topic(
     for batch in source.read(topic, start, settings.ingest_batch_events):
         decoded = decode(contract, batch, masker)
         result.rejected += dead_letter.write(
-            dlq_uri, topic, decoded.rejects, batch.last_offset, settings.storage_options
+            dlq_uri, topic, decoded.rejects, batch.last_offset, settings.lake_storage_options
         )
         landed, duplicates = bronze.append(
-            bronze_uri, contract, topic, decoded.rows, batch.last_offset, settings.storage_options
+            bronze_uri,
+            contract,
+            topic,
+            decoded.rows,
+            batch.last_offset,
+            settings.lake_storage_options,
         )
         source.committed(topic, batch.last_offset)
         result.events += batch.count
@@ -154,8 +159,8 @@ def _create_missing_tables(settings: Settings, contracts: Iterable[Contract]) ->
                 silver.silver_schema(contract, bronze_table),
             ),
         ):
-            if delta.open_table(uri, settings.storage_options) is None:
-                DeltaTable.create(uri, schema=schema, storage_options=settings.storage_options)
+            if delta.open_table(uri, settings.lake_storage_options) is None:
+                DeltaTable.create(uri, schema=schema, storage_options=settings.lake_storage_options)
 
 
 def apply_silver(
@@ -171,7 +176,7 @@ def apply_silver(
                 contract,
                 settings.table_uri("bronze", contract.lake_name),
                 settings.table_uri("silver", contract.lake_name),
-                settings.storage_options,
+                settings.lake_storage_options,
             )
         )
         if progress is not None and task is not None:

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import secrets
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -34,13 +32,7 @@ PREFIX = "pii:"
 def load_key(settings: Settings) -> bytes:
     if settings.pii_key is not None:
         return settings.pii_key.get_secret_value().encode()
-    path = settings.root / "secrets" / "pii.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
-    return path.read_text().strip().encode()
+    return settings.generated_secret("pii.key").encode()
 
 
 class Masker:

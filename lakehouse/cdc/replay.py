@@ -43,7 +43,7 @@ class ReplayReport:
 
 
 def dead_letters(settings: Settings, topic: str | None = None) -> pa.Table:
-    table = delta.open_table(settings.table_uri(*DEAD_LETTER), settings.storage_options)
+    table = delta.open_table(settings.table_uri(*DEAD_LETTER), settings.lake_storage_options)
     if table is None:
         return pa.table({"topic": pa.array([], pa.string()), "offset": pa.array([], pa.int64())})
     rows = table.to_pyarrow_dataset().to_table(
@@ -107,7 +107,7 @@ def replay(settings: Settings, topic: str | None = None) -> ReplayReport:
 def _land(settings: Settings, contract: Contract, rows: pa.Table) -> None:
     bronze_uri = settings.table_uri("bronze", contract.lake_name)
     silver_uri = settings.table_uri("silver", contract.lake_name)
-    opts = settings.storage_options
+    opts = settings.lake_storage_options
     table = delta.open_table(bronze_uri, opts)
     changed_keys = rows.select(list(contract.primary_key))
     identity = bronze.identity(contract)
@@ -123,7 +123,7 @@ def _land(settings: Settings, contract: Contract, rows: pa.Table) -> None:
 def _settle_dead_letters(settings: Settings, outcome: list[dict[str, object]]) -> None:
     """Drop the dead letters that landed, re-reason the others: one atomic merge."""
     uri = settings.table_uri(*DEAD_LETTER)
-    table = DeltaTable(uri, storage_options=settings.storage_options or None)
+    table = DeltaTable(uri, storage_options=settings.lake_storage_options or None)
     source = pa.Table.from_pylist(
         [{**row, "failed_at": datetime.now(UTC)} for row in outcome],
         schema=pa.schema(

@@ -1,0 +1,167 @@
+"""A service run as a detached local process: a home directory, a pid file, a log file
+and a health check.
+
+``lakehouse stack up`` starts each service with :meth:`LocalProcess.start`; the process
+outlives the command (a session of its own) and ``stack down`` finds it again by its pid
+file. Starting a service that already answers its health check is a no-op.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from lakehouse.services import ServiceError
+
+START_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 30.0
+_LOG_TAIL_LINES = 5
+
+
+class LocalProcess:
+    """One process of a service: ``<home>/<name>.pid`` and ``<home>/<name>.log``."""
+
+    def __init__(
+        self,
+        name: str,
+        home: Path,
+        command: Callable[[], Sequence[str]],
+        healthy: Callable[[], bool],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        start_timeout_s: float = START_TIMEOUT_S,
+    ) -> None:
+        self.name = name
+        self.home = home.resolve()
+        self._command = command
+        self._healthy = healthy
+        self.env = dict(env) if env is not None else None
+        self.cwd = cwd
+        self.start_timeout_s = start_timeout_s
+
+    @property
+    def pid_path(self) -> Path:
+        return self.home / f"{self.name}.pid"
+
+    @property
+    def log_path(self) -> Path:
+        return self.home / f"{self.name}.log"
+
+    def pid(self) -> int | None:
+        """The running process's id, or None (a stale pid file is removed)."""
+        try:
+            pid = int(self.pid_path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        if _alive(pid):
+            return pid
+        self.pid_path.unlink(missing_ok=True)
+        return None
+
+    def running(self) -> bool:
+        return self.pid() is not None
+
+    def healthy(self) -> bool:
+        try:
+            return self._healthy()
+        except Exception:
+            return False
+
+    def start(self) -> bool:
+        """Start the process and wait for its health check; False when it already ran."""
+        if self.running():
+            self.wait_healthy()
+            return False
+        self.home.mkdir(parents=True, exist_ok=True)
+        command = list(self._command())
+        env = {**os.environ, **self.env} if self.env is not None else None
+        with self.log_path.open("ab") as log:
+            log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command)}\n".encode())
+            log.flush()
+            try:
+                process = subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.cwd or self.home,
+                    env=env,
+                    start_new_session=True,  # outlives `stack up`; stopped as a group
+                )
+            except OSError as exc:
+                raise ServiceError(f"cannot start {self.name} ({command[0]}): {exc}") from None
+        self.pid_path.write_text(f"{process.pid}\n")
+        try:
+            self.wait_healthy(process)
+        except ServiceError:
+            self.stop()
+            raise
+        return True
+
+    def wait_healthy(self, process: subprocess.Popen[bytes] | None = None) -> None:
+        deadline = time.monotonic() + self.start_timeout_s
+        while not self.healthy():
+            if process is not None and process.poll() is not None:
+                raise ServiceError(
+                    f"{self.name} exited with code {process.returncode} while starting: "
+                    f"{self.log_tail()} (log: {self.log_path})"
+                )
+            if time.monotonic() > deadline:
+                raise ServiceError(
+                    f"{self.name} did not become healthy within {self.start_timeout_s:.0f} s: "
+                    f"{self.log_tail()} (log: {self.log_path})"
+                )
+            time.sleep(0.5)
+
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> bool:
+        """SIGTERM to the process group, SIGKILL after ``timeout_s``; False when it did
+        not run."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        _signal_group(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        _signal_group(pid, signal.SIGKILL)  # the leader or any child still there
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.pid_path.unlink(missing_ok=True)
+        return True
+
+    def log_tail(self) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "(no log)"
+        return " | ".join(line.strip() for line in lines[-_LOG_TAIL_LINES:]) or "(empty log)"
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie child of ours is reaped and counts as gone)."""
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
