@@ -99,6 +99,10 @@ def ingest(
     if apply:
         _create_missing_tables(settings, contracts.values())
         report.applied = apply_silver(settings, contracts.values(), progress=progress)
+    if settings.profile == "stack":  # Trino queries what the lander wrote, new tables too
+        from lakehouse.lake.catalog import register_tables
+
+        register_tables(settings)
     report.seconds = time.perf_counter() - started
     return report
 

@@ -160,8 +160,16 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    # a JVM's main thread may exit (the process shows as a zombie) while its other
+    # threads still run: the process is gone only when every thread is
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
         return True
+    for task in tasks:
+        try:
+            if (task / "stat").read_text().split(")")[-1].split()[0] != "Z":
+                return True
+        except OSError:
+            continue
+    return False

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gc
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from lakehouse.exceptions import PipelineError
@@ -22,16 +24,28 @@ class DbtResult:
     failures: list[str] = field(default_factory=list)
 
 
-def export_env(settings: Settings) -> None:
-    """Make the settings visible to dbt's ``env_var()`` in this process."""
-    os.environ.update(settings.dbt_env())
+@contextmanager
+def _dbt_environment(settings: Settings) -> Iterator[None]:
+    """The settings in dbt's ``env_var()`` while dbt runs, and the environment as it was
+    afterwards: the variables are ``LAKEHOUSE_*`` settings too, and must not leak into
+    the next ``Settings`` this process builds."""
+    variables = settings.dbt_env()
+    before = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def run_dbt(settings: Settings, args: list[str], *, raise_on_failure: bool = True) -> DbtResult:
     """Run ``dbt <args>`` in the project directory against the profile's target."""
     from dbt.cli.main import dbtRunner  # heavy import: only when dbt runs
 
-    export_env(settings)
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     full = [
         *args,
@@ -43,7 +57,8 @@ def run_dbt(settings: Settings, args: list[str], *, raise_on_failure: bool = Tru
         settings.dbt_target,
     ]
     try:
-        result = dbtRunner().invoke(full)
+        with _dbt_environment(settings):
+            result = dbtRunner().invoke(full)
     finally:
         _release_warehouse(settings)
     nodes: dict[str, int] = {}

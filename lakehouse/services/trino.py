@@ -1,0 +1,319 @@
+"""Trino as a single node (coordinator and worker in one process) over the lake's Delta
+tables on the object store.
+
+The server comes from Maven Central once into ``~/.cache/lakehouse/trino-<version>/server``:
+``io.trino:trino-server-core:<version>:tar.gz`` plus the Delta Lake plugin
+``io.trino:trino-delta-lake:<version>:zip``, or, where a mirror does not serve the plugin,
+the full ``io.trino:trino-server`` tarball with every plugin but Delta Lake left out. Each
+instance has a home under ``<stack_dir>/trino``:
+
+=============================  ==================================================
+``<home>/etc/``                node, config, JVM and log settings, written on start
+``<home>/etc/catalog/``        the committed ``docker/trino/etc/catalog/lake.properties``
+``<home>/data/``               the node's data directory
+``<home>/trino.log``           the server's console output
+=============================  ==================================================
+
+The catalog file reads the object store's endpoint and credentials from ``${ENV:...}``,
+so docker compose and the local stack use the same file; the local stack sets them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import tarfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from lakehouse.services import ServiceError
+from lakehouse.services.process import LocalProcess
+from lakehouse.settings import PROJECT_DIR, Settings
+
+# 476 is the newest release Maven Central serves here as server core; it needs Java 24+
+DEFAULT_VERSION = "476"
+MIN_JAVA = 24
+CACHE_ROOT = Path.home() / ".cache" / "lakehouse"
+MAVEN = "https://repo1.maven.org/maven2/io/trino"
+CATALOG_FILE = PROJECT_DIR / "docker" / "trino" / "etc" / "catalog" / "lake.properties"
+START_TIMEOUT_S = 180.0
+_JDK_ROOTS = (Path("/usr/lib/jvm"), Path("/opt/java"))
+
+_JVM_CONFIG = """\
+-server
+-Xmx{heap}
+-XX:+UseG1GC
+-XX:G1HeapRegionSize=32M
+-XX:+ExplicitGCInvokesConcurrent
+-XX:+ExitOnOutOfMemoryError
+-XX:-OmitStackTraceInFastThrow
+-XX:ReservedCodeCacheSize=256M
+-XX:+EnableDynamicAgentLoading
+--enable-native-access=ALL-UNNAMED
+-Djdk.attach.allowAttachSelf=true
+-Djdk.nio.maxCachedBufferSize=2000000
+-Dfile.encoding=UTF-8
+"""
+
+
+class TrinoServer:
+    """The stack's Trino: ``http://<trino_host>:<trino_port>``, catalog ``trino_catalog``."""
+
+    name = "trino"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        version: str = DEFAULT_VERSION,
+        cache_root: Path = CACHE_ROOT,
+        heap: str = "1G",
+        start_timeout_s: float = START_TIMEOUT_S,
+    ) -> None:
+        self.settings = settings
+        self.version = version
+        self.install_dir = cache_root / f"trino-{version}"
+        self.heap = heap
+        self.home = settings.stack_dir / "trino"
+        self._process = LocalProcess(
+            self.name,
+            self.home,
+            self._command,
+            self.healthy,
+            env=self._env(),
+            start_timeout_s=start_timeout_s,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.trino_host}:{self.settings.trino_port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self._process.log_path
+
+    @property
+    def server_dir(self) -> Path:
+        return self.install_dir / "server"
+
+    @property
+    def etc_dir(self) -> Path:
+        return self.home / "etc"
+
+    # -- install ---------------------------------------------------------------------
+
+    def install(self) -> Path:
+        """Download and unpack the server once; later calls reuse it."""
+        if (self.server_dir / "bin" / "launcher").exists():
+            return self.server_dir
+        self.install_dir.mkdir(parents=True, exist_ok=True)
+        with (self.install_dir / ".install.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be installing it
+            if (self.server_dir / "bin" / "launcher").exists():
+                return self.server_dir
+            partial = self.install_dir / "server.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            v = self.version
+            plugin = f"{MAVEN}/trino-delta-lake/{v}/trino-delta-lake-{v}.zip"
+            if _served(plugin):
+                core = self._download(f"{MAVEN}/trino-server-core/{v}/trino-server-core-{v}.tar.gz")
+                _untar(core, partial, keep_plugins=None)
+                with zipfile.ZipFile(self._download(plugin)) as archive:
+                    _unzip_plugin(archive, partial / "plugin" / "delta-lake")
+            else:
+                full = self._download(f"{MAVEN}/trino-server/{v}/trino-server-{v}.tar.gz")
+                _untar(full, partial, keep_plugins={"delta-lake"})
+            if not (partial / "plugin" / "delta-lake").is_dir():
+                raise ServiceError(f"Trino {v}: the Delta Lake plugin is missing from {partial}")
+            partial.rename(self.server_dir)
+            for archive_path in self.install_dir.glob("*.tar.gz"):
+                archive_path.unlink()  # unpacked; the archives are hundreds of MB
+            for archive_path in self.install_dir.glob("*.zip"):
+                archive_path.unlink()
+        return self.server_dir
+
+    def _download(self, url: str) -> Path:
+        """``url`` into the install directory, under a temporary name until complete."""
+        target = self.install_dir / url.rsplit("/", 1)[1]
+        if target.exists():
+            return target
+        partial = target.with_name(target.name + ".part")
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response, partial.open("wb") as f:
+                shutil.copyfileobj(response, f, length=1 << 20)
+        except (urllib.error.URLError, OSError) as exc:
+            partial.unlink(missing_ok=True)
+            raise ServiceError(f"cannot download {url}: {exc}") from None
+        partial.rename(target)
+        return target
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> bool:
+        """Install, write the configuration, run the server and wait until it has
+        started; False (and nothing done) when it already runs."""
+        if self.running():
+            self._process.wait_healthy()
+            return False
+        self.install()
+        self._write_config()
+        self._process.env = {**self._env(), "JAVA_HOME": str(find_java_home(MIN_JAVA))}
+        return self._process.start()
+
+    def stop(self) -> bool:
+        """Stop the server and wait until the JVM is gone and reaped: its main thread ends
+        before the others, which the process's state ("Z") shows as if it had exited."""
+        pid = self._process.pid()
+        stopped = self._process.stop()
+        if pid is not None:
+            _wait_gone(pid)
+        return stopped
+
+    def running(self) -> bool:
+        return self._process.running()
+
+    def pid(self) -> int | None:
+        return self._process.pid()
+
+    def healthy(self) -> bool:
+        """The server answers ``/v1/info`` and has finished starting."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/v1/info", timeout=2) as response:
+                return json.load(response).get("starting") is False
+        except (OSError, ValueError):
+            return False
+
+    # -- configuration ---------------------------------------------------------------
+
+    def _env(self) -> dict[str, str]:
+        """What the catalog file reads through ``${ENV:...}`` (``JAVA_HOME`` is added on
+        start, so that status and stop work on a machine without the JDK)."""
+        s = self.settings
+        return {
+            "LAKEHOUSE_S3_ENDPOINT": s.s3_endpoint_url,
+            "LAKEHOUSE_S3_REGION": s.s3_region,
+            "LAKEHOUSE_S3_BUCKET": s.s3_bucket,
+            "LAKEHOUSE_S3_ACCESS_KEY": s.s3_access_key,
+            "LAKEHOUSE_S3_SECRET_KEY": s.s3_secret(),
+        }
+
+    def _command(self) -> list[str]:
+        return [
+            str(self.server_dir / "bin" / "launcher"),
+            "run",
+            f"--etc-dir={self.etc_dir}",
+            f"--data-dir={self.home / 'data'}",
+        ]
+
+    def _write_config(self) -> None:
+        s = self.settings
+        node = {
+            "node.environment": "lakehouse",
+            "node.id": "lakehouse-trino",
+            "node.data-dir": str(self.home / "data"),
+            "node.internal-address": "127.0.0.1",
+        }
+        config = {
+            "coordinator": "true",
+            "node-scheduler.include-coordinator": "true",
+            "http-server.http.port": str(s.trino_port),
+            "discovery.uri": f"http://127.0.0.1:{s.trino_port}",
+            "query.max-memory": "512MB",
+            "query.max-memory-per-node": "256MB",
+            "task.concurrency": "2",  # a small machine; the default follows the cores
+        }
+        catalog_dir = self.etc_dir / "catalog"
+        catalog_dir.mkdir(parents=True, exist_ok=True)
+        _write_properties(self.etc_dir / "node.properties", node)
+        _write_properties(self.etc_dir / "config.properties", config)
+        _write_properties(self.etc_dir / "log.properties", {"io.trino": "INFO"})
+        (self.etc_dir / "jvm.config").write_text(_JVM_CONFIG.format(heap=self.heap))
+        for stale in catalog_dir.glob("*.properties"):
+            stale.unlink()
+        shutil.copyfile(CATALOG_FILE, catalog_dir / f"{s.trino_catalog}.properties")
+
+
+def _wait_gone(pid: int, timeout_s: float = 30.0) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)  # our child (killed by now): reap it
+    deadline = time.monotonic() + timeout_s
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)  # someone else's child: its parent reaps it
+
+
+def find_java_home(minimum: int) -> Path:
+    """A JDK of at least Java ``minimum`` (the newest installed under /usr/lib/jvm or
+    /opt/java): Trino refuses to start on an older one."""
+    found: list[tuple[int, Path]] = []
+    for root in _JDK_ROOTS:
+        for home in root.glob("*") if root.is_dir() else ():
+            feature = _java_feature(home)
+            if feature is not None and feature >= minimum and (home / "bin" / "java").exists():
+                found.append((feature, home))
+    if not found:
+        raise ServiceError(
+            f"Trino needs Java {minimum} or later: install a JDK {minimum}+ under /usr/lib/jvm"
+        )
+    return max(found)[1]
+
+
+def _java_feature(home: Path) -> int | None:
+    try:
+        release = (home / "release").read_text()
+    except OSError:
+        return None
+    match = re.search(r'^JAVA_VERSION="(\d+)', release, re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
+def _served(url: str) -> bool:
+    request = urllib.request.Request(url, method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=30):
+            return True
+    except urllib.error.HTTPError:
+        return False
+    except (urllib.error.URLError, OSError) as exc:
+        raise ServiceError(f"cannot reach Maven Central ({url}): {exc}") from None
+
+
+def _untar(archive: Path, target: Path, keep_plugins: set[str] | None) -> None:
+    """Unpack the server's top directory into ``target``; with ``keep_plugins``, remove
+    every other ``plugin/<name>/`` afterwards (plugins hard-link each other's jars)."""
+    target.mkdir(parents=True)
+    with tarfile.open(archive, "r|gz") as tar:
+        for member in tar:
+            parts = Path(member.name).parts[1:]  # below trino-server[-core]-<version>/
+            if not parts:
+                continue
+            member.name = str(Path(*parts))
+            if member.islnk():
+                member.linkname = str(Path(*Path(member.linkname).parts[1:]))
+            tar.extract(member, target, filter="data")
+    if keep_plugins is not None:
+        for plugin in (target / "plugin").iterdir():
+            if plugin.name not in keep_plugins:
+                shutil.rmtree(plugin)
+
+
+def _unzip_plugin(archive: zipfile.ZipFile, target: Path) -> None:
+    """The plugin zip holds one ``trino-delta-lake-<version>/`` directory of jars."""
+    target.mkdir(parents=True)
+    for info in archive.infolist():
+        name = Path(info.filename)
+        if info.is_dir() or len(name.parts) < 2:
+            continue
+        with archive.open(info) as src, (target / name.name).open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+
+
+def _write_properties(path: Path, values: dict[str, str]) -> None:
+    text = "".join(f"{key}={value}\n" for key, value in values.items())
+    path.write_text("# written by lakehouse.services.trino\n" + text)
