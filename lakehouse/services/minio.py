@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from lakehouse.services import ServiceError
-from lakehouse.services.process import LocalProcess
+from lakehouse.services.process import LocalProcess, ProcessService
 from lakehouse.settings import Settings
 
 CACHE_ROOT = Path.home() / ".cache" / "lakehouse"
@@ -26,7 +26,7 @@ START_TIMEOUT_S = 60.0
 _GO_CANDIDATES = ("/usr/local/go/bin/go", "/usr/lib/go/bin/go")
 
 
-class MinioServer:
+class MinioServer(ProcessService):
     """The stack's MinIO on ``127.0.0.1:<minio_port>`` with the lake's bucket."""
 
     name = "minio"
@@ -58,10 +58,6 @@ class MinioServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.settings.minio_port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self._process.log_path
 
     @property
     def binary(self) -> Path:
@@ -106,15 +102,6 @@ class MinioServer:
         started = self._process.start()
         self._create_bucket()
         return started
-
-    def stop(self) -> bool:
-        return self._process.stop()
-
-    def running(self) -> bool:
-        return self._process.running()
-
-    def pid(self) -> int | None:
-        return self._process.pid()
 
     def healthy(self) -> bool:
         try:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lakehouse.services import ServiceError
-from lakehouse.services.process import LocalProcess
+from lakehouse.services.process import LocalProcess, ProcessService
 
 if TYPE_CHECKING:
     from lakehouse.settings import Settings
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 START_TIMEOUT_S = 120.0  # the first start creates the database schema
 
 
-class MlflowServer:
+class MlflowServer(ProcessService):
     """``mlflow server`` on ``127.0.0.1:<mlflow_port>`` with one worker process."""
 
     name = "mlflow"
@@ -62,25 +62,6 @@ class MlflowServer:
     @property
     def artifacts_dir(self) -> Path:
         return self.home / "artifacts"
-
-    @property
-    def log_path(self) -> Path:
-        return self._process.log_path
-
-    def pid(self) -> int | None:
-        return self._process.pid()
-
-    def running(self) -> bool:
-        return self._process.running()
-
-    def healthy(self) -> bool:
-        return self._process.healthy()
-
-    def start(self) -> bool:
-        return self._process.start()
-
-    def stop(self) -> bool:
-        return self._process.stop()
 
     def _command(self) -> list[str]:
         self.artifacts_dir.mkdir(parents=True, exist_ok=True)

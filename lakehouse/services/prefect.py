@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lakehouse.services import ServiceError
-from lakehouse.services.process import LocalProcess
+from lakehouse.services.process import LocalProcess, ProcessService
 from lakehouse.settings import PROJECT_DIR
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def _base_env(home: Path) -> dict[str, str]:
     }
 
 
-class PrefectServer:
+class PrefectServer(ProcessService):
     """``prefect server start`` on ``127.0.0.1:<prefect_port>`` (API and UI)."""
 
     name = "prefect-server"
@@ -88,25 +88,6 @@ class PrefectServer:
     def api_url(self) -> str:
         return f"{self.url}/api"
 
-    @property
-    def log_path(self) -> Path:
-        return self._process.log_path
-
-    def pid(self) -> int | None:
-        return self._process.pid()
-
-    def running(self) -> bool:
-        return self._process.running()
-
-    def healthy(self) -> bool:
-        return self._process.healthy()
-
-    def start(self) -> bool:
-        return self._process.start()
-
-    def stop(self) -> bool:
-        return self._process.stop()
-
     def _command(self) -> list[str]:
         return [
             prefect_program(),
@@ -124,7 +105,7 @@ class PrefectServer:
         return _api(self.api_url, "GET", "/health") is True
 
 
-class PrefectWorker:
+class PrefectWorker(ProcessService):
     """``prefect worker start --pool lakehouse --type process`` against the stack's
     server; healthy once it runs and has sent the pool a heartbeat since it started."""
 
@@ -160,19 +141,6 @@ class PrefectWorker:
     def url(self) -> str:
         return f"{self.server.url}/work-pools/work-pool/{WORK_POOL}"
 
-    @property
-    def log_path(self) -> Path:
-        return self._process.log_path
-
-    def pid(self) -> int | None:
-        return self._process.pid()
-
-    def running(self) -> bool:
-        return self._process.running()
-
-    def healthy(self) -> bool:
-        return self._process.healthy()
-
     def start(self) -> bool:
         """Create the work pool when missing, then start the worker; needs the server."""
         if self.running():
@@ -185,9 +153,6 @@ class PrefectWorker:
             )
         self.ensure_work_pool()
         return self._process.start()
-
-    def stop(self) -> bool:
-        return self._process.stop()
 
     def ensure_work_pool(self) -> None:
         """The process work pool ``lakehouse``, with Prefect's default job template."""

@@ -144,6 +144,32 @@ class LocalProcess:
         return " | ".join(line.strip() for line in lines[-_LOG_TAIL_LINES:]) or "(empty log)"
 
 
+class ProcessService:
+    """A service run by one :class:`LocalProcess` (``self._process``): its life cycle is
+    the process's; subclasses override ``start``/``stop``/``healthy`` to add steps."""
+
+    _process: LocalProcess
+
+    @property
+    def log_path(self) -> Path:
+        return self._process.log_path
+
+    def pid(self) -> int | None:
+        return self._process.pid()
+
+    def running(self) -> bool:
+        return self._process.running()
+
+    def healthy(self) -> bool:
+        return self._process.healthy()
+
+    def start(self) -> bool:
+        return self._process.start()
+
+    def stop(self) -> bool:
+        return self._process.stop()
+
+
 def _signal_group(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)

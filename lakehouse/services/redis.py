@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lakehouse.services import ServiceError
-from lakehouse.services.process import LocalProcess
+from lakehouse.services.process import LocalProcess, ProcessService
 
 if TYPE_CHECKING:
     from lakehouse.settings import Settings
@@ -46,7 +46,7 @@ save 3600 1 300 100 60 10000
 """
 
 
-class RedisServer:
+class RedisServer(ProcessService):
     """One ``redis-server`` on ``127.0.0.1:<redis_port>``, state under the stack dir."""
 
     name = "redis"
@@ -66,25 +66,9 @@ class RedisServer:
     def config_path(self) -> Path:
         return self.home / "redis.conf"
 
-    @property
-    def log_path(self) -> Path:
-        return self._process.log_path
-
-    def pid(self) -> int | None:
-        return self._process.pid()
-
-    def running(self) -> bool:
-        return self._process.running()
-
-    def healthy(self) -> bool:
-        return self._process.healthy()
-
     def start(self) -> bool:
         """Install if needed, write the configuration and start; False when it ran."""
         return self._process.start()
-
-    def stop(self) -> bool:
-        return self._process.stop()
 
     def _command(self) -> list[str]:
         binary = find_redis_server()

@@ -34,7 +34,7 @@ import zipfile
 from pathlib import Path
 
 from lakehouse.services import ServiceError
-from lakehouse.services.process import LocalProcess
+from lakehouse.services.process import LocalProcess, ProcessService
 from lakehouse.settings import PROJECT_DIR, Settings
 
 # 476 is the newest release Maven Central serves here as server core; it needs Java 24+
@@ -63,7 +63,7 @@ _JVM_CONFIG = """\
 """
 
 
-class TrinoServer:
+class TrinoServer(ProcessService):
     """The stack's Trino: ``http://<trino_host>:<trino_port>``, catalog ``trino_catalog``."""
 
     name = "trino"
@@ -94,10 +94,6 @@ class TrinoServer:
     @property
     def url(self) -> str:
         return f"http://{self.settings.trino_host}:{self.settings.trino_port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self._process.log_path
 
     @property
     def server_dir(self) -> Path:
@@ -175,12 +171,6 @@ class TrinoServer:
         if pid is not None:
             _wait_gone(pid)
         return stopped
-
-    def running(self) -> bool:
-        return self._process.running()
-
-    def pid(self) -> int | None:
-        return self._process.pid()
 
     def healthy(self) -> bool:
         """The server answers ``/v1/info`` and has finished starting."""
