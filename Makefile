@@ -12,7 +12,7 @@ export UV_PYTHON ?= $(shell command -v $(PYTHON))
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: demo test test-fast lint format docs clean bench bench-cdc
+.PHONY: demo test test-fast lint format docs clean bench bench-cdc bench-apply
 
 demo: $(STAMP)  ## the shop live in PostgreSQL + Debezium (or recorded files) -> ingest -> dbt build -> status
 	$(VENV)/bin/lakehouse demo
@@ -37,6 +37,9 @@ bench: $(STAMP)  ## ingest throughput against the naive merge and the parse-and-
 
 bench-cdc: $(STAMP)  ## live CDC latency and throughput (PostgreSQL + Debezium + lander), ~8 min
 	$(VENV)/bin/python -m bench.cdc
+
+bench-apply: $(STAMP)  ## silver apply throughput, delta-rs vs Spark, on a silver table of 10,000,000 rows
+	$(VENV)/bin/python -m bench.apply
 
 docs: $(STAMP)  ## dbt docs as a static site under the data directory
 	$(VENV)/bin/lakehouse dbt docs generate

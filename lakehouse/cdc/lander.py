@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Literal
 
 from deltalake import DeltaTable
 from rich.progress import Progress
@@ -24,6 +26,7 @@ from lakehouse.lake import bronze, dead_letter, delta, silver
 from lakehouse.settings import Settings
 
 DEAD_LETTER = ("dead_letter", "events")
+Engine = Literal["delta-rs", "spark"]
 
 
 @dataclass
@@ -60,8 +63,10 @@ def ingest(
     source: ChangeSource | None = None,
     progress: Progress | None = None,
     apply: bool = True,
+    engine: Engine = "delta-rs",
 ) -> IngestReport:
-    """Land every new change event of the source, then apply bronze to silver."""
+    """Land every new change event of the source, then apply bronze to silver (with
+    delta-rs in process, or with Spark on ``settings.spark_master``)."""
     started = time.perf_counter()
     contracts = load_source_contracts(settings)
     if source is None:
@@ -98,7 +103,9 @@ def ingest(
 
     if apply:
         _create_missing_tables(settings, contracts.values())
-        report.applied = apply_silver(settings, contracts.values(), progress=progress)
+        report.applied = apply_silver(
+            settings, contracts.values(), progress=progress, engine=engine
+        )
     if settings.profile == "stack":  # Trino queries what the lander wrote, new tables too
         from lakehouse.lake.catalog import register_tables
 
@@ -168,15 +175,25 @@ def _create_missing_tables(settings: Settings, contracts: Iterable[Contract]) ->
 
 
 def apply_silver(
-    settings: Settings, contracts: object, *, progress: Progress | None = None
+    settings: Settings,
+    contracts: object,
+    *,
+    progress: Progress | None = None,
+    engine: Engine = "delta-rs",
 ) -> list[silver.ApplyResult]:
     """Apply every bronze table's new changes to its silver table."""
     items: list[Contract] = list(contracts)  # type: ignore[call-overload]
+    apply = silver.apply
+    if engine == "spark":  # the same apply, run by Spark (the session stays up for reuse)
+        from lakehouse.lake import spark_silver
+        from lakehouse.lake.spark_session import spark_session
+
+        apply = partial(spark_silver.apply, spark_session(settings))
     task = progress.add_task("applying to silver", total=len(items)) if progress else None
     results = []
     for contract in items:
         results.append(
-            silver.apply(
+            apply(
                 contract,
                 settings.table_uri("bronze", contract.lake_name),
                 settings.table_uri("silver", contract.lake_name),

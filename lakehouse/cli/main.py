@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -86,6 +86,10 @@ def ingest(
         bool, typer.Option("--follow", help="keep landing new events until Ctrl-C")
     ] = False,
     interval: Annotated[float, typer.Option(help="seconds between rounds with --follow")] = 1.0,
+    engine: Annotated[
+        Literal["delta-rs", "spark"],
+        typer.Option(help="who applies bronze to silver: delta-rs in process, or Spark"),
+    ] = "delta-rs",
 ) -> None:
     """Land new change events in bronze, dead-letter the bad ones, and apply to silver."""
     from lakehouse.cdc.lander import ingest as run
@@ -93,7 +97,7 @@ def ingest(
     settings = _settings(data_dir)
     if not follow:
         with progress_bar() as progress:
-            report = run(settings, progress=progress)
+            report = run(settings, progress=progress, engine=engine)
         print_ingest(report)
         return
     import time
@@ -102,7 +106,7 @@ def ingest(
     try:
         while True:
             started = time.monotonic()
-            report = run(settings)
+            report = run(settings, engine=engine)
             if report.events:
                 console.print(
                     f"{time.strftime('%H:%M:%S')}  {report.events:,} events "
