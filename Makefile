@@ -12,7 +12,7 @@ export UV_PYTHON ?= $(shell command -v $(PYTHON))
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: demo test test-fast lint format docs clean bench bench-cdc bench-apply
+.PHONY: demo test test-fast lint format docs clean bench bench-cdc bench-apply bench-engines
 
 demo: $(STAMP)  ## the shop live in PostgreSQL + Debezium (or recorded files) -> ingest -> dbt build -> status
 	$(VENV)/bin/lakehouse demo
@@ -40,6 +40,9 @@ bench-cdc: $(STAMP)  ## live CDC latency and throughput (PostgreSQL + Debezium +
 
 bench-apply: $(STAMP)  ## silver apply throughput, delta-rs vs Spark, on a silver table of 10,000,000 rows
 	$(VENV)/bin/python -m bench.apply
+
+bench-engines: $(STAMP)  ## dashboard queries over the marts: DuckDB vs Trino vs Spark SQL, 1x and 10x scale
+	$(VENV)/bin/python -m bench.engines
 
 docs: $(STAMP)  ## dbt docs as a static site under the data directory
 	$(VENV)/bin/lakehouse dbt docs generate
