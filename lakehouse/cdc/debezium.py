@@ -418,10 +418,6 @@ def capture(
             _release_wal(settings, slot, offsets, wait=5.0)
             report.rounds += 1
     report.seconds = time.monotonic() - started
-    if failure and stop.is_set() and "InterruptedException" in str(failure[0]):
-        # we stopped the engine while it was inside a batch: the batch is durable in the
-        # log already; if its offset did not get committed, it comes again next time
-        failure.clear()
     if failure:
         raise SourceError(f"Debezium failed: {failure[0]} (log: {log})")
     if ended_by_itself:
@@ -462,6 +458,11 @@ def _run_engine(
         stop.set()
     ended_by_itself = not thread.is_alive() and not stop.is_set()
     _stop_engine(java_engine, thread)
+    if not ended_by_itself and failure and "InterruptedException" in str(failure[0]):
+        # we closed the engine (stop, or the end of a round) while it was inside a batch:
+        # the batch is durable in the log already; if its offset was not committed, it
+        # comes again next round
+        failure.clear()
     return failure, ended_by_itself
 
 

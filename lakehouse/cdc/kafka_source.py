@@ -29,6 +29,8 @@ _CONSUME_MAX = 10_000
 _POLL_S = 0.5
 _log = logging.getLogger(__name__)
 _TRANSIENT = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,  # a leader election, e.g. after a restart
+    KafkaError.LEADER_NOT_AVAILABLE,
     KafkaError._TRANSPORT,
     KafkaError._ALL_BROKERS_DOWN,
     KafkaError._TIMED_OUT,
@@ -196,17 +198,24 @@ class KafkaSource:
             ) from None
 
     def _watermarks(self, topic: str) -> tuple[int, int]:
+        """The partition's first and next offsets; while the broker restarts (no leader
+        yet, a transport error) asked again for up to ``timeout_s``."""
         self._check_partitions(topic)
-        try:
-            low, high = self._consumer.get_watermark_offsets(
-                TopicPartition(topic, PARTITION), timeout=self.timeout_s, cached=False
-            )
-        except KafkaException as exc:
-            raise SourceError(
-                f"cannot read the offsets of {topic} from Kafka at {self.bootstrap_servers}: "
-                f"{exc.args[0]}"
-            ) from None
-        return int(low), int(high)
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                low, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(topic, PARTITION), timeout=self.timeout_s, cached=False
+                )
+            except KafkaException as exc:
+                if retriable(exc.args[0]) and time.monotonic() < deadline:
+                    time.sleep(_POLL_S)
+                    continue
+                raise SourceError(
+                    f"cannot read the offsets of {topic} from Kafka at "
+                    f"{self.bootstrap_servers}: {exc.args[0]}"
+                ) from None
+            return int(low), int(high)
 
     def _check_partitions(self, topic: str) -> None:
         if topic in self._partitions_checked:
