@@ -1,0 +1,266 @@
+"""The dashboard queries over the marts on DuckDB vs Trino vs Spark SQL, in one run, at
+the default scale and at ten times that scale, with and without engine start-up.
+
+The marts are built once per scale by the embedded pipeline (generate -> ingest ->
+``dbt build`` on DuckDB) under ``.lakehouse/bench/engines-x<scale>``. Each engine then
+reads the same marts in its own native form:
+
+- DuckDB:  the warehouse file, opened read-only (what analysts and Superset open);
+- Trino:   the marts as Delta tables on the stack's MinIO, registered in its catalog;
+- Spark:   the same Delta tables (local copies), read with delta-spark.
+
+Start-up is what a reader pays before the first query: DuckDB's connect, Trino's server
+start until it answers, Spark's session with the Delta jars plus loading the tables.
+Each query runs once cold, then ``--repeat`` times; "queries" is the sum over queries of
+the median warm time. Every engine must return the same number of rows per query.
+
+Usage: ``python -m bench.engines [--scales 1 10] [--repeat 3]``. Results:
+``bench/results/engines.json`` and a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from rich.console import Console
+from rich.table import Table
+
+from bench.dashboard_queries import QUERIES
+from lakehouse.cdc.file_source import FileSource
+from lakehouse.cdc.lander import ingest
+from lakehouse.generate import GenerateParams, generate
+from lakehouse.settings import Settings, load_settings
+from lakehouse.transform.dbt import run_dbt
+
+RESULTS = Path(__file__).parent / "results"
+DATA = Path(".lakehouse") / "bench"
+MARTS = "main_marts"
+console = Console()
+
+Run = Callable[[str], int]  # runs one query, returns its row count
+
+
+def prepare(scale: int) -> Settings:
+    """The marts at ``scale`` times the default demo (clients and products scaled; the
+    same 730 days), built once and reused."""
+    settings = load_settings(data_dir=DATA / f"engines-x{scale}", profile="local", pii_key="b")
+    if not settings.warehouse.exists():
+        console.print(f"building the marts at {scale}x the default scale (once)")
+        generate(settings, GenerateParams(clients=1000 * scale, products=300 * scale))
+        ingest(settings, source=FileSource(settings.changes_path))
+        run_dbt(settings, ["build"])
+    return settings
+
+
+def export_marts(settings: Settings, uri: str, storage_options: dict[str, str]) -> list[str]:
+    """Every mart of the DuckDB warehouse as a Delta table under ``uri``."""
+    from deltalake import write_deltalake
+
+    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+        tables = [
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables where table_schema = ?",
+                [MARTS],
+            ).fetchall()
+        ]
+        for table in tables:
+            data = con.execute(f"select * from {MARTS}.{table}").fetch_arrow_table()
+            write_deltalake(
+                f"{uri}/{table}", data, mode="overwrite", storage_options=storage_options or None
+            )
+    return sorted(tables)
+
+
+def measure(start: Callable[[], Run], stop: Callable[[], None], repeat: int) -> dict[str, Any]:
+    began = time.perf_counter()
+    run = start()
+    startup = time.perf_counter() - began
+    per_query: dict[str, dict[str, float | int]] = {}
+    try:
+        for name, _ in QUERIES.items():
+            t = time.perf_counter()
+            rows = run(name)
+            cold = time.perf_counter() - t
+            warm = []
+            for _ in range(repeat):
+                t = time.perf_counter()
+                run(name)
+                warm.append(time.perf_counter() - t)
+            per_query[name] = {"rows": rows, "cold_s": cold, "warm_s": statistics.median(warm)}
+    finally:
+        stop()
+    queries = sum(float(q["warm_s"]) for q in per_query.values())
+    cold = sum(float(q["cold_s"]) for q in per_query.values())
+    return {
+        "startup_s": startup,
+        "queries_s": queries,
+        "first_pass_s": cold,
+        "with_startup_s": startup + cold,
+        "per_query": per_query,
+    }
+
+
+def duckdb_engine(settings: Settings) -> tuple[Callable[[], Run], Callable[[], None]]:
+    state: dict[str, Any] = {}
+
+    def start() -> Run:
+        con = duckdb.connect(str(settings.warehouse), read_only=True)
+        state["con"] = con
+        return lambda name: len(con.execute(QUERIES[name].format(m=MARTS)).fetchall())
+
+    return start, lambda: state["con"].close()
+
+
+def trino_engine(
+    stack: Settings, scale: int, tables: list[str]
+) -> tuple[Callable[[], Run], Callable[[], None]]:
+    from lakehouse.services.trino import TrinoServer
+
+    server = TrinoServer(stack)
+    schema = f"bench_x{scale}"
+
+    def start() -> Run:
+        import trino
+
+        server.start()
+        cursor = trino.dbapi.connect(
+            host=stack.trino_host,
+            port=stack.trino_port,
+            user=stack.trino_user,
+            catalog=stack.trino_catalog,
+        ).cursor()
+        cursor.execute(f"create schema if not exists {schema}")
+        cursor.fetchall()
+        cursor.execute(f"show tables from {schema}")
+        known = {r[0] for r in cursor.fetchall()}
+        for table in tables:
+            if table not in known:
+                location = f"{stack.lake_root}/bench/x{scale}/{table}"
+                cursor.execute(
+                    f"call system.register_table(schema_name => '{schema}', "
+                    f"table_name => '{table}', table_location => '{location}')"
+                )
+                cursor.fetchall()
+
+        def run(name: str) -> int:
+            cursor.execute(QUERIES[name].format(m=schema))
+            return len(cursor.fetchall())
+
+        return run
+
+    def stop() -> None:
+        server.stop()
+
+    return start, stop
+
+
+def spark_engine(
+    settings: Settings, uri: str, tables: list[str]
+) -> tuple[Callable[[], Run], Callable[[], None]]:
+    from lakehouse.lake.spark_session import spark_session
+
+    state: dict[str, Any] = {}
+    schema = "marts"
+
+    def start() -> Run:
+        spark = spark_session(settings)
+        state["spark"] = spark
+        spark.sql(f"create database if not exists {schema}")
+        for table in tables:
+            spark.sql(
+                f"create table if not exists {schema}.{table} using delta location '{uri}/{table}'"
+            )
+
+        def run(name: str) -> int:
+            return len(spark.sql(QUERIES[name].format(m=schema)).collect())
+
+        return run
+
+    def stop() -> None:
+        state["spark"].stop()
+
+    return start, stop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scales", type=int, nargs="+", default=[1, 10])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    from lakehouse.services.minio import MinioServer
+    from lakehouse.services.trino import TrinoServer
+
+    stack = load_settings(data_dir=DATA / "stack", profile="stack")
+    minio = MinioServer(stack)
+    minio.start()
+    results: dict[str, Any] = {"scales": {}}
+    try:
+        for scale in args.scales:
+            settings = prepare(scale)
+            local_uri = str((settings.root / "marts_delta").resolve())
+            tables = export_marts(settings, local_uri, {})
+            export_marts(settings, f"{stack.lake_root}/bench/x{scale}", stack.lake_storage_options)
+            with duckdb.connect(str(settings.warehouse), read_only=True) as con:
+                facts = con.execute(f"select count(*) from {MARTS}.fct_order_item").fetchone()
+            by_engine = {}
+            for name, (start, stop) in {
+                "duckdb": duckdb_engine(settings),
+                "trino": trino_engine(stack, scale, tables),
+                "spark": spark_engine(settings, local_uri, tables),
+            }.items():
+                console.print(f"x{scale}: {name}")
+                by_engine[name] = measure(start, stop, args.repeat)
+            rows = {
+                e: {q: r["per_query"][q]["rows"] for q in QUERIES} for e, r in by_engine.items()
+            }
+            assert rows["duckdb"] == rows["trino"] == rows["spark"], rows
+            results["scales"][str(scale)] = {
+                "fct_order_item_rows": facts[0] if facts else 0,
+                "engines": by_engine,
+            }
+    finally:
+        TrinoServer(stack).stop()
+        minio.stop()
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "engines.json").write_text(json.dumps(results, indent=2))
+    _report(results)
+
+
+def _report(results: dict[str, Any]) -> None:
+    table = Table(title="dashboard queries over the marts (8 queries; ratio = engine / DuckDB)")
+    for column in (
+        "scale",
+        "engine",
+        "start-up s",
+        "queries s",
+        "ratio",
+        "with start-up s",
+        "ratio",
+    ):
+        table.add_column(column, justify="right")
+    for scale, entry in results["scales"].items():
+        base = entry["engines"]["duckdb"]
+        for engine, r in entry["engines"].items():
+            table.add_row(
+                f"{scale}x ({entry['fct_order_item_rows']:,} lines)",
+                engine,
+                f"{r['startup_s']:.2f}",
+                f"{r['queries_s']:.3f}",
+                f"{r['queries_s'] / base['queries_s']:.1f}",
+                f"{r['with_startup_s']:.2f}",
+                f"{r['with_startup_s'] / base['with_startup_s']:.1f}",
+            )
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
