@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lakehouse.exceptions import OltpError
+from lakehouse.services.apt import apt_install
 
 if TYPE_CHECKING:
     import psycopg
@@ -95,16 +96,10 @@ def _bindir_candidates() -> list[Path]:
 
 
 def _apt_install(package: str) -> None:
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", package]
-    if subprocess.run(install, capture_output=True, env=env).returncode == 0:
-        return
-    subprocess.run(["apt-get", "update", "-q"], capture_output=True, env=env)
-    out = subprocess.run(install, capture_output=True, text=True, env=env)
-    if out.returncode != 0:
+    failure = apt_install(package)
+    if failure is not None:
         raise OltpError(
-            f"`apt-get install {package}` failed: {_last_line(out.stderr or out.stdout)}; "
-            "install PostgreSQL yourself"
+            f"`apt-get install {package}` failed: {failure}; install PostgreSQL yourself"
         )
 
 

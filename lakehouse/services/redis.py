@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lakehouse.services import ServiceError
+from lakehouse.services.apt import apt_install
 from lakehouse.services.process import LocalProcess, ProcessService
 
 if TYPE_CHECKING:
@@ -105,17 +106,9 @@ def find_redis_server(*, install: bool = True) -> str:
 
 
 def _apt_install(package: str) -> None:
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", package]
-    if subprocess.run(install, capture_output=True, env=env).returncode == 0:
-        return
-    subprocess.run(["apt-get", "update", "-q"], capture_output=True, env=env)
-    out = subprocess.run(install, capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        lines = (out.stderr or out.stdout).strip().splitlines() or ["no output"]
-        raise ServiceError(
-            f"`apt-get install {package}` failed: {lines[-1]}; install Redis yourself"
-        )
+    failure = apt_install(package)
+    if failure is not None:
+        raise ServiceError(f"`apt-get install {package}` failed: {failure}; install Redis yourself")
 
 
 def _disable_system_service() -> None:
