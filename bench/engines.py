@@ -128,15 +128,10 @@ def trino_engine(
     schema = f"bench_x{scale}"
 
     def start() -> Run:
-        import trino
+        from lakehouse.lake.catalog import trino_connection
 
         server.start()
-        cursor = trino.dbapi.connect(
-            host=stack.trino_host,
-            port=stack.trino_port,
-            user=stack.trino_user,
-            catalog=stack.trino_catalog,
-        ).cursor()
+        cursor = trino_connection(stack).cursor()
         cursor.execute(f"create schema if not exists {schema}")
         cursor.fetchall()
         cursor.execute(f"show tables from {schema}")

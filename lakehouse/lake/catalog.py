@@ -29,6 +29,19 @@ class Registration:
     already: int = 0
 
 
+def trino_connection(settings: Settings) -> Any:
+    """A DB-API connection to the settings' Trino, on its lake catalog."""
+    import trino
+
+    return trino.dbapi.connect(
+        host=settings.trino_host,
+        port=settings.trino_port,
+        user=settings.trino_user,
+        catalog=settings.trino_catalog,
+        http_scheme="http",
+    )
+
+
 def register_tables(settings: Settings) -> Registration:
     """Create the layer schemas and register every Delta table Trino does not know yet;
     idempotent, and a few requests when nothing is new."""
@@ -39,13 +52,7 @@ def register_tables(settings: Settings) -> Registration:
     result = Registration()
     catalog = settings.trino_catalog
     try:
-        with trino.dbapi.connect(
-            host=settings.trino_host,
-            port=settings.trino_port,
-            user=settings.trino_user,
-            catalog=catalog,
-            http_scheme="http",
-        ) as connection:
+        with trino_connection(settings) as connection:
             cursor = connection.cursor()
             known = _registered(cursor, catalog)
             for layer, tables in found.items():

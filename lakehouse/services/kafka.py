@@ -30,6 +30,7 @@ from pathlib import Path
 from types import TracebackType
 
 from lakehouse.services import ServiceError
+from lakehouse.services.process import pid_alive
 
 DEFAULT_VERSION = "4.3.1"
 CACHE_ROOT = Path.home() / ".cache" / "lakehouse"
@@ -344,7 +345,7 @@ class KafkaBroker:
             if self._process is not None and self._process.pid == pid:
                 if self._process.poll() is not None:
                     return True
-            elif not _pid_alive(pid):
+            elif not pid_alive(pid):
                 return True
             time.sleep(0.1)
         return False
@@ -379,20 +380,6 @@ def _port_open(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child (not yet reaped) counts as gone
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
-    except OSError:
-        return False
 
 
 def _error_line(output: str) -> str:

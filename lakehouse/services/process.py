@@ -59,7 +59,7 @@ class LocalProcess:
             pid = int(self.pid_path.read_text().strip())
         except (OSError, ValueError):
             return None
-        if _alive(pid):
+        if pid_alive(pid):
             return pid
         self.pid_path.unlink(missing_ok=True)
         return None
@@ -127,11 +127,11 @@ class LocalProcess:
             return False
         _signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        while _alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
         _signal_group(pid, signal.SIGKILL)  # the leader or any child still there
         deadline = time.monotonic() + 10
-        while _alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         self.pid_path.unlink(missing_ok=True)
         return True
@@ -175,7 +175,7 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie child of ours is reaped and counts as gone)."""
     with contextlib.suppress(ChildProcessError):
         if os.waitpid(pid, os.WNOHANG)[0] == pid:

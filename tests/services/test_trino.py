@@ -17,7 +17,6 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-import trino
 from deltalake import DeltaTable
 
 from lakehouse.cdc.file_source import FileSource
@@ -25,7 +24,7 @@ from lakehouse.cdc.lander import ingest
 from lakehouse.contracts import load_contracts
 from lakehouse.generate import GenerateParams, generate
 from lakehouse.lake import delta
-from lakehouse.lake.catalog import register_tables
+from lakehouse.lake.catalog import register_tables, trino_connection
 from lakehouse.services.minio import MinioServer
 from lakehouse.services.trino import TrinoServer
 from lakehouse.settings import Settings, load_settings
@@ -88,12 +87,7 @@ def _cut_log(settings: Settings, share: float) -> None:
 
 
 def _query(settings: Settings, sql: str) -> list[list[Any]]:
-    with trino.dbapi.connect(
-        host=settings.trino_host,
-        port=settings.trino_port,
-        user=settings.trino_user,
-        catalog=settings.trino_catalog,
-    ) as connection:
+    with trino_connection(settings) as connection:
         cursor = connection.cursor()
         cursor.execute(sql)
         return list(cursor.fetchall())

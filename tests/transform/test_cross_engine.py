@@ -17,11 +17,11 @@ from typing import Any
 
 import duckdb
 import pytest
-import trino
 
 from lakehouse.cdc.file_source import FileSource
 from lakehouse.cdc.lander import ingest
 from lakehouse.generate import GenerateParams, generate
+from lakehouse.lake.catalog import trino_connection
 from lakehouse.services.minio import MinioServer
 from lakehouse.services.trino import TrinoServer
 from lakehouse.settings import Settings, load_settings
@@ -116,12 +116,7 @@ def test_marts_are_delta_tables_on_the_object_store(built: tuple[Settings, Setti
 
 @contextmanager
 def _trino(settings: Settings) -> Iterator[Any]:
-    with trino.dbapi.connect(
-        host=settings.trino_host,
-        port=settings.trino_port,
-        user=settings.trino_user,
-        catalog=settings.trino_catalog,
-    ) as connection:
+    with trino_connection(settings) as connection:
         yield connection.cursor()
 
 
