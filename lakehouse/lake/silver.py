@@ -113,19 +113,46 @@ def _toast_aware(schema: pa.Schema, target: DeltaTable) -> dict[str, str]:
     }
 
 
-def apply(
-    contract: Contract, bronze_uri: str, silver_uri: str, storage_options: dict[str, str]
-) -> ApplyResult:
+@dataclass(frozen=True)
+class Pending:
+    """The bronze changes not applied to silver yet (offsets after ``applied``)."""
+
+    bronze: DeltaTable
+    silver: DeltaTable | None
+    applied: int
+    changes: pa.Table
+
+
+def read_pending(
+    contract: Contract,
+    bronze_uri: str,
+    silver_uri: str,
+    storage_options: dict[str, str],
+    columns: list[str] | None = None,
+) -> Pending | ApplyResult:
+    """What an apply has to do (``columns`` of bronze, default those silver needs), or the
+    result of an apply with nothing to do. Every engine's apply starts here."""
     bronze = delta.open_table(bronze_uri, storage_options)
     if bronze is None:
         return ApplyResult(contract.table, 0, 0, 0, 0)
     silver = delta.open_table(silver_uri, storage_options)
     applied = delta.committed_version(silver, APP_ID)
     changes = bronze.to_pyarrow_dataset().to_table(
-        columns=_change_columns(contract, bronze), filter=ds.field("_offset") > applied
+        columns=columns or _change_columns(contract, bronze),
+        filter=ds.field("_offset") > applied,
     )
     if changes.num_rows == 0:
         return ApplyResult(contract.table, 0, 0, 0, _count(silver))
+    return Pending(bronze, silver, applied, changes)
+
+
+def apply(
+    contract: Contract, bronze_uri: str, silver_uri: str, storage_options: dict[str, str]
+) -> ApplyResult:
+    pending = read_pending(contract, bronze_uri, silver_uri, storage_options)
+    if isinstance(pending, ApplyResult):
+        return pending
+    silver, changes = pending.silver, pending.changes
     version = pc.max(changes.column("_offset")).as_py()
     latest = latest_per_key(changes, contract.primary_key)
     is_delete = pc.equal(latest.column("_op"), "d")

@@ -20,12 +20,11 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 from deltalake import DeltaTable
 
 from lakehouse.contracts import Contract
 from lakehouse.lake import delta
-from lakehouse.lake.silver import APP_ID, UNAVAILABLE, ApplyResult, silver_schema
+from lakehouse.lake.silver import APP_ID, UNAVAILABLE, ApplyResult, read_pending, silver_schema
 from lakehouse.lake.spark_session import spark_path
 
 if TYPE_CHECKING:
@@ -47,16 +46,10 @@ def apply(
     """Apply the bronze changes not yet in silver, as ``silver.apply`` does."""
     from pyspark.sql import functions as F
 
-    bronze = delta.open_table(bronze_uri, storage_options)
-    if bronze is None:
-        return ApplyResult(contract.table, 0, 0, 0, 0)
-    silver = delta.open_table(silver_uri, storage_options)
-    applied = delta.committed_version(silver, APP_ID)
-    pending = bronze.to_pyarrow_dataset().to_table(
-        columns=["_offset"], filter=ds.field("_offset") > applied
-    )
-    if pending.num_rows == 0:
-        return ApplyResult(contract.table, 0, 0, 0, _count(silver))
+    found = read_pending(contract, bronze_uri, silver_uri, storage_options, ["_offset"])
+    if isinstance(found, ApplyResult):
+        return found
+    bronze, silver, applied, pending = found.bronze, found.silver, found.applied, found.changes
     version = pc.max(pending.column("_offset")).as_py()
     log = (
         spark.read.format("delta")
