@@ -132,6 +132,19 @@ class Settings(BaseSettings):
     )
 
     @model_validator(mode="after")
+    def _distinct_ports(self) -> Settings:
+        """Two services on one port: the second would fail to start, or (MinIO's API and
+        console) refuse to."""
+        names = [name for name in type(self).model_fields if name.endswith("_port")]
+        by_port: dict[int, list[str]] = {}
+        for name in names:
+            by_port.setdefault(getattr(self, name), []).append(name)
+        clashes = [" and ".join(group) for group in by_port.values() if len(group) > 1]
+        if clashes:
+            raise ValueError(f"ports must differ: {'; '.join(clashes)} share a port")
+        return self
+
+    @model_validator(mode="after")
     def _stack_defaults(self) -> Settings:
         """On the stack profile the lake lives in the object store and change events
         travel through Kafka, unless set otherwise."""
@@ -277,7 +290,10 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        where = ".".join(str(p) for p in first["loc"])
+        if not where:  # a rule across settings
+            message = str(first["msg"]).removeprefix("Value error, ")
+            raise ConfigError(f"invalid settings: {message} (check {_config_file()})") from None
         raise ConfigError(
             f"invalid setting {where!r}: {first['msg']} "
             f"(check LAKEHOUSE_{where.upper()} or {_config_file()})"

@@ -26,8 +26,9 @@ from lakehouse.settings import Settings
 from tests.cdc.test_kafka import _assert_bronze_once
 from tests.cdc.test_live_capture import Capture, _changes, _source_table, _streamed
 from tests.cdc.test_live_workload import _Killer
-from tests.support.kafka import free_port, running_broker
+from tests.support.kafka import running_broker
 from tests.support.oltp import oltp_cluster
+from tests.support.ports import free_port
 from tests.support.truth import assert_silver_equals
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("debezium")]

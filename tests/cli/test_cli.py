@@ -45,6 +45,11 @@ def test_help_does_not_import_heavy_libraries() -> None:
         (["ingest"], {}, "run `lakehouse generate` first"),
         (["status"], {"LAKEHOUSE_PROFILE": "cloud"}, "invalid setting 'profile'"),
         (["status"], {"LAKEHOUSE_CONTRACTS_DIR": "/nonexistent"}, "contracts directory"),
+        (
+            ["stack", "status"],
+            {"LAKEHOUSE_MINIO_PORT": "59100", "LAKEHOUSE_MINIO_CONSOLE_PORT": "59100"},
+            "ports must differ: minio_port and minio_console_port share a port",
+        ),
     ],
 )
 def test_user_errors_are_one_line_without_traceback(

@@ -16,7 +16,8 @@ from lakehouse.exceptions import OltpError
 from lakehouse.oltp.cluster import Cluster, connect
 from lakehouse.oltp.migrate import migrations
 from lakehouse.settings import Settings
-from tests.support.oltp import free_port, oltp_cluster, oltp_settings
+from tests.support.oltp import oltp_cluster, oltp_settings
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from pyarrow import fs
 from lakehouse.lake.catalog import lake_filesystem
 from lakehouse.services.minio import MinioServer
 from lakehouse.settings import Settings, load_settings
-from tests.support.kafka import free_port
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.stack
 

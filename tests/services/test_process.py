@@ -12,7 +12,7 @@ import pytest
 
 from lakehouse.services import ServiceError
 from lakehouse.services.process import LocalProcess
-from tests.support.kafka import free_port
+from tests.support.ports import free_port
 
 
 def _answers(port: int) -> bool:

@@ -28,7 +28,7 @@ from lakehouse.lake.catalog import register_tables, trino_connection
 from lakehouse.services.minio import MinioServer
 from lakehouse.services.trino import TrinoServer
 from lakehouse.settings import Settings, load_settings
-from tests.support.kafka import free_port
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.stack
 

@@ -3,9 +3,8 @@ JSON converter (schemas disabled) writes them."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -14,14 +13,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from lakehouse.cdc.file_source import FileSource
 from lakehouse.services.kafka import KafkaBroker
+from tests.support.ports import free_port
 
 Record = tuple[bytes | None, bytes | None]  # (key JSON, value JSON or None for a tombstone)
-
-
-def free_port() -> int:
-    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

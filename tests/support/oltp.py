@@ -7,7 +7,6 @@ parallel workers never share a cluster. Stopped when the ``with`` block ends.
 from __future__ import annotations
 
 import os
-import socket
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,12 +15,7 @@ from typing import Any
 
 from lakehouse.oltp.cluster import Cluster
 from lakehouse.settings import Settings, load_settings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.ports import free_port
 
 
 def reachable_by_postgres(path: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.support.kafka import free_port
+from tests.support.ports import free_port
 
 LAKEHOUSE = [sys.executable, "-m", "lakehouse.cli.main"]
 _PORTS = (

@@ -26,7 +26,7 @@ from lakehouse.services.minio import MinioServer
 from lakehouse.services.trino import TrinoServer
 from lakehouse.settings import Settings, load_settings
 from lakehouse.transform.dbt import run_dbt
-from tests.support.kafka import free_port
+from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.stack, pytest.mark.xdist_group("trino")]
 SMALL = GenerateParams(clients=60, products=20, days=90, snapshot_day=10)
