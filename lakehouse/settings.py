@@ -130,6 +130,22 @@ class Settings(BaseSettings):
     spark_master: str = Field(
         default="local[2]", description="where `ingest --engine spark` runs its applies"
     )
+    # quality gates (write-audit-publish)
+    freshness_warn_after_minutes: int | None = Field(
+        default=60,
+        ge=1,
+        description="a source whose newest commit is older than this warns (None: never)",
+    )
+    freshness_error_after_minutes: int | None = Field(
+        default=None,
+        ge=1,
+        description="a source whose newest commit is older than this blocks publication "
+        "(None: never; recorded change files are as old as their recording)",
+    )
+    alert_webhook_url: str | None = Field(
+        default=None,
+        description="POSTed a JSON report when a check fails or publication is blocked",
+    )
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> Settings:
@@ -247,6 +263,26 @@ class Settings(BaseSettings):
     @property
     def warehouse(self) -> Path:
         return (self.warehouse_path or self.root / "warehouse.duckdb").resolve()
+
+    @property
+    def published_warehouse(self) -> Path:
+        """The published marts on the local profile: a DuckDB file that is replaced whole
+        (rename) on each publication and that no writer ever holds open."""
+        return self.root / "published" / "marts.duckdb"
+
+    @property
+    def docs_dir(self) -> Path:
+        """Static sites: ``gx/`` (Great Expectations Data Docs) and ``dbt/`` (dbt docs)."""
+        return self.root / "docs"
+
+    def dbt_vars(self) -> dict[str, object]:
+        """``--vars`` for dbt: the freshness SLAs of the sources. dbt has no "never" for a
+        threshold, so an unset one is a century."""
+        never = 100 * 365 * 24 * 60
+        return {
+            "freshness_warn_after_minutes": self.freshness_warn_after_minutes or never,
+            "freshness_error_after_minutes": self.freshness_error_after_minutes or never,
+        }
 
     @property
     def dbt_target(self) -> str:

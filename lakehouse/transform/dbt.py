@@ -7,6 +7,7 @@ module sets those variables from the settings and calls dbt's programmatic runne
 from __future__ import annotations
 
 import gc
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,10 @@ from dataclasses import dataclass, field
 
 from lakehouse.exceptions import PipelineError
 from lakehouse.settings import DBT_PROJECT_DIR, Settings
+
+
+# dbt commands that accept --vars
+_TAKES_VARS = {"build", "run", "test", "source", "compile", "docs", "ls", "list", "parse", "show"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,8 @@ def run_dbt(settings: Settings, args: list[str], *, raise_on_failure: bool = Tru
         "--target",
         settings.dbt_target,
     ]
+    if args and args[0] in _TAKES_VARS and "--vars" not in args:
+        full += ["--vars", json.dumps(settings.dbt_vars())]
     try:
         with _dbt_environment(settings):
             result = dbtRunner().invoke(full)
