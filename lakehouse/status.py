@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from lakehouse.contracts import load_source_contracts
@@ -33,38 +32,26 @@ class Status:
     profile: str
     data_dir: str
     lake: str
-    warehouse: str
+    warehouse: str  # the published marts (local profile)
     tables: list[TableStatus] = field(default_factory=list)
     dead_letters: int = 0
     dead_letters_by_reason: list[dict[str, object]] = field(default_factory=list)
-    marts: dict[str, int] = field(default_factory=dict)
+    marts: dict[str, int] = field(default_factory=dict)  # the published marts
+    publication: dict[str, object] = field(default_factory=dict)
+    last_run: dict[str, object] = field(default_factory=dict)  # the latest gate run
+    docs: dict[str, str] = field(default_factory=dict)  # site -> entry page
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
-def _stats(table: object) -> pa.Table | None:
-    if table is None:
-        return None
-    return pa.table(table.get_add_actions(flatten=True))  # type: ignore[attr-defined]
-
-
-def _sum(stats: pa.Table | None, column: str) -> int:
-    if stats is None or stats.num_rows == 0:
-        return 0
-    return int(pc.sum(stats.column(column)).as_py() or 0)
-
-
-def _max(stats: pa.Table | None, column: str) -> object:
-    if stats is None or stats.num_rows == 0 or column not in stats.column_names:
-        return None
-    return pc.max(stats.column(column)).as_py()
-
-
 def collect(settings: Settings) -> Status:
     contracts = load_source_contracts(settings)
     status = Status(
-        settings.profile, str(settings.root), settings.lake_root, str(settings.warehouse)
+        settings.profile,
+        str(settings.root),
+        settings.lake_root,
+        str(settings.published_warehouse),
     )
     now = datetime.now(UTC)
     opts = settings.lake_storage_options
@@ -72,16 +59,16 @@ def collect(settings: Settings) -> Status:
         topic = settings.topic(contract.table, contract.schema)
         bronze = delta.open_table(settings.table_uri("bronze", contract.lake_name), opts)
         silver_table = delta.open_table(settings.table_uri("silver", contract.lake_name), opts)
-        b_stats, s_stats = _stats(bronze), _stats(silver_table)
-        last_ts = _max(b_stats, "max._source_ts")
+        b_stats, s_stats = delta.file_stats(bronze), delta.file_stats(silver_table)
+        last_ts = delta.stats_max(b_stats, "max._source_ts")
         status.tables.append(
             TableStatus(
                 table=contract.lake_name,
-                bronze_rows=_sum(b_stats, "num_records"),
-                silver_rows=_sum(s_stats, "num_records"),
+                bronze_rows=delta.stats_sum(b_stats, "num_records"),
+                silver_rows=delta.stats_sum(s_stats, "num_records"),
                 consumed_offset=delta.committed_version(bronze, topic),
                 applied_offset=delta.committed_version(silver_table, "bronze"),
-                last_commit_pos=_max(b_stats, "max._commit_pos"),  # type: ignore[arg-type]
+                last_commit_pos=delta.stats_max(b_stats, "max._commit_pos"),  # type: ignore[arg-type]
                 last_source_commit=last_ts.isoformat() if isinstance(last_ts, datetime) else None,
                 freshness_seconds=(now - last_ts).total_seconds()
                 if isinstance(last_ts, datetime)
@@ -91,31 +78,52 @@ def collect(settings: Settings) -> Status:
     counts = dead_letter.count(settings.table_uri("dead_letter", "events"), opts)
     status.dead_letters = int(pc.sum(counts.column("count")).as_py() or 0) if counts.num_rows else 0
     status.dead_letters_by_reason = counts.to_pylist()
-    status.marts = _marts(settings)
+    status.marts, status.publication = _marts(settings)
+    status.last_run = _last_run(settings)
+    from lakehouse.transform.docs import docs_sites
+
+    status.docs = {name: str(p) for name, p in docs_sites(settings).items() if p.exists()}
     return status
 
 
-def _marts(settings: Settings) -> dict[str, int]:
-    """Row counts of the dbt marts in the warehouse (read-only; empty when not built)."""
-    if not settings.warehouse.exists():
-        return {}
+def _marts(settings: Settings) -> tuple[dict[str, int], dict[str, object]]:
+    """Row counts of the published marts and what publication they belong to (empty when
+    nothing is published yet). On ``stack`` the marts are in Trino, not read here."""
+    path = settings.published_warehouse
+    if settings.dbt_target != "local" or not path.exists():
+        return {}, {}
     import duckdb
 
+    con = duckdb.connect(str(path), read_only=True)  # no writer ever holds this file
     try:
-        con = duckdb.connect(str(settings.warehouse), read_only=True)
-    except duckdb.ConnectionException:
-        # this process already holds the warehouse open for writing (dbt ran in it)
-        con = duckdb.connect(str(settings.warehouse))
-    try:
-        names = con.execute(
-            "select table_schema, table_name from information_schema.tables "
-            "where table_type = 'BASE TABLE' and regexp_matches(table_name, "
-            "'^(dim|fct|agg|mart)_') order by 1, 2"
+        rows = con.execute(
+            "select run_id, published_at, data_run_id, mart, row_count "
+            "from marts._publication order by mart"
         ).fetchall()
-        counts: dict[str, int] = {}
-        for schema, name in names:
-            row = con.execute(f'select count(*) from "{schema}"."{name}"').fetchone()
-            counts[f"{schema}.{name}"] = int(row[0]) if row else 0
-        return counts
     finally:
         con.close()
+    if not rows:
+        return {}, {}
+    run_id, published_at, data_run_id = rows[0][:3]
+    return {f"marts.{r[3]}": int(r[4]) for r in rows}, {
+        "run_id": run_id,
+        "published_at": published_at.isoformat(),
+        "data_run_id": data_run_id,
+    }
+
+
+def _last_run(settings: Settings) -> dict[str, object]:
+    """The latest gate run (write-audit-publish), from the quality history."""
+    table = delta.open_table(
+        settings.table_uri("quality", "pipeline_runs"), settings.lake_storage_options
+    )
+    if table is None:
+        return {}
+    runs = table.to_pyarrow_table(
+        columns=["run_id", "finished_at", "outcome", "checks", "errors", "warnings"]
+    )
+    if runs.num_rows == 0:
+        return {}
+    latest = runs.sort_by([("finished_at", "descending")]).slice(0, 1).to_pylist()[0]
+    latest["finished_at"] = latest["finished_at"].isoformat()
+    return dict(latest)

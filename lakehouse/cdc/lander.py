@@ -172,6 +172,9 @@ def _create_missing_tables(settings: Settings, contracts: Iterable[Contract]) ->
         ):
             if delta.open_table(uri, settings.lake_storage_options) is None:
                 DeltaTable.create(uri, schema=schema, storage_options=settings.lake_storage_options)
+    from lakehouse.quality import history  # the gate's history: a dbt source too
+
+    history.ensure_tables(settings)
 
 
 def apply_silver(

@@ -3,8 +3,8 @@
 The lander writes Delta tables straight to the object store; Trino knows a table only
 once its metastore has an entry pointing at the table's location. ``register_tables``
 adds the missing entries (``system.register_table``) for every table of the bronze,
-silver and dead-letter layers. Trino reads a table's schema from its Delta log on every
-query, so a column the lander adds later shows up without registering again.
+silver, dead-letter and quality layers. Trino reads a table's schema from its Delta log on
+every query, so a column the lander adds later shows up without registering again.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pyarrow import fs
 from lakehouse.services import ServiceError
 from lakehouse.settings import Settings
 
-LAYERS = ("bronze", "silver", "dead_letter")
+LAYERS = ("bronze", "silver", "dead_letter", "quality")
 
 
 @dataclass

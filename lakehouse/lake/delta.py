@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
@@ -45,3 +46,23 @@ def append(
 
 def commit_properties(app_id: str, version: int) -> CommitProperties:
     return CommitProperties(app_transactions=[Transaction(app_id=app_id, version=version)])
+
+
+def file_stats(table: DeltaTable | None) -> pa.Table | None:
+    """The table's add actions with their column statistics (``num_records``,
+    ``min.<column>``, ``max.<column>``): answers counts and bounds without reading data."""
+    if table is None:
+        return None
+    return pa.table(table.get_add_actions(flatten=True))
+
+
+def stats_sum(stats: pa.Table | None, column: str) -> int:
+    if stats is None or stats.num_rows == 0:
+        return 0
+    return int(pc.sum(stats.column(column)).as_py() or 0)
+
+
+def stats_max(stats: pa.Table | None, column: str) -> object:
+    if stats is None or stats.num_rows == 0 or column not in stats.column_names:
+        return None
+    return pc.max(stats.column(column)).as_py()

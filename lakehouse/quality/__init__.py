@@ -12,7 +12,7 @@ from typing import Literal
 
 Severity = Literal["error", "warn"]
 Kind = Literal["dbt_test", "dbt_model", "freshness", "expectation", "reconciliation"]
-Layer = Literal["source", "bronze", "silver", "marts"]
+Layer = Literal["source", "bronze", "silver", "staging", "intermediate", "marts"]
 
 
 @dataclass(frozen=True)

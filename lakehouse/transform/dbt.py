@@ -12,13 +12,28 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from lakehouse.exceptions import PipelineError
 from lakehouse.settings import DBT_PROJECT_DIR, Settings
 
-
 # dbt commands that accept --vars
 _TAKES_VARS = {"build", "run", "test", "source", "compile", "docs", "ls", "list", "parse", "show"}
+
+
+@dataclass(frozen=True)
+class NodeOutcome:
+    """What dbt reported for one node (a model, a test, a source's freshness)."""
+
+    unique_id: str
+    name: str
+    resource_type: str  # model, test, seed, source, ...
+    status: str  # success, pass, warn, fail, error, skipped, runtime error
+    severity: str | None  # a test's or a source freshness's configured severity
+    failures: int | None  # rows a failing test returned
+    message: str
+    relation: str | None  # the model (for a test: the model it is attached to), or source.table
+    age_seconds: float | None = None  # a source's freshness: now minus its newest row
 
 
 @dataclass(frozen=True)
@@ -27,6 +42,7 @@ class DbtResult:
     succeeded: bool
     nodes: dict[str, int] = field(default_factory=dict)  # status -> count
     failures: list[str] = field(default_factory=list)
+    outcomes: list[NodeOutcome] = field(default_factory=list)
 
 
 @contextmanager
@@ -70,16 +86,43 @@ def run_dbt(settings: Settings, args: list[str], *, raise_on_failure: bool = Tru
         _release_warehouse(settings)
     nodes: dict[str, int] = {}
     failures: list[str] = []
-    for node in getattr(result.result, "results", None) or []:
-        status = str(getattr(node, "status", "unknown"))
-        nodes[status] = nodes.get(status, 0) + 1
-        if status in {"error", "fail", "runtime error"}:
-            failures.append(f"{node.node.name}: {(node.message or status).strip()}")
-    outcome = DbtResult(" ".join(args), bool(result.success), nodes, failures)
+    outcomes = [_outcome(node) for node in getattr(result.result, "results", None) or []]
+    for node in outcomes:
+        nodes[node.status] = nodes.get(node.status, 0) + 1
+        if node.status in {"error", "fail", "runtime error"}:
+            failures.append(f"{node.name}: {node.message or node.status}")
+    outcome = DbtResult(" ".join(args), bool(result.success), nodes, failures, outcomes)
     if raise_on_failure and not result.success:
         detail = "; ".join(failures[:5]) or str(result.exception or "see the dbt log above")
         raise PipelineError(f"dbt {args[0]} failed: {detail}")
     return outcome
+
+
+def _outcome(result: Any) -> NodeOutcome:
+    node = result.node
+    resource_type = str(getattr(node, "resource_type", ""))
+    config = getattr(node, "config", None)
+    severity = getattr(config, "severity", None) if resource_type == "test" else None
+    relation: str | None = None
+    if resource_type == "test":
+        attached = getattr(node, "attached_node", None)
+        relation = attached.rsplit(".", 1)[-1] if attached else None
+    elif resource_type == "source":
+        relation = f"{node.source_name}.{node.name}"
+    else:
+        relation = getattr(node, "name", None)
+    age = getattr(result, "age", None)  # freshness results only
+    return NodeOutcome(
+        unique_id=str(node.unique_id),
+        name=str(node.name),
+        resource_type=resource_type,
+        status=str(getattr(result, "status", "unknown")),
+        severity=str(severity).lower() if severity else None,
+        failures=getattr(result, "failures", None),
+        message=" ".join(str(getattr(result, "message", None) or "").split()),
+        relation=relation,
+        age_seconds=float(age) if age is not None else None,
+    )
 
 
 def _release_warehouse(settings: Settings) -> None:

@@ -1,0 +1,201 @@
+"""Publish the audited marts where readers find them, all at once.
+
+dbt builds into the build area (DuckDB: the warehouse file, schema ``main_marts``; Trino:
+schema ``analytics_marts``), which readers never use. Publishing copies the marts into the
+schema ``marts`` that readers query:
+
+* ``local``: a new DuckDB file is written beside the served one and renamed over it
+  (``published/lakehouse.duckdb``). A reader holding the old file keeps reading it whole; the
+  next connection opens the new one. No writer ever holds the served file open, so readers
+  never meet a lock. Every mart changes together.
+* ``stack``: each mart is replaced with ``CREATE OR REPLACE TABLE ... AS SELECT``, one
+  Delta commit per mart: a reader sees a mart's old version or its new one, never a part.
+  The marts change one after another, not together (Trino has no multi-table commit).
+
+When the gate blocks a run, only the quality marts are published; the data marts of the
+last good run are carried over unchanged.
+
+``marts._publication`` lists what the served version holds: one row per mart with its row
+count, and the run that built it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from lakehouse.exceptions import PipelineError
+from lakehouse.settings import Settings
+
+QUALITY_MARTS = ("mart_data_quality", "mart_pipeline_health")
+PUBLICATION = "_publication"
+SCHEMA = "marts"
+_DUCKDB_BUILD_SCHEMA = "main_marts"
+_TRINO_BUILD_SCHEMA = "analytics_marts"
+
+
+@dataclass(frozen=True)
+class Publication:
+    run_id: str
+    published_at: datetime
+    data_run_id: str | None  # the run whose data marts are served (None: none yet)
+    rows: dict[str, int]  # mart -> rows
+
+
+def publish(
+    settings: Settings, run_id: str, *, data: bool, served_run_id: str | None
+) -> Publication:
+    """Serve the build area's quality marts, and its data marts when ``data`` (else keep
+    the data marts of ``served_run_id``)."""
+    if settings.dbt_target == "local":
+        return _publish_duckdb(settings, run_id, data=data, served_run_id=served_run_id)
+    return _publish_trino(settings, run_id, data=data, served_run_id=served_run_id)
+
+
+def _is_data_mart(name: str) -> bool:
+    return name not in QUALITY_MARTS and name != PUBLICATION
+
+
+def _publish_duckdb(
+    settings: Settings, run_id: str, *, data: bool, served_run_id: str | None
+) -> Publication:
+    import duckdb
+
+    target = settings.published_warehouse
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f"publishing_{run_id.replace('-', '_')}.duckdb")
+    staging.unlink(missing_ok=True)
+    published_at = datetime.now(UTC)
+    con = duckdb.connect(str(staging))
+    try:
+        con.execute(f"ATTACH '{_sql_text(str(settings.warehouse))}' AS build (READ_ONLY)")
+        built = _duckdb_tables(con, "build", _DUCKDB_BUILD_SCHEMA)
+        sources = {name: f'build."{_DUCKDB_BUILD_SCHEMA}"' for name in built}
+        data_run = run_id if data else served_run_id
+        if not data:
+            sources = {name: src for name, src in sources.items() if not _is_data_mart(name)}
+            if target.exists():
+                con.execute(f"ATTACH '{_sql_text(str(target))}' AS served (READ_ONLY)")
+                for name in _duckdb_tables(con, "served", SCHEMA):
+                    if _is_data_mart(name):
+                        sources[name] = f'served."{SCHEMA}"'
+        missing = [name for name in QUALITY_MARTS if name not in sources]
+        if missing:
+            raise PipelineError(f"cannot publish: the build area has no {', '.join(missing)}")
+        con.execute(f'CREATE SCHEMA "{SCHEMA}"')
+        rows: dict[str, int] = {}
+        for name, source in sorted(sources.items()):
+            con.execute(f'CREATE TABLE "{SCHEMA}"."{name}" AS SELECT * FROM {source}."{name}"')
+            count = con.execute(f'SELECT count(*) FROM "{SCHEMA}"."{name}"').fetchone()
+            rows[name] = int(count[0]) if count else 0
+        con.execute(
+            f'CREATE TABLE "{SCHEMA}"."{PUBLICATION}" (run_id VARCHAR, published_at '
+            "TIMESTAMP WITH TIME ZONE, data_run_id VARCHAR, mart VARCHAR, row_count BIGINT)"
+        )
+        con.executemany(
+            f'INSERT INTO "{SCHEMA}"."{PUBLICATION}" VALUES (?, ?, ?, ?, ?)',
+            [(run_id, published_at, data_run, name, n) for name, n in sorted(rows.items())],
+        )
+        con.execute("DETACH build")
+        con.execute("CHECKPOINT")
+    except BaseException:
+        con.close()
+        staging.unlink(missing_ok=True)
+        raise
+    con.close()
+    _fsync(staging)
+    os.replace(staging, target)  # the one step readers can observe
+    _fsync(target.parent)
+    return Publication(run_id, published_at, data_run, rows)
+
+
+def _duckdb_tables(con: Any, catalog: str, schema: str) -> list[str]:
+    rows = con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? "
+        "AND table_schema = ? AND table_type = 'BASE TABLE' ORDER BY 1",
+        [catalog, schema],
+    ).fetchall()
+    return [str(name) for (name,) in rows]
+
+
+def _publish_trino(
+    settings: Settings, run_id: str, *, data: bool, served_run_id: str | None
+) -> Publication:
+    from lakehouse.lake.catalog import trino_connection
+
+    catalog = settings.trino_catalog
+    published_at = datetime.now(UTC)
+    data_run = run_id if data else served_run_id
+    with trino_connection(settings) as connection:
+        cursor = connection.cursor()
+        location = f"{settings.lake_root.rstrip('/')}/{SCHEMA}"
+        _trino(
+            cursor,
+            f'CREATE SCHEMA IF NOT EXISTS "{catalog}"."{SCHEMA}" '
+            f"WITH (location = '{_sql_text(location)}')",
+        )
+        built = [
+            str(name)
+            for (name,) in _trino(
+                cursor,
+                f'SELECT table_name FROM "{catalog}".information_schema.tables '
+                f"WHERE table_schema = '{_TRINO_BUILD_SCHEMA}'",
+            )
+        ]
+        missing = [name for name in QUALITY_MARTS if name not in built]
+        if missing:
+            raise PipelineError(f"cannot publish: the build area has no {', '.join(missing)}")
+        chosen = sorted(name for name in built if data or not _is_data_mart(name))
+        rows: dict[str, int] = {}
+        for name in chosen:
+            _trino(
+                cursor,
+                f'CREATE OR REPLACE TABLE "{catalog}"."{SCHEMA}"."{name}" AS '
+                f'SELECT * FROM "{catalog}"."{_TRINO_BUILD_SCHEMA}"."{name}"',
+            )
+        served = [
+            str(name)
+            for (name,) in _trino(
+                cursor,
+                f'SELECT table_name FROM "{catalog}".information_schema.tables '
+                f"WHERE table_schema = '{SCHEMA}' AND table_name <> '{PUBLICATION}'",
+            )
+        ]
+        for name in sorted(served):
+            count = _trino(cursor, f'SELECT count(*) FROM "{catalog}"."{SCHEMA}"."{name}"')
+            rows[name] = int(count[0][0])
+        values = ", ".join(
+            f"('{run_id}', TIMESTAMP '{published_at.isoformat(sep=' ')}', "
+            f"{_sql_literal(data_run)}, '{name}', BIGINT '{n}')"
+            for name, n in sorted(rows.items())
+        )
+        _trino(
+            cursor,
+            f'CREATE OR REPLACE TABLE "{catalog}"."{SCHEMA}"."{PUBLICATION}" AS '
+            f"SELECT * FROM (VALUES {values}) "
+            "AS t (run_id, published_at, data_run_id, mart, row_count)",
+        )
+    return Publication(run_id, published_at, data_run, rows)
+
+
+def _trino(cursor: Any, sql: str) -> list[Any]:
+    cursor.execute(sql)
+    return list(cursor.fetchall())
+
+
+def _sql_text(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _sql_literal(text: str | None) -> str:
+    return "NULL" if text is None else f"'{_sql_text(text)}'"
+
+
+def _fsync(path: os.PathLike[str] | str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,443 @@
+"""Reconcile silver with the source: per table, the row count and a checksum of the rows.
+
+The source is what the data directory was fed from:
+
+* **live**: the PostgreSQL database a Debezium capture reads (``capture/offsets.dat``);
+  every contract table is read in one repeatable-read snapshot with ``COPY ... (FORMAT
+  csv)``, the values turned into the contract's lake types the way the lander turns
+  Debezium's JSON into them;
+* **files**: recorded change files and the generator's ground truth, the source's final
+  state (``ground_truth/<table>.parquet``).
+
+Anything else (e.g. changes read from Kafka, fed by a database elsewhere) has no source
+to reconcile with. On both sides PII columns hold the lander's keyed tokens, so the raw
+values never leave this module's memory.
+
+The checksum is order independent: DuckDB hashes every row over the contract's columns,
+in identical Arrow types on both sides, and sums the hashes (modulo 2**64). Equal rows
+give equal checksums; a changed, missing or extra row changes it but for a chance of
+2**-64. The hash is DuckDB's: compare checksums of one run, not across DuckDB versions.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from lakehouse.cdc.pii import Masker, load_key
+from lakehouse.contracts import Contract, load_source_contracts
+from lakehouse.exceptions import LakehouseError
+from lakehouse.lake import delta
+from lakehouse.quality import CheckResult
+
+if TYPE_CHECKING:
+    import duckdb
+    import psycopg
+
+    from lakehouse.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SourceKind = Literal["live", "files"]
+
+
+@dataclass(frozen=True)
+class TableReconciliation:
+    """The figures of one table, for the checks and for a history of reconciliations.
+
+    Key counts are those of the primary keys: present on one side only, or on both with
+    rows that differ. ``problem`` says why the source could not be read (then the source
+    figures are None)."""
+
+    table: str  # the lake name
+    source_rows: int | None
+    silver_rows: int
+    source_checksum: str | None
+    silver_checksum: str
+    only_in_source: int = 0
+    only_in_silver: int = 0
+    changed: int = 0
+    problem: str | None = None
+
+    @property
+    def rows_match(self) -> bool:
+        return self.problem is None and self.source_rows == self.silver_rows
+
+    @property
+    def checksums_match(self) -> bool:
+        return self.problem is None and self.source_checksum == self.silver_checksum
+
+
+def source_kind(settings: Settings) -> SourceKind | None:
+    """What fed the data directory: recorded files with their ground truth, a live
+    capture of PostgreSQL, or neither (nothing to reconcile with)."""
+    if (settings.changes_path / "manifest.json").exists() and settings.ground_truth_path.is_dir():
+        return "files"
+    if (settings.root / "capture" / "offsets.dat").exists():
+        return "live"
+    return None
+
+
+def reconcile(settings: Settings) -> list[CheckResult]:
+    """Two error-level checks per table: ``reconcile:<table>:row_count`` and
+    ``reconcile:<table>:checksum``; none when there is no source to compare with."""
+    checks: list[CheckResult] = []
+    for figures in reconcile_tables(settings):
+        checks += _checks(figures)
+    return checks
+
+
+def reconcile_tables(settings: Settings) -> list[TableReconciliation]:
+    """The figures of every contract table, source against silver."""
+    kind = source_kind(settings)
+    if kind is None:
+        log.info("no source to reconcile with")
+        return []
+    import duckdb
+
+    contracts = load_source_contracts(settings)
+    masker = Masker(load_key(settings))
+    sources = (
+        _live_tables(settings, contracts, masker)
+        if kind == "live"
+        else _truth_tables(settings, contracts, masker)
+    )
+    out: list[TableReconciliation] = []
+    with duckdb.connect() as con:
+        for name, source in sources:
+            contract = contracts[name]
+            silver = _silver_table(settings, contract)
+            out.append(_compare(con, contract, source, silver))
+    return out
+
+
+# -- the checks ---------------------------------------------------------------------------
+
+
+def _checks(r: TableReconciliation) -> list[CheckResult]:
+    if r.problem is not None:
+        detail = f"silver.{r.table} not reconciled: {r.problem}"
+        return [
+            _check(r.table, "row_count", False, str(r.silver_rows), None, detail),
+            _check(r.table, "checksum", False, r.silver_checksum, None, detail),
+        ]
+    if r.rows_match:
+        rows = f"silver.{r.table} has {r.silver_rows:,} rows, as the source"
+    else:
+        rows = f"silver.{r.table} has {r.silver_rows:,} rows, the source {r.source_rows:,}"
+    if r.checksums_match:
+        same = f"silver.{r.table} has the same rows as the source"
+    else:
+        same = f"silver.{r.table} and the source differ: {_differences(r)}"
+    return [
+        _check(r.table, "row_count", r.rows_match, str(r.silver_rows), str(r.source_rows), rows),
+        _check(r.table, "checksum", r.checksums_match, r.silver_checksum, r.source_checksum, same),
+    ]
+
+
+def _check(
+    table: str,
+    measure: str,
+    passed: bool,
+    observed: str,
+    expected: str | None,
+    detail: str,
+) -> CheckResult:
+    return CheckResult(
+        check=f"reconcile:{table}:{measure}",
+        kind="reconciliation",
+        layer="silver",
+        table=table,
+        severity="error",
+        passed=passed,
+        observed=observed,
+        expected=expected,
+        detail=detail,
+    )
+
+
+def _differences(r: TableReconciliation) -> str:
+    parts = []
+    if r.only_in_source:
+        parts.append(f"{_rows(r.only_in_source)} only in the source")
+    if r.only_in_silver:
+        parts.append(f"{_rows(r.only_in_silver)} only in silver")
+    if r.changed:
+        parts.append(f"{_rows(r.changed)} with other values")
+    # equal keys and values but different checksums: duplicate keys on one side
+    return ", ".join(parts) + " (by primary key)" if parts else "checksums differ"
+
+
+def _rows(n: int) -> str:
+    return f"{n:,} row" + ("" if n == 1 else "s")
+
+
+# -- comparing two tables -----------------------------------------------------------------
+
+
+def _lake_schema(contract: Contract) -> pa.Schema:
+    """The contract's columns as silver holds them: PII columns are token strings."""
+    return pa.schema(
+        [pa.field(c.name, pa.string() if c.pii else c.arrow_type) for c in contract.columns]
+    )
+
+
+def _conform(contract: Contract, table: pa.Table) -> pa.Table:
+    """The contract's columns, in its order and lake types (null where a column is
+    missing), renamed ``c0, c1, ...`` for SQL."""
+    schema = _lake_schema(contract)
+    columns = [
+        table.column(f.name).cast(f.type)
+        if f.name in table.column_names
+        else pa.nulls(table.num_rows, f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(columns, names=[f"c{i}" for i in range(len(columns))])
+
+
+def _compare(
+    con: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    source: pa.Table | str,
+    silver: pa.Table,
+) -> TableReconciliation:
+    lake = _conform(contract, silver)
+    silver_rows, silver_sum = _digest(con, "silver_rows", contract, lake)
+    if isinstance(source, str):  # the source could not be read
+        return TableReconciliation(
+            contract.lake_name, None, silver_rows, None, silver_sum, problem=source
+        )
+    source_rows, source_sum = _digest(con, "source_rows", contract, _conform(contract, source))
+    figures = TableReconciliation(
+        contract.lake_name, source_rows, silver_rows, source_sum, silver_sum
+    )
+    if figures.rows_match and figures.checksums_match:
+        return figures
+    keys = " and ".join(f"s.c{i} = l.c{i}" for i, _ in _keys(contract))
+    row = con.execute(
+        "select count(*) filter (where l.h is null), count(*) filter (where s.h is null), "
+        "count(*) filter (where s.h <> l.h) "
+        f"from source_rows s full join silver_rows l on {keys}"
+    ).fetchone()
+    assert row is not None
+    return TableReconciliation(
+        contract.lake_name,
+        source_rows,
+        silver_rows,
+        source_sum,
+        silver_sum,
+        only_in_source=int(row[0]),
+        only_in_silver=int(row[1]),
+        changed=int(row[2]),
+    )
+
+
+def _keys(contract: Contract) -> list[tuple[int, str]]:
+    return [(contract.column_names.index(k), k) for k in contract.primary_key]
+
+
+def _digest(
+    con: duckdb.DuckDBPyConnection, name: str, contract: Contract, rows: pa.Table
+) -> tuple[int, str]:
+    """Hash every row into table ``name`` (keys and hash); its row count and checksum."""
+    columns = ", ".join(rows.column_names)
+    keys = ", ".join(f"c{i}" for i, _ in _keys(contract))
+    con.register("_rows", rows)
+    con.execute(
+        f"create or replace temp table {name} as select {keys}, hash({columns}) as h from _rows"
+    )
+    con.unregister("_rows")
+    row = con.execute(f"select count(*), coalesce(sum(h), 0) from {name}").fetchone()
+    assert row is not None
+    return int(row[0]), f"{int(row[1]) % 2**64:016x}"
+
+
+# -- silver -------------------------------------------------------------------------------
+
+
+def _silver_table(settings: Settings, contract: Contract) -> pa.Table:
+    """The contract's columns of the silver table (none when it does not exist yet)."""
+    table = delta.open_table(
+        settings.table_uri("silver", contract.lake_name), settings.lake_storage_options
+    )
+    if table is None:
+        return _lake_schema(contract).empty_table()
+    present = {f.name for f in table.schema().fields}
+    return table.to_pyarrow_table(columns=[c for c in contract.column_names if c in present])
+
+
+# -- the recorded files' ground truth -----------------------------------------------------
+
+
+def _truth_tables(
+    settings: Settings, contracts: dict[str, Contract], masker: Masker
+) -> Iterator[tuple[str, pa.Table | str]]:
+    for name, contract in contracts.items():
+        path = settings.ground_truth_path / f"{contract.table}.parquet"
+        if not path.exists():
+            yield name, f"the ground truth has no {path.name}"
+            continue
+        truth = pq.read_table(path, columns=contract.column_names)
+        yield name, masker.mask_table(contract, truth)
+
+
+# -- the live PostgreSQL source -----------------------------------------------------------
+
+
+def _live_tables(
+    settings: Settings, contracts: dict[str, Contract], masker: Masker
+) -> Iterator[tuple[str, pa.Table | str]]:
+    """Every contract table as of one snapshot of the database, in lake types."""
+    import psycopg
+
+    from lakehouse.oltp.cluster import connect
+
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(_running(settings))
+            conn = stack.enter_context(connect(settings))
+        except LakehouseError as exc:
+            for name in contracts:
+                yield name, str(exc)
+            return
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        # the first statement opens the transaction whose snapshot every table shares
+        conn.execute("set local time zone 'UTC'")
+        conn.execute("set local extra_float_digits = 1")  # shortest exact floats
+        for name, contract in contracts.items():
+            try:
+                with conn.transaction():  # a savepoint: a failure spoils only one table
+                    table = _read_source_table(conn, contract)
+            except (psycopg.Error, pa.ArrowInvalid) as exc:
+                where = f"{contract.schema}.{contract.table}"
+                yield name, f"cannot read {where} in the source: {str(exc).strip()}"
+                continue
+            yield name, masker.mask_table(contract, table)
+
+
+@contextmanager
+def _running(settings: Settings) -> Iterator[None]:
+    """The project's own cluster up while it is read; stopped after when it was down
+    (the live demo stops it once the capture is done)."""
+    if not settings.oltp_managed:
+        yield
+        return
+    from lakehouse.oltp.cluster import Cluster
+
+    cluster = Cluster(settings)
+    if cluster.pid() is not None or not cluster.initialised:
+        yield
+        return
+    log.info("starting the source database to reconcile with it")
+    cluster.up()
+    try:
+        yield
+    finally:
+        cluster.down()
+
+
+def _read_source_table(conn: psycopg.Connection, contract: Contract) -> pa.Table:
+    """One table with ``COPY ... TO STDOUT (FORMAT csv)``, parsed by Arrow: dates and
+    timestamps travel as integers since the epoch, intervals as Debezium's ISO text,
+    everything else as PostgreSQL writes it (which is what Debezium sends)."""
+    from psycopg import sql
+
+    relation = sql.Identifier(contract.schema, contract.table)
+    catalog = conn.execute(
+        "select a.attname, a.atttypid = 'interval'::regtype from pg_attribute a "
+        "where a.attrelid = %s::regclass and a.attnum > 0 and not a.attisdropped",
+        [relation.as_string(conn)],
+    ).fetchall()
+    is_interval = {str(name): bool(flag) for name, flag in catalog}
+    exprs: list[sql.Composable] = []
+    read_types: dict[str, pa.DataType] = {}
+    for i, column in enumerate(contract.columns):
+        alias = f"c{i}"
+        if column.name not in is_interval:  # gone from the source: the lander lands nulls
+            exprs.append(sql.SQL("null"))
+        else:
+            exprs.append(_expression(column.type, column.name, is_interval[column.name]))
+        read_types[alias] = _read_type(column.type, column.arrow_type)
+    query = sql.SQL("copy (select {} from {}) to stdout (format csv)").format(
+        sql.SQL(", ").join(exprs), relation
+    )
+    data = bytearray()
+    with conn.cursor().copy(query) as copy:
+        for chunk in copy:
+            data += chunk
+    names = list(read_types)
+    if not data:
+        raw = pa.schema([pa.field(n, t) for n, t in read_types.items()]).empty_table()
+    else:
+        raw = pcsv.read_csv(
+            io.BytesIO(data),
+            read_options=pcsv.ReadOptions(column_names=names),
+            parse_options=pcsv.ParseOptions(newlines_in_values=True),
+            convert_options=pcsv.ConvertOptions(
+                column_types=read_types,
+                # PostgreSQL's CSV writes NULL unquoted and an empty string as ""
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+                true_values=["t"],
+                false_values=["f"],
+            ),
+        )
+    return pa.Table.from_arrays(
+        [
+            _to_lake(raw.column(n), c.type, c.arrow_type)
+            for n, c in zip(names, contract.columns, strict=True)
+        ],
+        names=contract.column_names,
+    )
+
+
+def _expression(ctype: str, name: str, is_interval: bool) -> psycopg.sql.Composable:
+    from psycopg import sql
+
+    col = sql.Identifier(name)
+    if ctype == "date":
+        return sql.SQL("({} - date '1970-01-01')").format(col)  # days since the epoch
+    if ctype in ("timestamp", "timestamp_ms", "timestamptz"):
+        # microseconds since the epoch, exact on every PostgreSQL version (extract
+        # returned a double before 14): whole seconds, plus the microseconds in them
+        return sql.SQL(
+            "(extract(epoch from date_trunc('second', {c}))::bigint * 1000000"
+            " + extract(microseconds from {c})::bigint % 1000000)"
+        ).format(c=col)
+    if is_interval:
+        # Debezium's interval.handling.mode=string: P<y>Y<m>M<d>DT<h>H<m>M<s>S, seconds
+        # without trailing zeros
+        return sql.SQL(
+            "('P' || extract(year from {c})::bigint || 'Y' || extract(month from {c})::bigint"
+            " || 'M' || extract(day from {c})::bigint || 'DT' || extract(hour from {c})::bigint"
+            " || 'H' || extract(minute from {c})::bigint || 'M'"
+            " || trim_scale(extract(second from {c})::numeric) || 'S')"
+        ).format(c=col)
+    return col
+
+
+def _read_type(ctype: str, lake: pa.DataType) -> pa.DataType:
+    """Arrow type the CSV column is read as."""
+    if ctype == "date":
+        return pa.int32()
+    if ctype.startswith("timestamp"):
+        return pa.int64()
+    if pa.types.is_decimal(lake):
+        return pa.string()  # cast as the lander casts Debezium's decimal strings
+    return lake
+
+
+def _to_lake(values: pa.ChunkedArray, ctype: str, lake: pa.DataType) -> pa.ChunkedArray:
+    if ctype == "timestamp_ms":  # read as microseconds, like the other timestamps
+        values = values.cast(pa.timestamp("us"))
+    return values.cast(lake)
