@@ -31,6 +31,10 @@ _log = logging.getLogger(__name__)
 _TRANSIENT = {
     KafkaError.NOT_LEADER_FOR_PARTITION,  # a leader election, e.g. after a restart
     KafkaError.LEADER_NOT_AVAILABLE,
+    # the client's metadata lacks a partition of a topic it listed: refreshing after a
+    # broker restart
+    KafkaError._UNKNOWN_PARTITION,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
     KafkaError._TRANSPORT,
     KafkaError._ALL_BROKERS_DOWN,
     KafkaError._TIMED_OUT,
