@@ -1,27 +1,49 @@
-"""Flow: build and test the dbt project (``dbt build``) on the profile's engine."""
+"""Flow: write-audit-publish. Build the marts, audit them (dbt tests and contracts, source
+freshness, reconciliation with the source, Great Expectations checkpoints), publish them
+only when no error-level check failed; then the docs sites."""
 
 from __future__ import annotations
 
 from prefect import flow, get_run_logger, task
 
 from flows._runtime import settings_for
-from lakehouse.transform.dbt import run_dbt
+from lakehouse.quality.gate import GateReport, audit, publish_or_block, write
+from lakehouse.transform.docs import build_docs
 
 
-@task(name="dbt-build")
-def dbt_build(data_dir: str | None) -> dict[str, int]:
-    return run_dbt(settings_for(data_dir), ["build"]).nodes
+@task(name="write")
+def write_task(data_dir: str | None) -> GateReport:
+    return write(settings_for(data_dir), get_run_logger().info)
 
 
-@task(name="dbt-docs")
-def dbt_docs(data_dir: str | None) -> None:
-    run_dbt(settings_for(data_dir), ["docs", "generate"])
+@task(name="audit")
+def audit_task(data_dir: str | None, report: GateReport) -> GateReport:
+    audit(settings_for(data_dir), report, get_run_logger().info)
+    return report
+
+
+@task(name="publish")
+def publish_task(data_dir: str | None, report: GateReport) -> GateReport:
+    return publish_or_block(settings_for(data_dir), report, get_run_logger().info)
+
+
+@task(name="docs")
+def docs_task(data_dir: str | None) -> dict[str, str]:
+    return {name: str(path) for name, path in build_docs(settings_for(data_dir)).items()}
 
 
 @flow(name="transform", log_prints=True)
-def transform_flow(data_dir: str | None = None, docs: bool = True) -> dict[str, int]:
-    nodes = dbt_build(data_dir)
-    if docs:
-        dbt_docs(data_dir)
-    get_run_logger().info("dbt build: %s", nodes)
-    return nodes
+def transform_flow(data_dir: str | None = None, docs: bool = True) -> dict[str, object]:
+    report = audit_task(data_dir, write_task(data_dir))
+    try:
+        report = publish_task(data_dir, report)
+    finally:
+        if docs:  # the docs show the failed run too
+            docs_task(data_dir)
+    get_run_logger().info("%s", report.summary())
+    return {
+        "run_id": report.run_id,
+        "outcome": report.outcome,
+        "checks": len(report.checks),
+        "warnings": [c.check for c in report.warnings],
+    }

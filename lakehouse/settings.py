@@ -268,7 +268,7 @@ class Settings(BaseSettings):
     def published_warehouse(self) -> Path:
         """The published marts on the local profile: a DuckDB file that is replaced whole
         (rename) on each publication and that no writer ever holds open."""
-        return self.root / "published" / "marts.duckdb"
+        return self.root / "published" / "lakehouse.duckdb"
 
     @property
     def docs_dir(self) -> Path:

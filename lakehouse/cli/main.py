@@ -183,17 +183,48 @@ def print_ingest(report: Any) -> None:
 
 
 @app.command()
-def build(
-    data_dir: DataDir = None,
-    select: Annotated[str | None, typer.Option(help="dbt node selection")] = None,
-) -> None:
-    """Build and test the dbt models (`dbt build`) on the profile's engine."""
-    from lakehouse.transform.dbt import run_dbt
+def build(data_dir: DataDir = None) -> None:
+    """Build the marts, audit them (dbt tests and contracts, source freshness,
+    reconciliation with the source, Great Expectations) and publish them only when no
+    error-level check failed (write-audit-publish). `lakehouse dbt build` builds without
+    the gate."""
+    from lakehouse.quality.gate import PublicationBlocked, build_audit_publish
 
     settings = _settings(data_dir)
-    args = ["build", *(["--select", select] if select else [])]
-    result = run_dbt(settings, args)
-    console.print(f"[green]dbt build[/] {result.nodes}")
+    with console.status("building") as spinner:
+        try:
+            report = build_audit_publish(settings, progress=spinner.update)
+        except PublicationBlocked as exc:
+            spinner.stop()
+            print_checks(exc.report)
+            raise
+    print_checks(report)
+    colour = "yellow" if report.warnings else "green"
+    console.print(f"[{colour}]{report.summary()}[/]")
+    if settings.dbt_target == "local":
+        console.print(f"published marts: {settings.published_warehouse} (schema marts)")
+    else:
+        console.print(f"published marts: Trino {settings.trino_catalog}.marts")
+
+
+def print_checks(report: Any) -> None:
+    """The failed checks of a gate run, errors first."""
+    from rich.table import Table
+
+    failed = sorted(
+        (c for c in report.checks if not c.passed), key=lambda c: (c.severity != "error", c.check)
+    )
+    if not failed:
+        return
+    table = Table(title=f"failed checks of run {report.run_id}")
+    for column in ("severity", "check", "observed", "detail"):
+        table.add_column(column, overflow="fold")
+    for check in failed:
+        colour = "red" if check.severity == "error" else "yellow"
+        table.add_row(
+            f"[{colour}]{check.severity}", check.check, check.observed or "", check.detail
+        )
+    console.print(table)
 
 
 @app.command(
@@ -290,15 +321,27 @@ def _print_status(report: Any) -> None:
     console.print(f"dead letters: [{colour}]{report.dead_letters:,}[/]")
     for row in report.dead_letters_by_reason[:10]:
         console.print(f"  {row['count']:>6,}  {row['topic']}  {row['reason']}")
+    run = report.last_run
+    if run:
+        colour = {"published": "green", "blocked": "red"}.get(str(run["outcome"]), "yellow")
+        console.print(
+            f"last build: run {run['run_id']} [{colour}]{run['outcome']}[/] at "
+            f"{run['finished_at']} ({run['checks']} checks, {run['errors']} failed, "
+            f"{run['warnings']} warnings)"
+        )
     if report.marts:
-        marts = Table(title=f"marts in {report.warehouse}")
+        served = report.publication.get("data_run_id") or "none yet"
+        marts = Table(title=f"published marts in {report.warehouse} (data of run {served})")
         marts.add_column("model")
         marts.add_column("rows", justify="right")
         for name, n in report.marts.items():
             marts.add_row(name, f"{n:,}")
         console.print(marts)
     else:
-        console.print("marts: none built yet (run `lakehouse build`)")
+        console.print("marts: none published yet (run `lakehouse build`)")
+    for name, page in report.docs.items():
+        label = "dbt docs" if name == "dbt" else "Data Docs (Great Expectations)"
+        console.print(f"{label}: file://{page}")
 
 
 oltp_app = typer.Typer(

@@ -15,10 +15,14 @@ log = logging.getLogger(__name__)
 
 
 def send_alert(settings: Settings, payload: dict[str, object], timeout_s: float = 5.0) -> bool:
-    """POST ``payload`` to the webhook; True when it answered 2xx."""
-    summary = payload.get("summary") or payload.get("event")
-    log.warning("alert: %s", summary)
-    url = settings.alert_webhook_url
+    """Log the alert, and POST ``payload`` to the webhook; True when it answered 2xx."""
+    log.warning("alert: %s", payload.get("summary") or payload.get("event"))
+    return post_json(settings.alert_webhook_url, payload, timeout_s)
+
+
+def post_json(url: str | None, payload: dict[str, object], timeout_s: float = 5.0) -> bool:
+    """POST ``payload`` as JSON; True when it answered 2xx, False (and a log line) when
+    there is no URL or the receiver cannot be reached."""
     if not url:
         return False
     request = urllib.request.Request(

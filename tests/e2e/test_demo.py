@@ -58,7 +58,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, str]:
 
 
 def _warehouse(settings: Settings) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(str(settings.warehouse), read_only=True)
+    return duckdb.connect(str(settings.published_warehouse), read_only=True)
 
 
 def _totals(settings: Settings) -> dict[str, Any]:
@@ -78,8 +78,10 @@ def test_the_demo_runs_at_default_scale_and_prints_a_summary(demo: tuple[Setting
         if line.endswith(b'"value":null}')
     )
     assert manifest["total_events"] - tombstones_and_duplicates >= 1_000_000
-    for words in ("dead letters: 0", "main_marts.fct_order_item", "order_item", "silver"):
+    for words in ("dead letters: 0", "marts.fct_order_item", "order_item", "silver"):
         assert words in out
+    # the gate published (the recorded sources are older than the warn SLA: a warning)
+    assert "published" in out and "publication blocked" not in out
 
 
 def test_every_silver_table_equals_the_ground_truth(demo: tuple[Settings, str]) -> None:
@@ -93,11 +95,11 @@ def test_fact_totals_equal_the_ground_truth(demo: tuple[Settings, str]) -> None:
     with _warehouse(settings) as con:
         items = con.sql(
             "select count(*), sum(quantity), sum(gross_amount), sum(discount_amount), "
-            "sum(net_amount) from main_marts.fct_order_item"
+            "sum(net_amount) from marts.fct_order_item"
         ).fetchone()
         sales = con.sql(
             "select count(*), sum(gross_amount), sum(discount_amount), sum(net_amount) "
-            "from main_marts.fct_sale"
+            "from marts.fct_sale"
         ).fetchone()
     assert items is not None and sales is not None
     truth = totals["order_item"]
@@ -121,7 +123,7 @@ def test_scd2_versions_per_client_equal_the_changes_emitted(demo: tuple[Settings
         with _warehouse(settings) as con:
             got = dict(
                 con.sql(
-                    f"select {table}_id, count(*) from main_marts.dim_{table} "
+                    f"select {table}_id, count(*) from marts.dim_{table} "
                     "where not is_unknown_member group by 1"
                 ).fetchall()
             )
@@ -133,15 +135,11 @@ def test_a_second_run_is_incremental_and_duplicates_nothing(demo: tuple[Settings
     settings, _ = demo
     before = _lake_snapshot(settings)
     with _warehouse(settings) as con:
-        marts_before = con.sql(
-            "select count(*), sum(net_amount) from main_marts.fct_sale"
-        ).fetchone()
+        marts_before = con.sql("select count(*), sum(net_amount) from marts.fct_sale").fetchone()
     run = _demo(settings)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "already generated" in run.stdout or "already there" in run.stdout + run.stderr
     assert _lake_snapshot(settings) == before  # no new commit, no new row anywhere
     with _warehouse(settings) as con:
-        marts_after = con.sql(
-            "select count(*), sum(net_amount) from main_marts.fct_sale"
-        ).fetchone()
+        marts_after = con.sql("select count(*), sum(net_amount) from marts.fct_sale").fetchone()
     assert marts_after == marts_before

@@ -65,8 +65,8 @@ def test_the_demo_takes_the_live_path_and_stops_what_it_started(
     assert "source of the changes: live" in out
     assert not (settings.changes_path / "manifest.json").exists()  # nothing recorded
     assert Cluster(settings).pid() is None
-    with duckdb.connect(str(settings.warehouse), read_only=True) as db:
-        lines = db.execute("select count(*) from main_marts.fct_order_item").fetchone()
+    with duckdb.connect(str(settings.published_warehouse), read_only=True) as db:
+        lines = db.execute("select count(*) from marts.fct_order_item").fetchone()
     assert lines is not None and lines[0] > 1000
 
 

@@ -34,6 +34,7 @@ lines as (
         order_items.promotion_id,
         orders.order_status,
         orders.ordered_at,
+        orders.shipped_at,
         order_items.quantity,
         order_items.unit_price,
         order_items.discount_pct,
@@ -61,6 +62,8 @@ final as (
         lines.ordered_at,
         cast(lines.ordered_at as date) as order_date,
         {{ date_key('cast(lines.ordered_at as date)') }} as order_date_key,
+        lines.shipped_at,
+        cast(lines.shipped_at as date) as ship_date,
         -- attributes
         lines.order_status,
         -- measures

@@ -1,0 +1,620 @@
+"""Great Expectations checks of the quality gate: suites, checkpoints, results.
+
+* ``bronze.<table>`` and ``silver.<table>`` are generated from the data contracts at each
+  run, in memory: columns exist with a compatible type, not-null (in bronze, not on the
+  rows of deletes, which may carry only the key), accepted values (warn-level: see
+  ``_NEW_VALUE``), min/max, PII columns hold tokens, bronze's ``_op``; silver adds the
+  primary key, unique and not null, and foreign-key coverage (every non-null value of a
+  ``references`` column exists in the referenced silver table).
+* Business rules are written by hand as GX suite JSON under ``expectations/`` (see its
+  README); the columns they need that no table has are derived here (``_MART_FRAMES``).
+
+Each table is validated by a Checkpoint of its own, on a pandas frame
+(:mod:`lakehouse.quality.frames`), whose actions write the Data Docs site under
+``<docs_dir>/gx`` and alert (a warning in the log, a JSON POST to ``alert_webhook_url``)
+when an expectation fails. The context is ephemeral: nothing is written but the Data Docs.
+Every expectation gives one :class:`CheckResult`; its severity is ``meta.severity``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import great_expectations as gx
+import pandas as pd
+from great_expectations.checkpoint.actions import (
+    ActionContext,
+    UpdateDataDocsAction,
+    ValidationAction,
+)
+from great_expectations.checkpoint.checkpoint import CheckpointResult
+from great_expectations.core.expectation_validation_result import (
+    ExpectationSuiteValidationResult,
+    ExpectationValidationResult,
+)
+from great_expectations.core.run_identifier import RunIdentifier
+from great_expectations.data_context.types.base import (
+    DataContextConfig,
+    InMemoryStoreBackendDefaults,
+    ProgressBarsConfig,
+)
+from great_expectations.expectations.expectation import Expectation
+from great_expectations.expectations.metadata_types import FailureSeverity
+from great_expectations.expectations.row_conditions import Column as RowColumn
+
+from lakehouse.contracts import DEFAULT_SCHEMAS, Column, Contract, load_source_contracts
+from lakehouse.exceptions import ContractError
+from lakehouse.quality import CheckResult, Layer, Severity
+from lakehouse.quality.alerts import post_json
+from lakehouse.quality.frames import MissingTableError, read_lake_table, read_mart
+from lakehouse.settings import PROJECT_DIR, Settings
+
+log = logging.getLogger(__name__)
+
+LAYERS: tuple[Layer, ...] = ("bronze", "silver", "marts")
+RULES_DIR = PROJECT_DIR / "expectations"
+OPS = ["c", "u", "d", "r", "t"]  # create, update, delete, snapshot read, truncate
+PII_TOKEN = r"^pii:[0-9a-f]{32}$"  # lakehouse.cdc.pii's keyed hash
+ORPHAN = "__orphan"  # suffix of the derived column holding a foreign key's orphan values
+DOCS_SITE = "lakehouse"
+_GX_SEVERITY: dict[str, FailureSeverity] = {
+    "error": FailureSeverity.CRITICAL,
+    "warn": FailureSeverity.WARNING,
+}
+# pandas types (as GX names them) that frames.py gives a column of each contract type
+_INTEGER = ["Int64Dtype", "int64", "int32"]
+_FLOAT = ["float64"]
+_STRING = ["StringDtype", "str"]
+_TYPE_LISTS: dict[str, list[str]] = {
+    "smallint": _INTEGER,
+    "int": _INTEGER,
+    "bigint": _INTEGER,
+    "double": _FLOAT,
+    "boolean": ["BooleanDtype", "bool"],
+    "string": _STRING,
+    "json": _STRING,
+    "uuid": _STRING,
+    "date": ["datetime64[ms]", "datetime64[s]", "datetime64[us]", "datetime64[ns]"],
+    "timestamp": ["datetime64[us]", "datetime64[ms]", "datetime64[ns]"],
+    "timestamp_ms": ["datetime64[ms]", "datetime64[us]", "datetime64[ns]"],
+    "timestamptz": ["datetime64[us]", "datetime64[ms]", "datetime64[ns]"],
+}
+_NEW_VALUE = (
+    "a value outside the contract's list is the source's domain growing before its "
+    "contract did (a new segment, a new payment method): update the contract; the dbt "
+    "staging tests decide which columns block"
+)
+# kwargs that say what is checked, not what passes
+_DOMAIN_KWARGS = {"column", "column_A", "column_B", "column_list", "batch_id", "row_condition"}
+
+
+# -- suites generated from the contracts ------------------------------------------------------
+
+
+def contract_suite(layer: Literal["bronze", "silver"], contract: Contract) -> gx.ExpectationSuite:
+    """The generated suite ``<layer>.<lake name>`` of a contract."""
+    expectations: list[Expectation] = []
+    for column in contract.columns:
+        expectations += _column_expectations(layer, contract, column)
+    if layer == "bronze":
+        expectations += [
+            _error(gx.expectations.ExpectColumnToExist(column="_op")),
+            _error(gx.expectations.ExpectColumnValuesToNotBeNull(column="_op")),
+            _error(gx.expectations.ExpectColumnValuesToBeInSet(column="_op", value_set=OPS)),
+        ]
+    else:
+        key = list(contract.primary_key)
+        if len(key) == 1:
+            unique: Expectation = gx.expectations.ExpectColumnValuesToBeUnique(column=key[0])
+        else:
+            unique = gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=key)
+        expectations.append(_error(unique, rule="one row per primary key"))
+        for column in contract.columns:
+            if column.references:
+                expectations.append(_foreign_key(contract, column))
+    where = contract.path.name if contract.path else contract.lake_name
+    return gx.ExpectationSuite(
+        name=f"{layer}.{contract.lake_name}",
+        expectations=expectations,
+        meta={"layer": layer, "table": contract.lake_name, "generated_from": where},
+        notes=f"Generated from the data contract {where} at each run: change the contract.",
+    )
+
+
+def _column_expectations(layer: str, contract: Contract, column: Column) -> list[Expectation]:
+    name = column.name
+    is_key = name in contract.primary_key
+    out: list[Expectation] = [
+        _error(gx.expectations.ExpectColumnToExist(column=name)),
+        _error(
+            gx.expectations.ExpectColumnValuesToBeInTypeList(
+                column=name, type_list=_type_list(column)
+            )
+        ),
+    ]
+    if is_key or not column.nullable:
+        if layer == "bronze" and not is_key:
+            # a delete may carry only the key
+            not_null = gx.expectations.ExpectColumnValuesToNotBeNull(
+                column=name, row_condition=RowColumn("_op") != "d"
+            )
+        else:
+            not_null = gx.expectations.ExpectColumnValuesToNotBeNull(column=name)
+        out.append(_error(not_null))
+    if column.accepted_values:
+        in_set = gx.expectations.ExpectColumnValuesToBeInSet(
+            column=name, value_set=list(column.accepted_values)
+        )
+        out.append(_warn(in_set, reason=_NEW_VALUE))
+    if column.min is not None or column.max is not None:
+        out.append(
+            _error(
+                gx.expectations.ExpectColumnValuesToBeBetween(
+                    column=name, min_value=column.min, max_value=column.max
+                )
+            )
+        )
+    if column.pii:
+        out.append(
+            _error(
+                gx.expectations.ExpectColumnValuesToMatchRegex(column=name, regex=PII_TOKEN),
+                rule=f"PII ({column.pii}) lands masked",
+            )
+        )
+    return out
+
+
+def _type_list(column: Column) -> list[str]:
+    if column.pii:  # masked: a token string whatever the source type
+        return _STRING
+    if column.type.startswith("decimal"):
+        return _FLOAT
+    return _TYPE_LISTS[column.type]
+
+
+def _foreign_key(contract: Contract, column: Column) -> Expectation:
+    table, key = referenced(contract, column)
+    return _error(
+        # the frame holds each value of the column that the referenced table lacks (all
+        # of them when that table is missing: its own suite then says so)
+        gx.expectations.ExpectColumnValuesToBeNull(column=column.name + ORPHAN),
+        rule=f"every {column.name} exists in {table}.{key}",
+        references=f"{table}.{key}",
+    )
+
+
+def referenced(contract: Contract, column: Column) -> tuple[str, str]:
+    """(lake name, column) that a foreign key column references."""
+    if not column.references:
+        raise ValueError(f"{contract.lake_name}.{column.name} is not a foreign key")
+    parts = column.references.split(".")
+    schema, table, key = parts if len(parts) == 3 else (contract.schema, *parts)
+    return (table if schema in DEFAULT_SCHEMAS else f"{schema}__{table}"), key
+
+
+def _error(expectation: Expectation, **meta: str) -> Expectation:
+    expectation.meta = {"severity": "error", **meta}
+    return expectation
+
+
+def _warn(expectation: Expectation, **meta: str) -> Expectation:
+    expectation.meta = {"severity": "warn", **meta}
+    expectation.severity = FailureSeverity.WARNING
+    return expectation
+
+
+# -- hand-written suites ----------------------------------------------------------------------
+
+
+def rule_suites(directory: Path = RULES_DIR) -> list[gx.ExpectationSuite]:
+    """The hand-written suites (``<layer>/<table>[.rules].json``), checked: a malformed
+    expectation is an error here, where GX would only log it and leave it out."""
+    suites = []
+    for path in sorted(directory.glob("*/*.json")):
+        layer, stem = path.parent.name, path.name.removesuffix(".json")
+        try:
+            raw = json.loads(path.read_text())
+            table = stem.removesuffix(".rules")
+            wanted = {"layer": layer, "table": table}
+            if (
+                layer not in LAYERS
+                or raw["name"] != f"{layer}.{stem}"
+                or any(raw["meta"].get(k) != v for k, v in wanted.items())
+            ):
+                raise ValueError(
+                    f"a suite of {layer}/{stem}.json is named {layer}.{stem}, its meta "
+                    f"holds {wanted}, and the folder is one of {', '.join(LAYERS)}"
+                )
+            for spec in raw["expectations"]:
+                severity = spec.setdefault("meta", {}).setdefault("severity", "error")
+                if severity not in _GX_SEVERITY:
+                    raise ValueError(f"severity {severity!r}: use 'error' or 'warn'")
+                spec["severity"] = _GX_SEVERITY[severity].value
+            suite = gx.ExpectationSuite(**raw)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ContractError(f"expectation suite {path}: {exc}") from None
+        if len(suite.expectations) != len(raw["expectations"]):
+            raise ContractError(f"expectation suite {path}: an expectation is malformed")
+        suites.append(suite)
+    return suites
+
+
+# -- frames -----------------------------------------------------------------------------------
+
+MartReader = Callable[[str, Sequence[str]], pd.DataFrame]
+
+
+def _order_item_frame(read: MartReader, columns: Sequence[str]) -> pd.DataFrame:
+    """Each line with its product's price range over all versions, the price of the
+    version it points at, and whether that history covers the order time."""
+    lines = read("fct_order_item", [*columns, "product_id", "product_key", "ordered_at"])
+    versions = read("dim_product", ["product_id", "product_key", "price", "valid_from"])
+    versions = versions[versions["product_id"] >= 0]  # not the unknown member
+    catalogue = versions.groupby("product_id").agg(
+        catalogue_min_price=("price", "min"),
+        catalogue_max_price=("price", "max"),
+        history_from=("valid_from", "min"),
+    )
+    lines = lines.join(catalogue, on="product_id")
+    # a duplicated surrogate key is dbt's test to report; here it must not stop the map
+    prices = versions.drop_duplicates("product_key").set_index("product_key")["price"]
+    lines["list_price"] = lines["product_key"].map(prices)
+    lines["has_price_history"] = (lines["ordered_at"] >= lines["history_from"]).fillna(False)
+    return lines.drop(columns="history_from")
+
+
+def _sale_frame(read: MartReader, columns: Sequence[str]) -> pd.DataFrame:
+    """Each sale with the sums of its order's lines and the time the order was placed."""
+    sales = read("fct_sale", [*columns, "order_id"])
+    measures = ["gross_amount", "discount_amount", "net_amount"]
+    lines = read("fct_order_item", ["order_id", "ordered_at", *measures])
+    cents = (lines[measures] * 100).round().astype("Int64")  # exact sums
+    cents["order_id"] = lines["order_id"]
+    sums = cents.groupby("order_id").sum().astype("float64") / 100
+    per_order = sums.add_prefix("order_lines_")
+    per_order["ordered_at"] = lines.groupby("order_id")["ordered_at"].min()
+    sales = sales.drop(columns=[c for c in per_order.columns if c in sales.columns])
+    return sales.join(per_order, on="order_id")
+
+
+_MART_FRAMES: dict[str, Callable[[MartReader, Sequence[str]], pd.DataFrame]] = {
+    "fct_order_item": _order_item_frame,
+    "fct_sale": _sale_frame,
+}
+
+
+@dataclass
+class _Target:
+    """One table to validate, by its suites."""
+
+    layer: Layer
+    table: str
+    suites: list[gx.ExpectationSuite] = field(default_factory=list)
+    contract: Contract | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.layer}.{self.table}"
+
+    def columns(self) -> list[str]:
+        wanted = [*(self.contract.column_names if self.contract else [])]
+        if self.layer == "bronze":
+            wanted.append("_op")
+        for suite in self.suites:
+            wanted += _suite_columns(suite)
+        return list(dict.fromkeys(wanted))
+
+
+def _suite_columns(suite: gx.ExpectationSuite) -> list[str]:
+    out: list[str] = []
+    for expectation in suite.expectations:
+        kwargs = expectation.configuration.kwargs
+        out += _kwargs_columns(kwargs)
+        out += _condition_columns(kwargs.get("row_condition"))
+    return out
+
+
+def _kwargs_columns(kwargs: Mapping[str, Any]) -> list[str]:
+    if "column" in kwargs:
+        return [kwargs["column"]]
+    if "column_A" in kwargs:
+        return [kwargs["column_A"], kwargs["column_B"]]
+    return list(kwargs.get("column_list") or [])
+
+
+def _condition_columns(condition: Any) -> list[str]:
+    """Columns of a row condition, in its serialised form (a dict)."""
+    if not isinstance(condition, dict):
+        return []
+    if "conditions" in condition:  # and / or
+        return [c for part in condition["conditions"] for c in _condition_columns(part)]
+    return [condition["column"]["name"]] if "column" in condition else []
+
+
+def _condition_text(condition: Any) -> str:
+    """A row condition (serialised) as a person reads it: ``status IN [shipped]``."""
+    if not isinstance(condition, dict):
+        return str(condition)
+    kind = condition.get("type")
+    if kind in ("and", "or"):
+        return f" {kind} ".join(_condition_text(c) for c in condition["conditions"])
+    if kind == "comparison":
+        parameter = _text(condition["parameter"])
+        return f"{condition['column']['name']} {condition['operator']} {parameter}"
+    if kind == "nullity":
+        return f"{condition['column']['name']} is {'' if condition['is_null'] else 'not '}null"
+    return str(condition.get("pass_through_filter", condition))
+
+
+class _Frames:
+    """Reads the frame of each target; keeps the referenced keys for the foreign keys."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._keys: dict[tuple[str, str], pd.Series] = {}
+
+    def frame(self, target: _Target) -> pd.DataFrame:
+        if target.layer == "marts":
+            build = _MART_FRAMES.get(target.table)
+            if build is not None:
+                return build(self._mart, target.columns())
+            return self._mart(target.table, target.columns())
+        frame = read_lake_table(self.settings, target.layer, target.table, target.columns())
+        if target.layer == "silver" and target.contract is not None:
+            for column in target.contract.columns:
+                if column.references and column.name in frame.columns:
+                    values = frame[column.name]
+                    known = self._referenced_keys(*referenced(target.contract, column))
+                    frame[column.name + ORPHAN] = values.where(~values.isin(known))
+        return frame
+
+    def _mart(self, mart: str, columns: Sequence[str]) -> pd.DataFrame:
+        return read_mart(self.settings, mart, columns)
+
+    def _referenced_keys(self, table: str, key: str) -> pd.Series:
+        if (table, key) not in self._keys:
+            try:
+                keys = read_lake_table(self.settings, "silver", table, [key])
+            except MissingTableError:  # no referenced row at all: its own suite says why
+                keys = pd.DataFrame({key: []})
+            self._keys[table, key] = keys[key] if key in keys else pd.Series([])
+        return self._keys[table, key]
+
+
+def _targets(settings: Settings, layers: Iterable[Layer]) -> list[_Target]:
+    wanted = set(layers)
+    contracts = load_source_contracts(settings) if wanted & {"bronze", "silver"} else {}
+    targets: dict[tuple[str, str], _Target] = {}
+    lake: tuple[Literal["bronze", "silver"], ...] = ("bronze", "silver")
+    for layer in lake:
+        for name, contract in sorted(contracts.items()) if layer in wanted else []:
+            suite = contract_suite(layer, contract)
+            targets[layer, name] = _Target(layer, name, [suite], contract)
+    for suite in rule_suites():
+        layer, table = suite.meta["layer"], suite.meta["table"]
+        if layer in wanted:
+            targets.setdefault((layer, table), _Target(layer, table)).suites.append(suite)
+    return sorted(targets.values(), key=lambda t: (LAYERS.index(t.layer), t.table))
+
+
+# -- running ----------------------------------------------------------------------------------
+
+
+def run_expectations(
+    settings: Settings, layers: Iterable[Layer] = LAYERS, *, run_id: str
+) -> list[CheckResult]:
+    """Validate every table of ``layers`` through its Checkpoint: one result per
+    expectation, in a stable order. A table that does not exist (yet) is one failed
+    error-level check per suite, ``gx:<suite>:expect_table_to_exist(<table>)``.
+
+    The Data Docs site then shows this call's validations (GX drops the pages of results
+    its stores no longer hold): validate all layers in one call to see them together."""
+    started = time.monotonic()
+    targets = _targets(settings, layers)
+    context = _context(settings)
+    source = context.data_sources.add_pandas("lakehouse")
+    frames = _Frames(settings)
+    results: list[CheckResult] = []
+    for target in targets:
+        begun = time.monotonic()
+        try:
+            frame = frames.frame(target)
+        except MissingTableError as exc:
+            log.warning("expectations: %s", exc)
+            results += [_missing(target, suite.name, str(exc)) for suite in target.suites]
+            continue
+        checkpoint = _checkpoint(context, source, target, settings)
+        outcome = checkpoint.run(
+            batch_parameters={"dataframe": frame},
+            # GX would read a run_time out of a run name that looks like a date
+            run_id=RunIdentifier(run_name=run_id, run_time=datetime.now(UTC)),
+        )
+        for validation in outcome.run_results.values():
+            results += [
+                CheckResult(kind="expectation", layer=target.layer, table=target.table, **o)
+                for o in _outcomes(validation)
+            ]
+        log.info("expectations: %s, %d rows, %.1fs", target.name, len(frame), _since(begun))
+    log.info("expectations: %d checks in %.1fs", len(results), _since(started))
+    return results
+
+
+def _since(moment: float) -> float:
+    return time.monotonic() - moment
+
+
+def _missing(target: _Target, suite: str, why: str) -> CheckResult:
+    return CheckResult(
+        check=f"gx:{suite}:expect_table_to_exist({target.table})",
+        kind="expectation",
+        layer=target.layer,
+        table=target.table,
+        severity="error",
+        passed=False,
+        detail=why,
+    )
+
+
+def _context(settings: Settings) -> Any:
+    """An ephemeral context, no usage statistics, Data Docs under ``<docs_dir>/gx``."""
+    docs = settings.docs_dir / "gx"
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),
+        data_docs_sites={
+            DOCS_SITE: {
+                "class_name": "SiteBuilder",
+                "show_how_to_buttons": False,
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(docs),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            }
+        },
+    )
+    return gx.get_context(mode="ephemeral", project_config=config)
+
+
+def _checkpoint(context: Any, source: Any, target: _Target, settings: Settings) -> gx.Checkpoint:
+    asset = source.add_dataframe_asset(target.name)
+    batch = asset.add_batch_definition_whole_dataframe("frame")
+    definitions = [
+        context.validation_definitions.add(
+            gx.ValidationDefinition(name=suite.name, data=batch, suite=context.suites.add(suite))
+        )
+        for suite in target.suites
+    ]
+    actions: list[ValidationAction] = [
+        UpdateDataDocsAction(name="data_docs", site_names=[DOCS_SITE]),
+        AlertAction(name="alert", webhook_url=settings.alert_webhook_url),
+    ]
+    checkpoint = gx.Checkpoint(
+        name=target.name,
+        validation_definitions=definitions,
+        actions=actions,
+        result_format={"result_format": "BASIC"},
+    )
+    return cast(gx.Checkpoint, context.checkpoints.add(checkpoint))
+
+
+def _outcomes(validation: ExpectationSuiteValidationResult) -> Iterator[dict[str, Any]]:
+    """The CheckResult fields of each expectation of a suite's validation."""
+    for result in validation.results:
+        yield _outcome(validation.suite_name, result)
+
+
+def _outcome(suite: str, result: ExpectationValidationResult) -> dict[str, Any]:
+    config = result.expectation_config
+    assert config is not None
+    kwargs = config.kwargs
+    meta = config.meta or {}
+    severity = cast(Severity, meta.get("severity", "error"))
+    details = result.result or {}
+    unexpected = details.get("unexpected_count")
+    observed = unexpected if unexpected is not None else details.get("observed_value")
+    expected = ", ".join(
+        f"{k}={_short(v)}" for k, v in sorted(kwargs.items()) if k not in _DOMAIN_KWARGS
+    )
+    error = _exception(result.exception_info)
+    if error:
+        detail = f"could not be evaluated: {error}"
+    elif result.success:
+        rows = details.get("element_count")
+        detail = "passed" if unexpected is None else f"passed on {rows} rows"
+    elif unexpected is not None:
+        sample = _short(details.get("partial_unexpected_list") or [], 5)
+        rows = details.get("element_count")
+        detail = f"{unexpected} of {rows} rows unexpected, e.g. {sample}"
+    else:
+        detail = f"observed {_short(observed)}"
+    if kwargs.get("row_condition"):
+        detail += f" (rows where {_condition_text(kwargs['row_condition'])})"
+    if meta.get("rule"):
+        detail = f"{meta['rule']}: {detail}"
+    return {
+        "check": f"gx:{suite}:{config.type}({','.join(_kwargs_columns(kwargs))})",
+        "severity": severity,
+        "passed": bool(result.success) and not error,
+        "observed": None if observed is None else _short(observed),
+        "expected": expected or None,
+        "detail": " ".join(detail.split()),
+    }
+
+
+def _exception(info: Any) -> str | None:
+    """The first exception message of a result (GX keys them by metric, or not)."""
+    if not isinstance(info, dict):
+        return None
+    entries = [info] if "raised_exception" in info else list(info.values())
+    for entry in entries:
+        if isinstance(entry, dict) and entry.get("raised_exception"):
+            return str(entry.get("exception_message") or "an exception")
+    return None
+
+
+def _short(value: Any, items: int = 10, chars: int = 200) -> str:
+    text = _text(value, items)
+    return text if len(text) <= chars else text[: chars - 3] + "..."
+
+
+def _text(value: Any, items: int = 10) -> str:
+    """Values as a person writes them: ``[-1, (3.5, 4.0)]``, not numpy reprs."""
+    if isinstance(value, list | tuple):
+        parts = [_text(v) for v in value[:items]] + (["..."] if len(value) > items else [])
+        body = ", ".join(parts)
+        return f"({body})" if isinstance(value, tuple) else f"[{body}]"
+    return str(value)
+
+
+# -- the alert action -------------------------------------------------------------------------
+
+
+class AlertAction(ValidationAction):
+    """When an expectation failed: a warning in the log naming the failed expectations,
+    and a JSON summary POSTed to ``webhook_url`` (when set). A webhook that cannot be
+    reached is logged, never raised: alerting must not break the validation."""
+
+    type: Literal["lakehouse_alert"] = "lakehouse_alert"
+    webhook_url: str | None = None
+    timeout_seconds: float = 5.0
+
+    def run(
+        self, checkpoint_result: CheckpointResult, action_context: ActionContext | None = None
+    ) -> dict[str, Any]:
+        failed = [
+            outcome
+            for validation in checkpoint_result.run_results.values()
+            for outcome in _outcomes(validation)
+            if not outcome["passed"]
+        ]
+        if not failed:
+            return {"alerted": False}
+        name = checkpoint_result.checkpoint_config.name
+        log.warning(
+            "expectations failed on %s: %s",
+            name,
+            "; ".join(f"{o['check']} [{o['severity']}] {o['detail']}" for o in failed),
+        )
+        pages = self._get_data_docs_pages_from_prior_action(action_context) or {}
+        payload = {
+            "event": "expectations_failed",
+            "summary": f"{len(failed)} expectation(s) failed on {name}",
+            "checkpoint": name,
+            "run_id": checkpoint_result.run_id.run_name,
+            "blocking": any(o["severity"] == "error" for o in failed),
+            "failed": failed,
+            "data_docs": sorted({url for page in pages.values() for url in page.values()}),
+        }
+        return {"alerted": True, "posted": self._post(payload)}
+
+    def _post(self, payload: dict[str, Any]) -> bool:
+        return post_json(self.webhook_url, payload, self.timeout_seconds)
