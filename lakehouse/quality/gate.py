@@ -156,6 +156,7 @@ def publish_or_block(
             newest_source_commit=newest,
             published_at=finished if published else None,
             freshness_seconds=(finished - newest).total_seconds() if published and newest else None,
+            dead_letters=dead_letters(settings),
             build_seconds=report.build_seconds,
             audit_seconds=report.audit_seconds,
         ),
@@ -307,6 +308,15 @@ def newest_source_commit(settings: Settings) -> datetime | None:
         if isinstance(value, datetime) and (newest is None or value > newest):
             newest = value
     return newest
+
+
+def dead_letters(settings: Settings) -> int:
+    from lakehouse.lake import dead_letter
+
+    counts = dead_letter.count(
+        settings.table_uri("dead_letter", "events"), settings.lake_storage_options
+    )
+    return sum(counts.column("count").to_pylist()) if counts.num_rows else 0
 
 
 def _alert_payload(settings: Settings, report: GateReport) -> dict[str, object]:

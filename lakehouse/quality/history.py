@@ -56,6 +56,7 @@ RUNS_SCHEMA = pa.schema(
         pa.field("published_at", _TS),
         # freshness: published_at minus newest_source_commit (null when blocked)
         pa.field("freshness_seconds", pa.float64()),
+        pa.field("dead_letters", pa.int64()),  # events in the dead-letter table
         pa.field("build_seconds", pa.float64(), nullable=False),
         pa.field("audit_seconds", pa.float64(), nullable=False),
     ]
@@ -76,6 +77,7 @@ class RunRecord:
     newest_source_commit: datetime | None
     published_at: datetime | None
     freshness_seconds: float | None
+    dead_letters: int
     build_seconds: float
     audit_seconds: float
 
@@ -124,6 +126,7 @@ def record(
         settings.table_uri(LAYER, RUNS),
         pa.Table.from_pylist([run.__dict__], schema=RUNS_SCHEMA),
         mode="append",
+        schema_mode="merge",  # a table from an older release lacks newer columns
         storage_options=options or None,
     )
 

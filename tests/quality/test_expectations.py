@@ -5,14 +5,9 @@ negative stock fails the check that names it, and only that check."""
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import duckdb
 import pyarrow.compute as pc
@@ -153,32 +148,6 @@ def lake_copy(lake: Settings, tmp_path_factory: pytest.TempPathFactory) -> Setti
     root = tmp_path_factory.mktemp("broken") / "data"
     shutil.copytree(lake.root, root)
     return load_settings(data_dir=root)
-
-
-class _Hook(BaseHTTPRequestHandler):
-    received: ClassVar[list[dict]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.received.append(json.loads(body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict]]]:
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _Hook)
-    _Hook.received = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/alerts", _Hook.received
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.mark.integration

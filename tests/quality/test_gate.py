@@ -101,14 +101,21 @@ def test_a_source_staler_than_its_sla_blocks_publication(
 
 
 def test_a_warn_level_failure_publishes_and_reports(
-    good: tuple[Settings, GateReport], tmp_path: Path
+    good: tuple[Settings, GateReport], tmp_path: Path, webhook: tuple[str, list[dict]]
 ) -> None:
-    settings = copy_lake(good[0], tmp_path / "lake", freshness_warn_after_minutes=60)
+    url, received = webhook
+    settings = copy_lake(
+        good[0], tmp_path / "lake", freshness_warn_after_minutes=60, alert_webhook_url=url
+    )
     report = build_audit_publish(settings)
     assert report.outcome == "published_with_warnings"
     assert report.warnings and all(c.kind == "freshness" for c in report.warnings)
     view = published(settings)
     assert view["data_run_id"] == report.run_id != good[1].run_id
+    # reported: the webhook got the run's warnings
+    alerts = [a for a in received if a.get("event") == "checks_warned"]
+    assert len(alerts) == 1 and alerts[0]["run_id"] == report.run_id
+    assert {c["check"] for c in alerts[0]["failed"]} == {c.check for c in report.warnings}
 
 
 def test_the_command_names_the_failing_check_in_one_error_line(

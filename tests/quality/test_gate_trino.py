@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from lakehouse.cdc.file_source import FileSource
 from lakehouse.cdc.lander import ingest
 from lakehouse.generate import generate
 from lakehouse.lake.catalog import trino_connection
@@ -36,7 +37,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         for server in servers:
             server.start()
         generate(settings, SMALL)
-        ingest(settings)
+        ingest(settings, source=FileSource(settings.changes_path))  # not Kafka
         yield settings
     finally:
         for server in reversed(servers):

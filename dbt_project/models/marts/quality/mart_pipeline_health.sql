@@ -44,6 +44,7 @@ final as (
         coalesce(by_run.reconciliation_failed, 0) as reconciliation_failed,
         coalesce(by_run.freshness_failed, 0) as freshness_failed,
         runs.freshness_seconds,
+        runs.dead_letters,
         runs.build_seconds,
         runs.audit_seconds,
         -- timestamps (UTC)

@@ -15,6 +15,7 @@ final as (
         errors as checks_failed,
         warnings as checks_warned,
         freshness_seconds,
+        dead_letters,
         build_seconds,
         audit_seconds,
         -- timestamps (UTC)
