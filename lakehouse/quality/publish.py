@@ -167,8 +167,10 @@ def _publish_trino(
             count = _trino(cursor, f'SELECT count(*) FROM "{catalog}"."{SCHEMA}"."{name}"')
             rows[name] = int(count[0][0])
         values = ", ".join(
-            f"('{run_id}', TIMESTAMP '{published_at.isoformat(sep=' ')}', "
-            f"{_sql_literal(data_run)}, '{name}', BIGINT '{n}')"
+            # Delta keeps a timestamp with time zone at milliseconds
+            f"({_varchar(run_id)}, CAST(from_iso8601_timestamp('{published_at.isoformat()}') "
+            f"AS timestamp(3) with time zone), {_varchar(data_run)}, {_varchar(name)}, "
+            f"BIGINT '{n}')"
             for name, n in sorted(rows.items())
         )
         _trino(
@@ -189,8 +191,9 @@ def _sql_text(text: str) -> str:
     return text.replace("'", "''")
 
 
-def _sql_literal(text: str | None) -> str:
-    return "NULL" if text is None else f"'{_sql_text(text)}'"
+def _varchar(text: str | None) -> str:
+    """A varchar literal of unbounded length (Delta has no varchar(n)), or a typed NULL."""
+    return "CAST(NULL AS varchar)" if text is None else f"CAST('{_sql_text(text)}' AS varchar)"
 
 
 def _fsync(path: os.PathLike[str] | str) -> None:
