@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -157,6 +158,9 @@ while not os.path.exists(stop):
                 counted = con.execute(f'select count(*) from marts."{mart}"').fetchone()[0]
                 if counted != rows:
                     errors.append(f"{mart}: {counted} rows, its publication says {rows}")
+            if listed[0][0] not in seen:
+                with open(out + ".ids", "a") as ids:  # the test waits for the last one
+                    ids.write(listed[0][0] + "\\n")
             seen[listed[0][0]] = seen.get(listed[0][0], 0) + 1
             reads += 1
     except Exception as exc:  # any error at all is a failure of the test
@@ -165,6 +169,16 @@ while not os.path.exists(stop):
 with open(out, "w") as f:
     json.dump({"seen": seen, "errors": errors, "reads": reads}, f)
 """
+
+
+def _wait_until_read(out: Path, run_id: str, timeout: float = 30.0) -> None:
+    """Give the reader the time to open the last publication before it is told to stop."""
+    ids = Path(f"{out}.ids")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ids.exists() and run_id in ids.read_text().split():
+            return
+        time.sleep(0.1)
 
 
 def test_a_reader_sees_only_whole_publications_during_a_build_and_a_failed_one(
@@ -182,6 +196,7 @@ def test_a_reader_sees_only_whole_publications_during_a_build_and_a_failed_one(
         FAULTS["negative quantity"](settings)
         with pytest.raises(PublicationBlocked) as blocked:  # a failed one
             build_audit_publish(settings)
+        _wait_until_read(out, blocked.value.report.run_id)
     finally:
         stop.touch()
         reader.wait(60)
