@@ -156,11 +156,14 @@ def _simulate_in_child(
             try:
                 message = out.get(timeout=1.0)
             except queue.Empty:
-                if not child.is_alive():
+                if child.is_alive():
+                    continue
+                try:  # it may have said its last word between our wait and its exit
+                    message = out.get(timeout=5.0)
+                except queue.Empty:
                     raise SourceError(
                         f"the simulator stopped (exit code {child.exitcode})"
                     ) from None
-                continue
             if message[0] == "progress":
                 shown = SimulateSummary(resumed=False)
                 shown.first_commit_us, shown.last_commit_us = message[1], message[2]
