@@ -127,6 +127,25 @@ class Settings(BaseSettings):
     redis_port: int = Field(default=56379, ge=1, le=65535)
     prefect_port: int = Field(default=54200, ge=1, le=65535)
     mlflow_port: int = Field(default=55000, ge=1, le=65535)
+    # Superset (`lakehouse superset up`): its own virtual environment, metadata in SQLite
+    # under <data_dir>/superset; on `local` it reads the published DuckDB marts, on
+    # `stack` Trino's catalog
+    superset_port: int = Field(default=58088, ge=1, le=65535)
+    superset_admin_user: str = "admin"
+    superset_admin_password: SecretStr | None = Field(
+        default=None,
+        description="default: one generated in <data_dir>/secrets/superset-admin.password",
+    )
+    superset_secret_key: SecretStr | None = Field(
+        default=None,
+        description="signs Superset's sessions; default: one generated in "
+        "<data_dir>/secrets/superset.key",
+    )
+    superset_region_roles: list[str] = Field(
+        default_factory=lambda: ["north"],
+        description="a role `region_<r>` and a user `<r>_analyst` per region here, who see "
+        "only that region's rows (row-level security), in charts, SQL Lab and CSV exports",
+    )
     spark_master: str = Field(
         default="local[2]", description="where `ingest --engine spark` runs its applies"
     )
@@ -255,6 +274,16 @@ class Settings(BaseSettings):
                 with os.fdopen(fd, "w") as f:
                     f.write(secrets.token_hex(32))
         return path.read_text().strip()
+
+    def superset_admin_secret(self) -> str:
+        if self.superset_admin_password is not None:
+            return self.superset_admin_password.get_secret_value()
+        return self.generated_secret("superset-admin.password")
+
+    def superset_key(self) -> str:
+        if self.superset_secret_key is not None:
+            return self.superset_secret_key.get_secret_value()
+        return self.generated_secret("superset.key")
 
     def table_uri(self, layer: str, table: str) -> str:
         """URI of a Delta table in the lake, e.g. ``table_uri("silver", "client")``."""

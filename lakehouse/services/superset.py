@@ -1,0 +1,427 @@
+"""Apache Superset as a local process, with the dashboards of ``superset/assets``.
+
+Superset pins libraries that clash with the project's, so it lives in a virtual
+environment of its own, installed once from ``superset/requirements.txt`` into
+``~/.cache/lakehouse/superset-<hash>``. Its state lives under ``<data_dir>/superset``:
+
+===========================  ===========================================================
+``superset_config.py``       written on each start from the settings (secret key, ports)
+``superset.db``              the metadata database (SQLite): users, roles, charts
+``bundle.zip``               the assets as imported: ``superset/assets`` with the
+                             database connection of the profile
+``superset.log``             the server's output; ``setup.log`` that of the set-up steps
+===========================  ===========================================================
+
+``start`` upgrades the metadata database, creates the admin user, imports the assets
+(``superset/bootstrap.py``: re-importing updates them in place), creates the example
+region roles and starts gunicorn. On ``local`` the database connection reads the
+published DuckDB marts (read-only; the file is replaced whole on each publication and no
+writer holds it), on ``stack`` Trino's catalog.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import glob
+import hashlib
+import io
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import urllib.request
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from lakehouse.services import ServiceError
+from lakehouse.services.process import LocalProcess, ProcessService
+from lakehouse.settings import PROJECT_DIR
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from lakehouse.settings import Settings
+
+CACHE_ROOT = Path.home() / ".cache" / "lakehouse"
+SUPERSET_DIR = PROJECT_DIR / "superset"
+ASSETS_DIR = SUPERSET_DIR / "assets"
+REQUIREMENTS = SUPERSET_DIR / "requirements.txt"
+DATABASE_NAME = "lakehouse"
+START_TIMEOUT_S = 180.0
+SETUP_TIMEOUT_S = 600.0
+INSTALL_TIMEOUT_S = 1200.0
+
+_CONFIG = '''"""Written by `lakehouse superset up` from the settings: edit those, not this file."""
+
+SECRET_KEY = {secret_key!r}
+SQLALCHEMY_DATABASE_URI = {metadata_uri!r}
+DATA_DIR = {data_dir!r}
+# the published marts change on each publication: no result outlives a query
+DATA_CACHE_CONFIG = {{"CACHE_TYPE": "NullCache"}}
+CACHE_CONFIG = {{"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TIMEOUT": 300}}
+RATELIMIT_STORAGE_URI = "memory://"
+FEATURE_FLAGS = {{
+    # row-level security also in SQL Lab: the region roles see their region only
+    "RLS_IN_SQLLAB": True,
+}}
+# a Trino query over the lake may take a while on a cold cluster
+SQLLAB_TIMEOUT = 300
+SUPERSET_WEBSERVER_TIMEOUT = 300
+'''
+
+
+class SupersetServer(ProcessService):
+    """Superset on ``http://127.0.0.1:<superset_port>``."""
+
+    name = "superset"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        cache_root: Path = CACHE_ROOT,
+        notify: Callable[[str], None] = lambda message: None,
+    ) -> None:
+        self.settings = settings
+        self.home = settings.root / "superset"
+        self.venv = cache_root / f"superset-{_requirements_hash()}"
+        self.notify = notify
+        self._process = LocalProcess(
+            self.name,
+            self.home,
+            self._command,
+            self._health,
+            env=self._env(),
+            start_timeout_s=START_TIMEOUT_S,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.superset_port}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.home / "superset_config.py"
+
+    def _bin(self, program: str) -> str:
+        return str(self.venv / "bin" / program)
+
+    # -- install ---------------------------------------------------------------------
+
+    def install(self) -> Path:
+        """Superset's virtual environment, created once per requirements file."""
+        done = self.venv / ".installed"
+        if done.exists():
+            return self.venv
+        self.venv.parent.mkdir(parents=True, exist_ok=True)
+        with self.venv.with_name(self.venv.name + ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be installing it
+            if done.exists():
+                return self.venv
+            self.notify(f"installing Superset into {self.venv} (once)")
+            shutil.rmtree(self.venv, ignore_errors=True)
+            python = _base_python()
+            uv = _uv()
+            if uv is not None:
+                steps = [
+                    [uv, "venv", "--quiet", "--python", python, str(self.venv)],
+                    [uv, "pip", "install", "--quiet", "--python", self._bin("python"),
+                     "-r", str(REQUIREMENTS)],
+                ]  # fmt: skip
+            else:
+                steps = [
+                    [python, "-m", "venv", str(self.venv)],
+                    [self._bin("python"), "-m", "pip", "install", "--quiet", "-r",
+                     str(REQUIREMENTS)],
+                ]  # fmt: skip
+            for step in steps:
+                self._run(step, what="installing Superset", timeout=INSTALL_TIMEOUT_S)
+            done.write_text(REQUIREMENTS.read_text())
+        return self.venv
+
+    # -- set-up ----------------------------------------------------------------------
+
+    def _env(self) -> dict[str, str]:
+        return {
+            "SUPERSET_CONFIG_PATH": str(self.config_path),
+            "SUPERSET_HOME": str(self.home),
+            "FLASK_APP": "superset",
+            "PYTHONUNBUFFERED": "1",
+            # Superset's own log lines, not every SQL statement
+            "SUPERSET_LOG_LEVEL": "warning",
+        }
+
+    def write_config(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        text = _CONFIG.format(
+            secret_key=self.settings.superset_key(),
+            metadata_uri=f"sqlite:///{self.home / 'superset.db'}",
+            data_dir=str(self.home / "data"),
+        )
+        self.config_path.write_text(text)
+        self.config_path.chmod(0o600)  # it holds the secret key
+
+    def database_uri(self) -> tuple[str, dict[str, Any]]:
+        """The SQLAlchemy URI of the marts on this profile, and the connection's extras."""
+        if self.settings.profile == "local":
+            path = self.settings.published_warehouse
+            extra = {"engine_params": {"connect_args": {"read_only": True}}}
+            return f"duckdb:///{path}", extra
+        s = self.settings
+        uri = f"trino://{s.trino_user}@{s.trino_host}:{s.trino_port}/{s.trino_catalog}"
+        return uri, {"engine_params": {}}
+
+    def bundle(self) -> Path:
+        """``superset/assets`` as a zip Superset imports, with this profile's connection."""
+        if not (ASSETS_DIR / "metadata.yaml").exists():
+            raise ServiceError(f"no Superset assets in {ASSETS_DIR} (metadata.yaml missing)")
+        uri, extra = self.database_uri()
+        target = self.home / "bundle.zip"
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(ASSETS_DIR.rglob("*.yaml")):
+                relative = path.relative_to(ASSETS_DIR)
+                text = path.read_text()
+                if relative.parts[0] == "databases":
+                    database = yaml.safe_load(text)
+                    database["sqlalchemy_uri"] = uri
+                    database["extra"] = {**(database.get("extra") or {}), **extra}
+                    text = yaml.safe_dump(database, sort_keys=False)
+                archive.writestr(f"lakehouse_assets/{relative}", text)
+        target.write_bytes(buffer.getvalue())
+        return target
+
+    def setup(self) -> None:
+        """The metadata database, the admin user, the assets and the region roles."""
+        self.install()
+        self.write_config()
+        s = self.settings
+        superset = self._bin("superset")
+        self.notify("upgrading Superset's metadata database")
+        self._run([superset, "db", "upgrade"], what="superset db upgrade")
+        self._run(
+            [superset, "fab", "create-admin", "--username", s.superset_admin_user,
+             "--firstname", "Lakehouse", "--lastname", "Admin",
+             "--email", f"{s.superset_admin_user}@lakehouse.invalid",
+             "--password", s.superset_admin_secret()],
+            what="superset fab create-admin",
+        )  # fmt: skip
+        # an existing admin keeps the password it was created with: set it to the setting's
+        self._run(
+            [superset, "fab", "reset-password", "--username", s.superset_admin_user,
+             "--password", s.superset_admin_secret()],
+            what="superset fab reset-password",
+        )  # fmt: skip
+        self.notify("initialising Superset's roles and permissions")
+        self._run([superset, "init"], what="superset init")
+        self.notify(f"importing the dashboards of {ASSETS_DIR} and the region roles")
+        spec = {
+            "bundle": str(self.bundle()),
+            "admin": s.superset_admin_user,
+            "database": DATABASE_NAME,
+            "regions": s.superset_region_roles,
+            "passwords": {r: self.region_password(r) for r in s.superset_region_roles},
+        }
+        self._run(
+            [self._bin("python"), str(SUPERSET_DIR / "bootstrap.py")],
+            what="importing the assets",
+            stdin=json.dumps(spec),
+        )
+
+    def region_password(self, region: str) -> str:
+        return self.settings.generated_secret(f"superset-{region}_analyst.password")
+
+    # -- run -------------------------------------------------------------------------
+
+    def start(self) -> bool:
+        """Set up (again: a running Superset gets the assets of now) and serve; False
+        when it was already serving."""
+        self.setup()
+        self.notify("starting Superset")
+        return self._process.start()
+
+    def _command(self) -> list[str]:
+        return [
+            self._bin("gunicorn"),
+            "--bind", f"127.0.0.1:{self.settings.superset_port}",
+            "--workers", "1",
+            "--worker-class", "gthread",
+            "--threads", "8",
+            "--timeout", "300",
+            "--limit-request-line", "0",
+            "--limit-request-field_size", "0",
+            "superset.app:create_app()",
+        ]  # fmt: skip
+
+    def _health(self) -> bool:
+        with urllib.request.urlopen(f"{self.url}/health", timeout=5) as response:
+            return bool(response.status == 200)
+
+    def _run(
+        self,
+        command: list[str],
+        *,
+        what: str,
+        timeout: float = SETUP_TIMEOUT_S,
+        stdin: str | None = None,
+    ) -> None:
+        """A set-up step, its output appended to ``setup.log``; a failure is one line."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        log_path = self.home / "setup.log"
+        try:
+            out = subprocess.run(
+                command,
+                input=stdin,
+                capture_output=True,
+                text=True,
+                env={**os.environ, **self._env()},
+                cwd=self.home,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise ServiceError(f"{what} did not finish within {timeout:.0f} s") from None
+        except OSError as exc:
+            raise ServiceError(f"{what}: cannot run {command[0]}: {exc}") from None
+        with log_path.open("a") as log:
+            shown = [part if "password" not in prev else "***"
+                     for prev, part in zip(["", *command], command, strict=False)]  # fmt: skip
+            log.write(f"\n$ {' '.join(shown)}\n{out.stdout}{out.stderr}")
+        if out.returncode != 0:
+            lines = [line for line in (out.stderr or out.stdout).splitlines() if line.strip()]
+            last = lines[-1].strip() if lines else "no output"
+            raise ServiceError(f"{what} failed (exit code {out.returncode}): {last} "
+                               f"(log: {log_path})")  # fmt: skip
+
+
+def _requirements_hash() -> str:
+    return hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:12]
+
+
+def _base_python() -> str:
+    """A Python 3.11 interpreter (the one running this, outside any virtualenv)."""
+    base = Path(sys.base_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    return str(base) if base.exists() else sys.executable
+
+
+def _uv() -> str | None:
+    """uv, when there is one: the Makefile's, or the first on PATH."""
+    found = os.environ.get("UV") or shutil.which("uv")
+    if found:
+        return found
+    cached = sorted(glob.glob(str(CACHE_ROOT / "uv-*" / "bin" / "uv")))
+    return cached[-1] if cached else None
+
+
+class SupersetClient:
+    """Superset's REST API as one user (a bearer token from ``/api/v1/security/login``)."""
+
+    def __init__(self, url: str, username: str, password: str, *, timeout: float = 120) -> None:
+        import httpx
+
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+        response = self._http.post(
+            "/api/v1/security/login",
+            json={"username": username, "password": password, "provider": "db"},
+        )
+        if response.status_code != 200:
+            raise ServiceError(
+                f"Superset at {self.url} refused the login of {username!r} "
+                f"(HTTP {response.status_code})"
+            )
+        self._http.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+        self._csrf: str | None = None
+
+    def get(self, path: str, **params: Any) -> Any:
+        response = self._http.get(path, params=params or None)
+        if response.status_code != 200:
+            raise ServiceError(
+                f"Superset {path}: HTTP {response.status_code}: {response.text[:300]}"
+            )
+        return response
+
+    def post(self, path: str, payload: dict[str, Any]) -> Any:
+        """A write: with the CSRF token of this session (Superset wants one besides the
+        bearer token) and a Referer; the response as is, whatever its status."""
+        if self._csrf is None:
+            self._csrf = self.get("/api/v1/security/csrf_token/").json()["result"]
+        headers = {"X-CSRFToken": str(self._csrf), "Referer": self.url}
+        return self._http.post(path, json=payload, headers=headers)
+
+    def execute_sql(self, database: str, sql: str) -> Any:
+        """A query run in SQL Lab (synchronously); the response as is."""
+        query = json.dumps({"filters": [{"col": "database_name", "opr": "eq", "value": database}]})
+        found = self.get("/api/v1/database/", q=query).json()["result"]
+        if not found:
+            raise ServiceError(f"this user sees no Superset database named {database!r}")
+        payload = {
+            "database_id": found[0]["id"],
+            "sql": sql,
+            "schema": "marts",
+            "runAsync": False,
+            "select_as_cta": False,
+            "queryLimit": 10000,
+            "client_id": secrets.token_hex(5),  # one per query, as the SQL Lab page makes
+            "tab": "lakehouse",
+        }
+        return self.post("/api/v1/sqllab/execute/", payload)
+
+    def charts(self) -> list[dict[str, Any]]:
+        """Every chart this user may see: id, uuid, name, type."""
+        query = json.dumps({"page_size": 100, "columns": ["id", "uuid", "slice_name", "viz_type"]})
+        return list(self.get("/api/v1/chart/", q=query).json()["result"])
+
+    def chart_data(self, chart_id: int, *, format: str = "json") -> Any:
+        """The chart's saved query run now (``format="csv"``: the CSV export)."""
+        response = self.get(f"/api/v1/chart/{chart_id}/data/", format=format)
+        return response.text if format == "csv" else response.json()["result"]
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def export_assets(server: SupersetServer, target: Path = ASSETS_DIR) -> int:
+    """Every asset of the running Superset into ``target`` in Superset's export format,
+    made stable for git: file names without the installation's ids, the database
+    connection the one ``up`` replaces for each profile. Returns the files written."""
+    s = server.settings
+    client = SupersetClient(server.url, s.superset_admin_user, s.superset_admin_secret())
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(client.get("/api/v1/assets/export/").content))
+    finally:
+        client.close()
+    staging = target.with_name(target.name + ".export")
+    shutil.rmtree(staging, ignore_errors=True)
+    written = 0
+    for name in archive.namelist():
+        relative = Path(*Path(name).parts[1:])  # below the export's dated folder
+        if relative.suffix != ".yaml":
+            continue
+        text = archive.read(name).decode()
+        if relative.parts[0] == "databases":
+            database = yaml.safe_load(text)
+            database["sqlalchemy_uri"] = _PORTABLE_URI
+            (database.get("extra") or {}).pop("engine_params", None)
+            text = yaml.safe_dump(database, sort_keys=False)
+        stem = relative.stem
+        if relative.parts[0] in {"charts", "dashboards", "datasets"}:
+            stem = stem.rsplit("_", 1)[0] if stem.rsplit("_", 1)[-1].isdigit() else stem
+        path = staging / relative.with_name(stem + ".yaml")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        written += 1
+    if not (staging / "metadata.yaml").exists():
+        raise ServiceError("Superset's export has no metadata.yaml: nothing was changed")
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return written
+
+
+# the connection as committed: `up` replaces it with the profile's (DuckDB file or Trino)
+_PORTABLE_URI = "duckdb:///published/lakehouse.duckdb"

@@ -1,0 +1,38 @@
+"""A Superset of the test's own on a data directory whose marts are built and published."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lakehouse.cdc.lander import ingest
+from lakehouse.generate import GenerateParams, generate
+from lakehouse.quality.gate import build_audit_publish
+from lakehouse.services.superset import SupersetServer
+from tests.quality.gate_support import lake_settings
+from tests.support.ports import free_port
+
+# a year and more of the shop: every chart has data (new, churned clients, cohorts)
+BUSINESS = GenerateParams(clients=200, products=40, days=400, snapshot_day=10)
+
+
+def published_lake(data_dir: Path, **overrides: Any) -> Any:
+    settings = lake_settings(data_dir, superset_port=free_port(), **overrides)
+    generate(settings, BUSINESS)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def local_superset(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupersetServer]:
+    settings = published_lake(tmp_path_factory.mktemp("superset") / "data")
+    ingest(settings)
+    build_audit_publish(settings)
+    server = SupersetServer(settings)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
