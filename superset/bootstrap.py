@@ -1,9 +1,10 @@
 """Run by `lakehouse superset up` with Superset's own Python: imports the assets bundle
 and creates the example region roles.
 
-The bundle (``superset/assets`` zipped, with the profile's database connection) is
-imported with Superset's assets importer, which overwrites what it finds: a chart changed
-in git changes in Superset (``superset import-dashboards`` would keep the old one).
+The assets (``superset/assets``, Superset's export format) are imported with the
+connection of this deployment in place of the committed one, by Superset's assets
+importer, which overwrites what it finds: a chart changed in git changes in Superset
+(``superset import-dashboards`` would keep the old one).
 
 For each region given, a role ``region_<r>`` that may read the datasets with a ``region``
 column (and nothing else), a row-level security filter ``region = '<r>'`` on those
@@ -12,8 +13,9 @@ sql_lab (SQL Lab) and ``region_<r>``. With the feature flag ``RLS_IN_SQLLAB`` th
 also applies to SQL Lab; CSV exports go through the chart-data API, where it applies too.
 
 Running it again brings assets, roles, filters and passwords back to this state. Input,
-one JSON object on stdin: ``{"bundle": "<zip>", "admin": "admin", "database": "lakehouse",
-"regions": ["north"], "passwords": {"north": "..."}}``.
+one JSON object on stdin: ``{"assets": "<dir>", "database_uri": "...", "database_extra":
+{...}, "admin": "admin", "database": "lakehouse", "regions": ["north"], "passwords":
+{"north": "..."}}`` (``docker/compose.yaml`` runs it too).
 """
 
 from __future__ import annotations
@@ -35,22 +37,33 @@ def main() -> None:
 
 
 def _import(spec: dict) -> None:
-    from zipfile import ZipFile
+    from pathlib import Path
 
+    import yaml
     from flask import g
     from superset import security_manager
     from superset.commands.importers.v1.assets import ImportAssetsCommand
-    from superset.commands.importers.v1.utils import get_contents_from_bundle
 
     g.user = security_manager.find_user(username=spec["admin"])
-    with ZipFile(spec["bundle"]) as bundle:
-        contents = get_contents_from_bundle(bundle)
+    root = Path(spec["assets"])
+    if not (root / "metadata.yaml").exists():
+        raise SystemExit(f"no Superset assets in {root} (metadata.yaml missing)")
+    contents = {}
+    for path in sorted(root.rglob("*.yaml")):
+        name = path.relative_to(root).as_posix()
+        text = path.read_text()
+        if name.startswith("databases/"):  # the connection of this deployment
+            database = yaml.safe_load(text)
+            database["sqlalchemy_uri"] = spec["database_uri"]
+            database["extra"] = {**(database.get("extra") or {}), **spec["database_extra"]}
+            text = yaml.safe_dump(database, sort_keys=False)
+        contents[name] = text
     try:
         ImportAssetsCommand(contents).run()
     except Exception as exc:
         messages = getattr(exc, "normalized_messages", lambda: None)() or str(exc)
-        raise SystemExit(f"the assets do not import: {messages}") from None
-    print(f"imported {len(contents)} files of {spec['bundle']}")
+        raise SystemExit(f"the assets of {root} do not import: {messages}") from None
+    print(f"imported {len(contents)} files of {root} ({spec['database_uri']})")
 
 
 def _regions(spec: dict) -> None:

@@ -29,3 +29,8 @@ DATA_CACHE_CONFIG = _cache(2, "superset_data_")
 FILTER_STATE_CACHE_CONFIG = _cache(3, "superset_filter_")
 EXPLORE_FORM_DATA_CACHE_CONFIG = _cache(3, "superset_explore_")
 RATELIMIT_STORAGE_URI = f"{_REDIS}/3"
+
+FEATURE_FLAGS = {
+    # row-level security (the region roles) also in SQL Lab, as on `lakehouse superset up`
+    "RLS_IN_SQLLAB": True,
+}

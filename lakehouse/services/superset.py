@@ -7,8 +7,6 @@ environment of its own, installed once from ``superset/requirements.txt`` into
 ===========================  ===========================================================
 ``superset_config.py``       written on each start from the settings (secret key, ports)
 ``superset.db``              the metadata database (SQLite): users, roles, charts
-``bundle.zip``               the assets as imported: ``superset/assets`` with the
-                             database connection of the profile
 ``superset.log``             the server's output; ``setup.log`` that of the set-up steps
 ===========================  ===========================================================
 
@@ -176,26 +174,6 @@ class SupersetServer(ProcessService):
         uri = f"trino://{s.trino_user}@{s.trino_host}:{s.trino_port}/{s.trino_catalog}"
         return uri, {"engine_params": {}}
 
-    def bundle(self) -> Path:
-        """``superset/assets`` as a zip Superset imports, with this profile's connection."""
-        if not (ASSETS_DIR / "metadata.yaml").exists():
-            raise ServiceError(f"no Superset assets in {ASSETS_DIR} (metadata.yaml missing)")
-        uri, extra = self.database_uri()
-        target = self.home / "bundle.zip"
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            for path in sorted(ASSETS_DIR.rglob("*.yaml")):
-                relative = path.relative_to(ASSETS_DIR)
-                text = path.read_text()
-                if relative.parts[0] == "databases":
-                    database = yaml.safe_load(text)
-                    database["sqlalchemy_uri"] = uri
-                    database["extra"] = {**(database.get("extra") or {}), **extra}
-                    text = yaml.safe_dump(database, sort_keys=False)
-                archive.writestr(f"lakehouse_assets/{relative}", text)
-        target.write_bytes(buffer.getvalue())
-        return target
-
     def setup(self) -> None:
         """The metadata database, the admin user, the assets and the region roles."""
         self.install()
@@ -220,8 +198,11 @@ class SupersetServer(ProcessService):
         self.notify("initialising Superset's roles and permissions")
         self._run([superset, "init"], what="superset init")
         self.notify(f"importing the dashboards of {ASSETS_DIR} and the region roles")
+        uri, extra = self.database_uri()
         spec = {
-            "bundle": str(self.bundle()),
+            "assets": str(ASSETS_DIR),
+            "database_uri": uri,
+            "database_extra": extra,
             "admin": s.superset_admin_user,
             "database": DATABASE_NAME,
             "regions": s.superset_region_roles,

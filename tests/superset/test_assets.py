@@ -1,0 +1,83 @@
+"""The committed assets hang together, and each profile gets its own connection to them;
+no Superset needed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from lakehouse.services.superset import ASSETS_DIR, SupersetServer
+from lakehouse.settings import load_settings
+from tests.support.ports import free_port
+from tests.support.superset import CHART_SQL, dashboards
+
+LAKEHOUSE = str(Path(sys.executable).with_name("lakehouse"))
+
+
+def _docs(kind: str) -> list[dict]:
+    return [yaml.safe_load(p.read_text()) for p in sorted((ASSETS_DIR / kind).rglob("*.yaml"))]
+
+
+def test_every_reference_in_the_assets_resolves() -> None:
+    databases = {d["uuid"] for d in _docs("databases")}
+    datasets = {d["uuid"]: d for d in _docs("datasets")}
+    charts = {c["uuid"]: c for c in _docs("charts")}
+    assert len(databases) == 1
+    assert all(d["database_uuid"] in databases for d in datasets.values())
+    assert all(d["schema"] == "marts" for d in datasets.values())
+    assert all(c["dataset_uuid"] in datasets for c in charts.values())
+    shown = dashboards()
+    assert {d["title"] for d in shown} == {"Sales overview", "Inventory", "Clients", "Data health"}
+    on_dashboards = [name for d in shown for name in d["charts"]]
+    assert sorted(on_dashboards) == sorted(c["slice_name"] for c in charts.values())
+    assert set(CHART_SQL) == {c["slice_name"] for c in charts.values()}
+    # every chart has the query the chart-data API runs for it
+    assert all(c["query_context"] for c in charts.values())
+
+
+def test_each_profile_gets_its_own_connection(tmp_path: Path) -> None:
+    committed = _docs("databases")[0]
+    assert committed["sqlalchemy_uri"] == "duckdb:///published/lakehouse.duckdb"
+    assert "engine_params" not in (committed.get("extra") or {})
+
+    local = SupersetServer(load_settings(data_dir=tmp_path / "local"))
+    uri, extra = local.database_uri()
+    assert uri == f"duckdb:///{local.settings.published_warehouse}"
+    assert extra["engine_params"]["connect_args"] == {"read_only": True}
+    stack = SupersetServer(load_settings(data_dir=tmp_path / "stack", profile="stack"))
+    uri, extra = stack.database_uri()
+    assert uri == "trino://lakehouse@127.0.0.1:58080/lake"
+    assert "connect_args" not in extra["engine_params"]
+
+
+def test_the_config_holds_a_secret_of_its_own(tmp_path: Path) -> None:
+    first = SupersetServer(load_settings(data_dir=tmp_path / "a"))
+    second = SupersetServer(load_settings(data_dir=tmp_path / "b"))
+    for server in (first, second):
+        server.write_config()
+        assert server.config_path.stat().st_mode & 0o077 == 0
+    keys = [s.settings.superset_key() for s in (first, second)]
+    assert keys[0] != keys[1] and len(keys[0]) >= 32
+    assert repr(keys[0]) in first.config_path.read_text()
+    passwords = [s.settings.superset_admin_secret() for s in (first, second)]
+    assert passwords[0] != passwords[1]
+    given = load_settings(data_dir=tmp_path / "c", superset_admin_password="chosen-one")
+    assert given.superset_admin_secret() == "chosen-one"
+
+
+def test_export_without_a_running_superset_is_one_line(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [LAKEHOUSE, "superset", "export", "--data-dir", str(tmp_path)],
+        env={**os.environ, "LAKEHOUSE_SUPERSET_PORT": str(free_port())},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "superset up" in lines[0], run.stderr
