@@ -253,9 +253,16 @@ def demo(
             "Debezium events; auto: live when PostgreSQL is available"
         ),
     ] = "auto",
+    dashboards: Annotated[
+        bool,
+        typer.Option(
+            "--dashboards/--no-dashboards",
+            help="then serve the dashboards on the published marts (`superset up`)",
+        ),
+    ] = True,
 ) -> None:
     """The whole pipeline as one Prefect flow: the shop's changes, ingest, dbt build; then
-    the status."""
+    the status, and the dashboards served by Superset."""
     from flows._runtime import use_prefect_home
 
     if source not in ("auto", "live", "files"):
@@ -273,6 +280,8 @@ def demo(
         source=source,  # type: ignore[call-overload]
     )
     status(data_dir=settings.root, as_json=False)
+    if dashboards:
+        superset_up(data_dir=settings.root)
 
 
 @app.command()

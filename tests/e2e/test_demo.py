@@ -1,17 +1,19 @@
 """The demo at its default scale, run as a user runs it, reconciled with the ground truth.
 
 `lakehouse demo --source files` generates the shop (>= 1,000,000 change events), lands
-them, builds the marts; then every silver table must equal the generator's final state
-row for row, the facts' totals must equal the true totals, and each client must have
-exactly as many SCD2 versions as the stream carried changes for it. A second run must
-change nothing.
+them, builds the marts and serves the dashboards; then every silver table must equal the
+generator's final state row for row, the facts' totals must equal the true totals (in
+Superset's charts too), and each client must have exactly as many SCD2 versions as the
+stream carried changes for it. A second run must change nothing.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,9 @@ import pytest
 from deltalake import DeltaTable
 
 from lakehouse.contracts import load_contracts
+from lakehouse.services.superset import SupersetClient, SupersetServer
 from lakehouse.settings import Settings, load_settings
+from tests.support.ports import free_port
 from tests.support.truth import assert_silver_equals_truth
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("demo")]
@@ -30,12 +34,14 @@ LAKEHOUSE = str(Path(sys.executable).with_name("lakehouse"))
 
 
 def _demo(settings: Settings) -> subprocess.CompletedProcess[str]:
+    """The demo as `make demo` runs it: the dashboards served at the end."""
     return subprocess.run(
         [LAKEHOUSE, "demo", "--data-dir", str(settings.root), "--source", "files"],
         capture_output=True,
         text=True,
         timeout=1800,
         check=False,
+        env={**os.environ, "LAKEHOUSE_SUPERSET_PORT": str(settings.superset_port)},
     )
 
 
@@ -50,11 +56,28 @@ def _lake_snapshot(settings: Settings) -> dict[str, tuple[int, int]]:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, str]:
-    settings = load_settings(data_dir=tmp_path_factory.mktemp("demo"))
-    run = _demo(settings)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    return settings, run.stdout
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, str]]:
+    settings = load_settings(data_dir=tmp_path_factory.mktemp("demo"), superset_port=free_port())
+    try:
+        run = _demo(settings)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        yield settings, run.stdout
+    finally:
+        SupersetServer(settings).stop()
+
+
+def test_the_demo_ends_with_the_dashboards_served(demo: tuple[Settings, str]) -> None:
+    settings, out = demo
+    server = SupersetServer(settings)
+    assert "Superset is up" in out and server.url in out
+    assert server.healthy()
+    # the source's ground truth, through the lake, the marts and Superset's chart-data API
+    admin = SupersetClient(
+        server.url, settings.superset_admin_user, settings.superset_admin_secret()
+    )
+    revenue = next(c["id"] for c in admin.charts() if c["slice_name"] == "Revenue")
+    shown = admin.chart_data(revenue)[0]["data"][0]["revenue"]
+    assert Decimal(str(shown)) == Decimal(_totals(settings)["order_item"]["net_amount"])
 
 
 def _warehouse(settings: Settings) -> duckdb.DuckDBPyConnection:

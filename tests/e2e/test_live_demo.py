@@ -34,7 +34,15 @@ DAYS = 45
 def _demo(settings: Settings) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LAKEHOUSE_OLTP_PORT": str(settings.oltp_port)}
     return subprocess.run(
-        [LAKEHOUSE, "demo", "--data-dir", str(settings.root), "--days", str(DAYS)],
+        [
+            LAKEHOUSE,
+            "demo",
+            "--data-dir",
+            str(settings.root),
+            "--days",
+            str(DAYS),
+            "--no-dashboards",
+        ],
         capture_output=True,
         text=True,
         timeout=1200,
