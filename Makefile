@@ -14,7 +14,7 @@ STAMP := $(VENV)/.synced
 
 .PHONY: demo test test-fast lint format docs clean bench bench-cdc bench-apply bench-engines
 
-demo: $(STAMP)  ## the shop live in PostgreSQL + Debezium (or recorded files) -> ingest -> dbt build -> status
+demo: $(STAMP)  ## the shop live in PostgreSQL + Debezium (or recorded files) -> ingest -> dbt build -> status -> dashboards (Superset)
 	$(VENV)/bin/lakehouse demo
 
 test: $(STAMP)  ## every test: unit, integration and the end-to-end demo reconciliation
