@@ -37,6 +37,8 @@ MARTS = [
     "agg_sales_monthly",
     "mart_stock_coverage",
     "mart_client_rfm",
+    "mart_sales_lines",
+    "mart_client_cohorts",
 ]
 
 
