@@ -14,11 +14,9 @@ from lakehouse.generate import generate
 from lakehouse.lake.catalog import trino_connection
 from lakehouse.quality.gate import PublicationBlocked, build_audit_publish
 from lakehouse.quality.publish import QUALITY_MARTS
-from lakehouse.services.minio import MinioServer
-from lakehouse.services.trino import TrinoServer
 from lakehouse.settings import Settings
 from tests.quality.gate_support import SMALL, lake_settings, negative_quantity
-from tests.support.ports import free_port
+from tests.support.stack import lake_ports, lake_services
 
 pytestmark = [pytest.mark.stack, pytest.mark.xdist_group("trino")]
 
@@ -28,20 +26,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     settings = lake_settings(
         tmp_path_factory.mktemp("gate-trino") / "data",
         profile="stack",
-        minio_port=free_port(),
-        minio_console_port=free_port(),
-        trino_port=free_port(),
+        **lake_ports(),
     )
-    servers = [MinioServer(settings), TrinoServer(settings)]
-    try:
-        for server in servers:
-            server.start()
+    with lake_services(settings):
         generate(settings, SMALL)
         ingest(settings, source=FileSource(settings.changes_path))  # not Kafka
         yield settings
-    finally:
-        for server in reversed(servers):
-            server.stop()
 
 
 def _query(settings: Settings, sql: str) -> list[tuple]:

@@ -12,12 +12,10 @@ from lakehouse.cdc.file_source import FileSource
 from lakehouse.cdc.lander import ingest
 from lakehouse.lake.catalog import trino_connection
 from lakehouse.quality.gate import build_audit_publish
-from lakehouse.services.minio import MinioServer
 from lakehouse.services.superset import SupersetServer
-from lakehouse.services.trino import TrinoServer
 from lakehouse.settings import Settings
 from tests.superset.conftest import published_lake
-from tests.support.ports import free_port
+from tests.support.stack import lake_ports, lake_services
 from tests.support.superset import (
     browser_page,
     client,
@@ -32,25 +30,17 @@ pytestmark = [pytest.mark.stack, pytest.mark.xdist_group("superset-stack")]
 @pytest.fixture(scope="module")
 def stack_superset(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupersetServer]:
     settings = published_lake(
-        tmp_path_factory.mktemp("superset-stack") / "data",
-        profile="stack",
-        minio_port=free_port(),
-        minio_console_port=free_port(),
-        trino_port=free_port(),
+        tmp_path_factory.mktemp("superset-stack") / "data", profile="stack", **lake_ports()
     )
-    servers: list[Any] = [MinioServer(settings), TrinoServer(settings)]
-    try:
-        for server in servers:
-            server.start()
+    with lake_services(settings):
         ingest(settings, source=FileSource(settings.changes_path))  # files, not Kafka
         build_audit_publish(settings)
         superset = SupersetServer(settings)
-        servers.append(superset)
-        superset.start()
-        yield superset
-    finally:
-        for server in reversed(servers):
-            server.stop()
+        try:
+            superset.start()
+            yield superset
+        finally:
+            superset.stop()
 
 
 def _trino(settings: Settings, sql: str) -> list[tuple[Any, ...]]:

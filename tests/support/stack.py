@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psutil
 
+from lakehouse.settings import Settings
 from tests.support.ports import free_port
 
 LAKEHOUSE = [sys.executable, "-m", "lakehouse.cli.main"]
@@ -122,3 +123,26 @@ def running_stack(tmp_path: Path, services: list[str]) -> Iterator[RunningStack]
                 psutil.Process(int(line.split(":")[0])).kill()
         assert down.returncode == 0, f"stack down failed: {down.stderr}"
         assert not left, f"processes left after `stack down`: {left}"
+
+
+def lake_ports() -> dict[str, int]:
+    """Free ports for a stack-profile lake of the test's own: MinIO's API and console,
+    and Trino."""
+    return {name: free_port() for name in ("minio_port", "minio_console_port", "trino_port")}
+
+
+@contextmanager
+def lake_services(settings: Settings) -> Iterator[None]:
+    """MinIO and Trino of a stack-profile lake started in order, stopped in reverse
+    whatever happens (a service that failed to start included)."""
+    from lakehouse.services.minio import MinioServer
+    from lakehouse.services.trino import TrinoServer
+
+    servers = [MinioServer(settings), TrinoServer(settings)]
+    try:
+        for server in servers:
+            server.start()
+        yield
+    finally:
+        for server in reversed(servers):
+            server.stop()

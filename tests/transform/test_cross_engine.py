@@ -22,11 +22,9 @@ from lakehouse.cdc.file_source import FileSource
 from lakehouse.cdc.lander import ingest
 from lakehouse.generate import GenerateParams, generate
 from lakehouse.lake.catalog import trino_connection
-from lakehouse.services.minio import MinioServer
-from lakehouse.services.trino import TrinoServer
 from lakehouse.settings import Settings, load_settings
 from lakehouse.transform.dbt import run_dbt
-from tests.support.ports import free_port
+from tests.support.stack import lake_ports, lake_services
 
 pytestmark = [pytest.mark.stack, pytest.mark.xdist_group("trino")]
 SMALL = GenerateParams(clients=60, products=20, days=90, snapshot_day=10)
@@ -43,25 +41,17 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, 
         data_dir=base / "stack",
         profile="stack",
         pii_key=PII_KEY,
-        minio_port=free_port(),
-        minio_console_port=free_port(),
-        trino_port=free_port(),
+        **lake_ports(),
     )
     generate(local, SMALL)
     ingest(local, source=FileSource(local.changes_path))
     assert run_dbt(local, ["build"]).succeeded
-    servers = [MinioServer(stack), TrinoServer(stack)]
-    try:
-        for server in servers:
-            server.start()
+    with lake_services(stack):
         ingest(stack, source=FileSource(local.changes_path))  # the very same files
         trino_build = run_dbt(stack, ["build"])
         assert trino_build.succeeded
         assert trino_build.nodes.get("pass", 0) > 250  # models and tests, as on DuckDB
         yield local, stack
-    finally:
-        for server in reversed(servers):
-            server.stop()
 
 
 def test_every_mart_is_identical_on_duckdb_and_trino(built: tuple[Settings, Settings]) -> None:
