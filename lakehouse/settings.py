@@ -12,10 +12,10 @@ import os
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, StringConstraints, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     minio_port: int = Field(default=59000, ge=1, le=65535)
     minio_console_port: int = Field(default=59001, ge=1, le=65535)
     trino_host: str = "127.0.0.1"
+    trino_bind_host: str = Field(
+        default="127.0.0.1",
+        description="where the stack's Trino listens (0.0.0.0: every interface)",
+    )
     trino_port: int = Field(default=58080, ge=1, le=65535)
     trino_catalog: str = Field(default="lake", description="Trino's Delta Lake catalog")
     trino_user: str = "lakehouse"
@@ -141,7 +145,9 @@ class Settings(BaseSettings):
         description="signs Superset's sessions; default: one generated in "
         "<data_dir>/secrets/superset.key",
     )
-    superset_region_roles: list[str] = Field(
+    superset_region_roles: list[
+        Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+    ] = Field(
         default_factory=lambda: ["north"],
         description="a role `region_<r>` and a user `<r>_analyst` per region here, who see "
         "only that region's rows (row-level security), in charts, SQL Lab and CSV exports",
@@ -275,6 +281,10 @@ class Settings(BaseSettings):
                     f.write(secrets.token_hex(32))
         return path.read_text().strip()
 
+    def region_user(self, region: str) -> str:
+        """The user who sees only ``region`` (in Superset, and in Trino through it)."""
+        return f"{region}_analyst"
+
     def superset_admin_secret(self) -> str:
         if self.superset_admin_password is not None:
             return self.superset_admin_password.get_secret_value()
@@ -298,6 +308,15 @@ class Settings(BaseSettings):
         """The published marts on the local profile: a DuckDB file that is replaced whole
         (rename) on each publication and that no writer ever holds open."""
         return self.root / "published" / "lakehouse.duckdb"
+
+    def published_region(self, region: str) -> Path:
+        """A region's published marts on the local profile: only its rows of the marts
+        with a region column, replaced whole like :attr:`published_warehouse`."""
+        return self.published_regions_dir / f"{region}.duckdb"
+
+    @property
+    def published_regions_dir(self) -> Path:
+        return self.root / "published" / "regions"
 
     @property
     def docs_dir(self) -> Path:

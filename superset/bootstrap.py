@@ -9,12 +9,17 @@ importer, which overwrites what it finds: a chart changed in git changes in Supe
 For each region given, a role ``region_<r>`` that may read the datasets with a ``region``
 column (and nothing else), a row-level security filter ``region = '<r>'`` on those
 datasets for that role, and a user ``<r>_analyst`` with the roles Gamma (dashboards),
-sql_lab (SQL Lab) and ``region_<r>``. With the feature flag ``RLS_IN_SQLLAB`` the filter
-also applies to SQL Lab; CSV exports go through the chart-data API, where it applies too.
+sql_lab (SQL Lab) and ``region_<r>``. Charts, samples and CSV exports of those datasets
+are filtered by Superset. SQL the user writes is not trusted to Superset's parser
+(``lakehouse_security.py``): on ``local`` the role gets a database of its own,
+``<database>_<r>``, the region's published file that holds only its rows, on a connection
+that cannot read files; on ``stack`` the database impersonates the user and Trino's
+access control filters the rows.
 
 Running it again brings assets, roles, filters and passwords back to this state. Input,
 one JSON object on stdin: ``{"assets": "<dir>", "database_uri": "...", "database_extra":
-{...}, "admin": "admin", "database": "lakehouse", "regions": ["north"], "passwords":
+{...}, "impersonate_user": false, "region_databases": {"north": {"uri": "...", "extra":
+{...}}}, "admin": "admin", "database": "lakehouse", "regions": ["north"], "passwords":
 {"north": "..."}}`` (``docker/compose.yaml`` runs it too).
 """
 
@@ -56,6 +61,7 @@ def _import(spec: dict) -> None:
             database = yaml.safe_load(text)
             database["sqlalchemy_uri"] = spec["database_uri"]
             database["extra"] = {**(database.get("extra") or {}), **spec["database_extra"]}
+            database["impersonate_user"] = bool(spec.get("impersonate_user", False))
             text = yaml.safe_dump(database, sort_keys=False)
         contents[name] = text
     try:
@@ -64,6 +70,33 @@ def _import(spec: dict) -> None:
         messages = getattr(exc, "normalized_messages", lambda: None)() or str(exc)
         raise SystemExit(f"the assets of {root} do not import: {messages}") from None
     print(f"imported {len(contents)} files of {root} ({spec['database_uri']})")
+
+
+def _region_database(spec: dict, region: str) -> object | None:
+    """The database ``<database>_<region>`` (its connection from the spec), created or
+    brought to the spec; None where the spec has none for the region (stack)."""
+    from superset import db
+    from superset.models.core import Database
+
+    conn = (spec.get("region_databases") or {}).get(region)
+    if conn is None:
+        return None
+    name = f"{spec['database']}_{region}"
+    database = db.session.query(Database).filter_by(database_name=name).one_or_none()
+    if database is None:
+        database = Database(database_name=name)
+        db.session.add(database)
+    database.set_sqlalchemy_uri(conn["uri"])
+    database.extra = json.dumps(conn["extra"])
+    database.expose_in_sqllab = True
+    database.allow_dml = False
+    database.allow_ctas = False
+    database.allow_cvas = False
+    database.allow_file_upload = False
+    database.allow_run_async = False
+    database.impersonate_user = False
+    db.session.flush()
+    return database
 
 
 def _regions(spec: dict) -> None:
@@ -89,6 +122,11 @@ def _regions(spec: dict) -> None:
             security_manager.add_permission_view_menu("datasource_access", dataset.perm)
             for dataset in datasets
         ]
+        own = _region_database(spec, region)
+        if own is not None:  # SQL Lab on the region's own rows, and nothing else
+            role.permissions.append(
+                security_manager.add_permission_view_menu("database_access", own.perm)
+            )
         name = f"region {region}"
         rls = db.session.query(RowLevelSecurityFilter).filter_by(name=name).one_or_none()
         if rls is None:

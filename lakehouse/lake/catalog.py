@@ -29,14 +29,15 @@ class Registration:
     already: int = 0
 
 
-def trino_connection(settings: Settings) -> Any:
-    """A DB-API connection to the settings' Trino, on its lake catalog."""
+def trino_connection(settings: Settings, *, user: str | None = None) -> Any:
+    """A DB-API connection to the settings' Trino, on its lake catalog, as the pipeline's
+    user (``trino_user``) or ``user``."""
     import trino
 
     return trino.dbapi.connect(
         host=settings.trino_host,
         port=settings.trino_port,
-        user=settings.trino_user,
+        user=user or settings.trino_user,
         catalog=settings.trino_catalog,
         http_scheme="http",
     )

@@ -22,12 +22,16 @@ count, and the run that built it.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from lakehouse.exceptions import PipelineError
 from lakehouse.settings import Settings
+from lakehouse.transform.regions import REGION_COLUMN, region_filter
 
 QUALITY_MARTS = ("mart_data_quality", "mart_pipeline_health")
 PUBLICATION = "_publication"
@@ -61,15 +65,11 @@ def _is_data_mart(name: str) -> bool:
 def _publish_duckdb(
     settings: Settings, run_id: str, *, data: bool, served_run_id: str | None
 ) -> Publication:
-    import duckdb
 
     target = settings.published_warehouse
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f"publishing_{run_id.replace('-', '_')}.duckdb")
-    staging.unlink(missing_ok=True)
     published_at = datetime.now(UTC)
-    con = duckdb.connect(str(staging))
-    try:
+    with _replaced_whole(target, run_id) as con:
         con.execute(f"ATTACH '{_sql_text(str(settings.warehouse))}' AS build (READ_ONLY)")
         built = _duckdb_tables(con, "build", _DUCKDB_BUILD_SCHEMA)
         sources = {name: f'build."{_DUCKDB_BUILD_SCHEMA}"' for name in built}
@@ -99,6 +99,51 @@ def _publish_duckdb(
             [(run_id, published_at, data_run, name, n) for name, n in sorted(rows.items())],
         )
         con.execute("DETACH build")
+    _publish_regions(settings, target, run_id)
+    return Publication(run_id, published_at, data_run, rows)
+
+
+def _publish_regions(settings: Settings, served: Path, run_id: str) -> None:
+    """One file per region of ``superset_region_roles``: only that region's rows of the
+    marts with a region column, and nothing else. A region's readers query it on a
+    connection that can read no other file, so what they may see is what it holds: no
+    statement form can reach another region's rows. Files of regions no longer listed go."""
+
+    folder = settings.published_regions_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    regions = list(dict.fromkeys(settings.superset_region_roles))
+    for stale in folder.glob("*.duckdb"):
+        if stale.stem not in regions:
+            stale.unlink()
+    for region in regions:
+        with _replaced_whole(settings.published_region(region), f"{run_id}_{region}") as con:
+            con.execute(f"ATTACH '{_sql_text(str(served))}' AS served (READ_ONLY)")
+            tables = con.execute(
+                "SELECT table_name FROM information_schema.columns WHERE table_catalog = "
+                "'served' AND table_schema = ? AND column_name = ? ORDER BY 1",
+                [SCHEMA, REGION_COLUMN],
+            ).fetchall()
+            con.execute(f'CREATE SCHEMA "{SCHEMA}"')
+            for (name,) in tables:
+                con.execute(
+                    f'CREATE TABLE "{SCHEMA}"."{name}" AS SELECT * FROM served."{SCHEMA}"."{name}" '
+                    f"WHERE {region_filter(region)}"
+                )
+            con.execute("DETACH served")
+    _fsync(folder)
+
+
+@contextmanager
+def _replaced_whole(target: Path, tag: str) -> Iterator[Any]:
+    """A connection to a new DuckDB file that replaces ``target`` (rename) once the block
+    ends without error: readers see the old file or the new one, never a part."""
+    import duckdb
+
+    staging = target.with_name(f"publishing_{tag.replace('-', '_')}.duckdb")
+    staging.unlink(missing_ok=True)
+    con = duckdb.connect(str(staging))
+    try:
+        yield con
         con.execute("CHECKPOINT")
     except BaseException:
         con.close()
@@ -108,7 +153,6 @@ def _publish_duckdb(
     _fsync(staging)
     os.replace(staging, target)  # the one step readers can observe
     _fsync(target.parent)
-    return Publication(run_id, published_at, data_run, rows)
 
 
 def _duckdb_tables(con: Any, catalog: str, schema: str) -> list[str]:

@@ -70,7 +70,32 @@ FEATURE_FLAGS = {{
 # a Trino query over the lake may take a while on a cold cluster
 SQLLAB_TIMEOUT = 300
 SUPERSET_WEBSERVER_TIMEOUT = 300
+
+# SQL a user writes needs the whole database, or a database that runs it as the user
+# (superset/lakehouse_security.py): Superset's SQL parser is not a security boundary
+import sys as _sys
+
+_sys.path.insert(0, {security_dir!r})
+from lakehouse_security import LakehouseSecurityManager  # noqa: E402
+
+CUSTOM_SECURITY_MANAGER = LakehouseSecurityManager
+# a second layer only: the connections themselves cannot read files or change settings
+DISALLOWED_SQL_FUNCTIONS = {{
+    "duckdb": {{
+        "read_text", "read_blob", "read_csv", "read_csv_auto", "read_json", "read_json_auto",
+        "read_json_objects", "read_ndjson", "read_parquet", "parquet_scan", "glob", "getenv",
+        "query_table", "duckdb_secrets", "duckdb_settings", "current_setting",
+        "pragma_database_list", "duckdb_databases", "duckdb_extensions",
+    }},
+}}
 '''
+
+# the DuckDB connections Superset opens: read-only, no file but the one opened, no
+# extension, no attached database, no setting changed by a statement
+_DUCKDB_LOCKED = {
+    "read_only": True,
+    "config": {"enable_external_access": False, "lock_configuration": True},
+}
 
 
 class SupersetServer(ProcessService):
@@ -160,6 +185,7 @@ class SupersetServer(ProcessService):
             secret_key=self.settings.superset_key(),
             metadata_uri=f"sqlite:///{self.home / 'superset.db'}",
             data_dir=str(self.home / "data"),
+            security_dir=str(SUPERSET_DIR),
         )
         self.config_path.write_text(text)
         self.config_path.chmod(0o600)  # it holds the secret key
@@ -168,11 +194,24 @@ class SupersetServer(ProcessService):
         """The SQLAlchemy URI of the marts on this profile, and the connection's extras."""
         if self.settings.profile == "local":
             path = self.settings.published_warehouse
-            extra = {"engine_params": {"connect_args": {"read_only": True}}}
-            return f"duckdb:///{path}", extra
+            return f"duckdb:///{path}", {"engine_params": {"connect_args": _DUCKDB_LOCKED}}
         s = self.settings
         uri = f"trino://{s.trino_user}@{s.trino_host}:{s.trino_port}/{s.trino_catalog}"
         return uri, {"engine_params": {}}
+
+    def region_databases(self) -> dict[str, dict[str, Any]]:
+        """On ``local``, one database per region: the region's published file, which holds
+        only its rows, on a locked connection; a region role runs its SQL there. On
+        ``stack`` none: Trino runs every statement as the user and filters the rows."""
+        if self.settings.profile != "local":
+            return {}
+        return {
+            region: {
+                "uri": f"duckdb:///{self.settings.published_region(region)}",
+                "extra": {"engine_params": {"connect_args": _DUCKDB_LOCKED}},
+            }
+            for region in self.settings.superset_region_roles
+        }
 
     def setup(self) -> None:
         """The metadata database, the admin user, the assets and the region roles."""
@@ -203,6 +242,9 @@ class SupersetServer(ProcessService):
             "assets": str(ASSETS_DIR),
             "database_uri": uri,
             "database_extra": extra,
+            # on Trino every statement runs as the Superset user, under Trino's rules
+            "impersonate_user": s.profile != "local",
+            "region_databases": self.region_databases(),
             "admin": s.superset_admin_user,
             "database": DATABASE_NAME,
             "regions": s.superset_region_roles,
@@ -335,14 +377,13 @@ class SupersetClient:
         headers = {"X-CSRFToken": str(self._csrf), "Referer": self.url}
         return self._http.post(path, json=payload, headers=headers)
 
-    def execute_sql(self, database: str, sql: str) -> Any:
-        """A query run in SQL Lab (synchronously); the response as is."""
-        query = json.dumps({"filters": [{"col": "database_name", "opr": "eq", "value": database}]})
-        found = self.get("/api/v1/database/", q=query).json()["result"]
-        if not found:
-            raise ServiceError(f"this user sees no Superset database named {database!r}")
+    def execute_sql(self, database: str | int, sql: str) -> Any:
+        """A query run in SQL Lab (synchronously), on the database of that name or id;
+        the response as is."""
+        if isinstance(database, str):
+            database = self.database_id(database)
         payload = {
-            "database_id": found[0]["id"],
+            "database_id": database,
             "sql": sql,
             "schema": "marts",
             "runAsync": False,
@@ -352,6 +393,13 @@ class SupersetClient:
             "tab": "lakehouse",
         }
         return self.post("/api/v1/sqllab/execute/", payload)
+
+    def database_id(self, name: str) -> int:
+        query = json.dumps({"filters": [{"col": "database_name", "opr": "eq", "value": name}]})
+        found = self.get("/api/v1/database/", q=query).json()["result"]
+        if not found:
+            raise ServiceError(f"this user sees no Superset database named {name!r}")
+        return int(found[0]["id"])
 
     def charts(self) -> list[dict[str, Any]]:
         """Every chart this user may see: id, uuid, name, type."""

@@ -7,6 +7,7 @@ pipeline publishes."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import re
@@ -20,6 +21,15 @@ import duckdb
 import pytest
 
 from lakehouse.services.superset import SupersetServer
+from lakehouse.transform.regions import region_marts
+from tests.superset.attacks import (
+    READ,
+    Judge,
+    chart_queries,
+    duckdb_attacks,
+    send_chart_queries,
+    send_sql_lab,
+)
 from tests.support.superset import (
     CHART_SQL,
     api_rows,
@@ -92,13 +102,16 @@ def test_the_region_role_sees_only_its_region(local_superset: SupersetServer) ->
     exported = analyst.chart_data(charts["Revenue by region"]["id"], format="csv")
     assert {r["region"] for r in csv.DictReader(io.StringIO(exported.lstrip("\ufeff")))} == {REGION}
 
-    # SQL Lab: the row-level filter applies to their queries; other tables are refused
-    ran = analyst.execute_sql("lakehouse", "select distinct region from marts.mart_sales_lines")
+    # SQL Lab: on the region's own database, which holds only its rows; SQL on the
+    # database of every region is refused (Superset's parser is not the boundary)
+    ran = analyst.execute_sql(f"lakehouse_{REGION}", "select distinct region from marts.dim_client")
     assert ran.status_code == 200, ran.text
     assert [row["region"] for row in ran.json()["data"]] == [REGION]
-    refused = analyst.execute_sql("lakehouse", "select distinct region from marts.dim_client")
+    refused = analyst.execute_sql(
+        client(server).database_id("lakehouse"),
+        "select distinct region from marts.mart_sales_lines",
+    )
     assert refused.status_code >= 400
-    assert "dim_client" in refused.text
     admin = client(server).execute_sql(
         "lakehouse", "select distinct region from marts.mart_sales_lines"
     )
@@ -154,3 +167,62 @@ def test_dashboards_keep_answering_while_the_pipeline_publishes(
     assert not errors, errors[:3]
     assert len(seen) >= 3
     assert all(rows == revenue for rows in seen)  # the same data, whole, every time
+
+
+def test_no_statement_reads_past_the_region(local_superset: SupersetServer) -> None:
+    """The attack corpus through SQL Lab on every database, and ad hoc SQL through the
+    chart-data API, as the region's user: nothing of another region, no file, no secret;
+    writes, attaches, loads and settings refused. The same corpus on an unprotected
+    connection leaks (the positive control)."""
+    server = local_superset
+    s = server.settings
+    admin, analyst = client(server), client(server, f"{REGION}_analyst")
+    regions = {row[0] for row in _marts(server, "select distinct region from marts.dim_client")}
+    assert REGION in regions and len(regions) >= 4
+    secret_file = s.root / "secrets" / "superset.key"
+    secrets = {s.superset_key(), s.superset_admin_secret(), "root:x:0:0"}
+    lake_file = next((s.root / "lake" / "silver" / "client").glob("*.parquet"))
+    attacks = duckdb_attacks(
+        secret=str(secret_file), lake_file=str(lake_file), other_file=str(s.published_warehouse)
+    )
+    assert len(attacks) >= 40
+
+    # the positive control: an unprotected connection to the file of every region leaks
+    control = Judge(REGION, regions - {REGION}, secrets)
+    with duckdb.connect(str(s.published_warehouse), read_only=True) as con:
+        for attack in attacks:
+            if attack.kind == READ:
+                with contextlib.suppress(duckdb.Error):
+                    control.rows(attack.label, con.execute(attack.sql).fetchall())
+    leaked = {leak.split(":")[0] for leak in control.leaks}
+    assert {"dim_client", "query as a string", "read_text", "union"} <= leaked, leaked
+
+    judge = Judge(REGION, regions - {REGION}, secrets)
+    databases = {
+        "lakehouse": admin.database_id("lakehouse"),
+        f"lakehouse_{REGION}": admin.database_id(f"lakehouse_{REGION}"),
+    }
+    seen = {d["database_name"] for d in analyst.get("/api/v1/database/").json()["result"]}
+    assert seen <= set(databases), seen
+    refused = sum(
+        send_sql_lab(analyst, database_id, attacks, judge, name)
+        for name, database_id in databases.items()
+    )
+    refused += send_chart_queries(analyst, admin, "mart_sales_lines", judge)
+    sent = 2 * len(attacks) + len(chart_queries())
+    assert not judge.leaks, judge.leaks
+    assert sent - refused >= 10 and refused >= 40, (sent, refused)
+    assert judge.checked >= 10
+    # the region's file holds the marts Trino filters on the stack, and only its rows
+    with duckdb.connect(str(s.published_region(REGION)), read_only=True) as con:
+        tables = {
+            t for (t,) in con.execute("select table_name from information_schema.tables").fetchall()
+        }
+        assert tables == set(region_marts())
+        for table in tables:
+            rows = con.execute(f"select distinct region from marts.{table}").fetchall()
+            assert rows == [(REGION,)], table
+    # what ran on the region's database read its own rows
+    own = analyst.execute_sql(databases[f"lakehouse_{REGION}"], attacks[7].sql)
+    assert attacks[7].label == "query as a string"
+    assert [row["region"] for row in own.json()["data"]] == [REGION]
