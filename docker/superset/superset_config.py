@@ -6,6 +6,7 @@ repository's `superset/` bundle, with the credentials given at import time.
 """
 
 import os
+import sys
 from urllib.parse import quote
 
 SECRET_KEY = os.environ["SUPERSET_SECRET_KEY"]
@@ -34,3 +35,10 @@ FEATURE_FLAGS = {
     # row-level security (the region roles) also in SQL Lab, as on `lakehouse superset up`
     "RLS_IN_SQLLAB": True,
 }
+
+# SQL a user writes needs the whole database, or one that runs it as the user (the Trino
+# database impersonates, and Trino's rules filter): ../../superset/lakehouse_security.py
+sys.path.insert(0, "/app/lakehouse_superset")
+from lakehouse_security import LakehouseSecurityManager  # noqa: E402
+
+CUSTOM_SECURITY_MANAGER = LakehouseSecurityManager

@@ -32,10 +32,14 @@ import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from lakehouse.services import ServiceError
 from lakehouse.services.process import LocalProcess, ProcessService
 from lakehouse.settings import PROJECT_DIR, Settings
+from lakehouse.transform.regions import region_filter, region_marts
+
+PUBLISHED_SCHEMA = "marts"  # where the gate publishes (lakehouse.quality.publish.SCHEMA)
 
 # 476 is the newest release Maven Central serves here as server core; it needs Java 24+
 DEFAULT_VERSION = "476"
@@ -209,6 +213,8 @@ class TrinoServer(ProcessService):
             "node.id": "lakehouse-trino",
             "node.data-dir": str(self.home / "data"),
             "node.internal-address": "127.0.0.1",
+            # reachable from this machine only, unless trino_bind_host says otherwise
+            "node.bind-ip": s.trino_bind_host,
         }
         config = {
             "coordinator": "true",
@@ -228,6 +234,73 @@ class TrinoServer(ProcessService):
         for stale in catalog_dir.glob("*.properties"):
             stale.unlink()
         shutil.copyfile(CATALOG_FILE, catalog_dir / f"{s.trino_catalog}.properties")
+        for name, text in access_control_files(s, str(self.etc_dir / "rules.json")).items():
+            (self.etc_dir / name).write_text(text)
+
+
+def access_rules(settings: Settings) -> dict[str, Any]:
+    """Trino's file-based access control: who may read what in the lake's catalog.
+
+    * the pipeline's user (``trino_user``): everything (it registers, builds, publishes);
+    * each region's user (``<r>_analyst``, the Superset user Trino sees through
+      impersonation): the published marts with a region column, filtered to the
+      region's rows; nothing else, no table function, procedure or session property;
+    * any other user (an analyst's client, Superset's admin): the published marts,
+      read-only; never bronze, silver, the build area or the ``system`` catalog.
+
+    User names are what clients say they are until Trino authenticates them (a password
+    authenticator, ``docs/security.md``): Superset cannot be made to say another."""
+    pipeline = re.escape(settings.trino_user)
+    catalog = re.escape(settings.trino_catalog)
+    regions = {settings.region_user(r): r for r in settings.superset_region_roles}
+    region_users = "|".join(re.escape(user) for user in sorted(regions))
+    marts = "|".join(re.escape(name) for name in region_marts())
+    tables: list[dict[str, Any]] = [
+        {"user": pipeline, "privileges": ["SELECT", "INSERT", "DELETE", "UPDATE", "OWNERSHIP"]}
+    ]
+    for user, region in sorted(regions.items()):
+        tables.append(
+            {
+                "user": re.escape(user),
+                "catalog": catalog,
+                "schema": PUBLISHED_SCHEMA,
+                "table": f"({marts})",
+                "privileges": ["SELECT"],
+                "filter": region_filter(region),
+            }
+        )
+    if region_users:
+        tables.append({"user": f"({region_users})", "privileges": []})
+    tables.append({"catalog": catalog, "schema": PUBLISHED_SCHEMA, "privileges": ["SELECT"]})
+    return {
+        "catalogs": [
+            {"user": pipeline, "allow": "all"},
+            {"catalog": catalog, "allow": "read-only"},
+            {"catalog": "system", "allow": "none"},
+        ],
+        "schemas": [{"user": pipeline, "owner": True}, {"owner": False}],
+        "tables": tables,
+        "functions": [{"user": pipeline, "privileges": ["EXECUTE", "GRANT_EXECUTE"]}],
+        "procedures": [{"user": pipeline, "privileges": ["EXECUTE"]}],
+        "system_session_properties": [{"user": pipeline, "allow": True}],
+        "catalog_session_properties": [{"user": pipeline, "allow": True}],
+        "queries": [
+            {"user": pipeline, "allow": ["execute", "view", "kill"]},
+            {"allow": ["execute"]},
+        ],
+        "impersonation": [],
+        "system_information": [{"user": pipeline, "allow": ["read"]}],
+    }
+
+
+def access_control_files(settings: Settings, rules_path: str) -> dict[str, str]:
+    """File name -> text of Trino's access control: ``access-control.properties`` pointing
+    at ``rules_path``, and ``rules.json``."""
+    properties = f"access-control.name=file\nsecurity.config-file={rules_path}\n"
+    return {
+        "access-control.properties": properties,
+        "rules.json": json.dumps(access_rules(settings), indent=2) + "\n",
+    }
 
 
 def _wait_gone(pid: int, timeout_s: float = 30.0) -> None:
@@ -307,3 +380,22 @@ def _unzip_plugin(archive: zipfile.ZipFile, target: Path) -> None:
 def _write_properties(path: Path, values: dict[str, str]) -> None:
     text = "".join(f"{key}={value}\n" for key, value in values.items())
     path.write_text("# written by lakehouse.services.trino\n" + text)
+
+
+def main(argv: list[str]) -> None:
+    """``python -m lakehouse.services.trino docker/trino/etc``: the access control files
+    of the compose deployment, from the default settings."""
+    out = Path(argv[0] if argv else "docker/trino/etc")
+    out.mkdir(parents=True, exist_ok=True)
+    # the defaults, not this machine's environment: the files are the project's
+    for name, text in access_control_files(Settings.model_construct(), COMPOSE_RULES).items():
+        (out / name).write_text(text)
+        print(out / name)
+
+
+COMPOSE_RULES = "/etc/trino/rules.json"  # where docker/compose.yaml mounts rules.json
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
+from lakehouse.services.trino import COMPOSE_RULES, access_control_files
 from lakehouse.settings import PROJECT_DIR, Settings
 
 DOCKER_DIR = PROJECT_DIR / "docker"
@@ -242,6 +243,28 @@ def test_trino_mounts_the_repository_catalogs_with_what_they_read(
     for catalog in catalog_dir.glob("*.properties"):
         for name in re.findall(r"\$\{ENV:([A-Za-z0-9_]+)\}", catalog.read_text()):
             assert name in env, f"{catalog.name} reads {name}, which Trino is not given"
+
+
+def test_trino_has_the_access_control_of_the_settings(compose: dict[str, Any]) -> None:
+    etc = DOCKER_DIR / "trino" / "etc"
+    mounts = _bind_mounts(_services(compose)["trino"])
+    for name in ("access-control.properties", "rules.json"):
+        assert mounts.get(f"/etc/trino/{name}") == (etc / name).resolve()
+    want = access_control_files(Settings.model_construct(), COMPOSE_RULES)
+    for name, text in want.items():
+        assert (etc / name).read_text() == text, (
+            f"docker/trino/etc/{name} is stale: python -m lakehouse.services.trino docker/trino/etc"
+        )
+    superset = _services(compose)["superset"]
+    assert (
+        _bind_mounts(superset).get("/app/lakehouse_superset")
+        == (DOCKER_DIR.parent / "superset").resolve()
+    )
+    assert (
+        "CUSTOM_SECURITY_MANAGER = LakehouseSecurityManager"
+        in (DOCKER_DIR / "superset" / "superset_config.py").read_text()
+    )
+    assert '"impersonate_user": true' in "\n".join(_services(compose)["superset-init"]["command"])
 
 
 def test_the_connectors_registered_are_the_files_in_docker_connect(

@@ -3,6 +3,7 @@ the object store (MinIO), started by the test as local processes."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +15,15 @@ from lakehouse.lake.catalog import trino_connection
 from lakehouse.quality.gate import build_audit_publish
 from lakehouse.services.superset import SupersetServer
 from lakehouse.settings import Settings
+from tests.superset.attacks import (
+    READ,
+    REFUSE,
+    Judge,
+    chart_queries,
+    send_chart_queries,
+    send_sql_lab,
+    trino_attacks,
+)
 from tests.superset.conftest import published_lake
 from tests.support.stack import lake_ports, lake_services
 from tests.support.superset import (
@@ -43,8 +53,8 @@ def stack_superset(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Superse
             superset.stop()
 
 
-def _trino(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
-    with trino_connection(settings) as connection:
+def _trino(settings: Settings, sql: str, *, user: str | None = None) -> list[tuple[Any, ...]]:
+    with trino_connection(settings, user=user) as connection:
         cursor = connection.cursor()
         cursor.execute(sql)
         return [tuple(row) for row in cursor.fetchall()]
@@ -74,3 +84,52 @@ def test_the_dashboards_render_and_match_trino(stack_superset: SupersetServer) -
         "region",
         "north",
     ]
+
+
+def test_trino_enforces_the_region_whatever_the_statement(stack_superset: SupersetServer) -> None:
+    """The attack corpus as the region's user: through Superset (SQL Lab runs as that user
+    in Trino) and straight to Trino (the engine alone, without Superset's checks). Nothing
+    of another region, no table outside the region's marts, nothing written or changed.
+    The pipeline's user running the same corpus reads everything (the positive control)."""
+    server = stack_superset
+    s = server.settings
+    region = "north"
+    user = s.region_user(region)
+    regions = {row[0] for row in _trino(s, "select distinct region from marts.dim_client")}
+    assert region in regions and len(regions) >= 4
+    secrets = {s.superset_key(), s.superset_admin_secret(), s.s3_secret()}
+    attacks = trino_attacks(s.trino_catalog)
+    assert len(attacks) >= 40
+
+    control = Judge(region, regions - {region}, secrets)
+    for attack in attacks:
+        if attack.kind == READ:
+            with contextlib.suppress(Exception):
+                control.rows(attack.label, _trino(s, attack.sql))
+    leaked = {leak.split(":")[0] for leak in control.leaks}
+    assert {"dim_client", "silver", "or true"} <= leaked, leaked
+
+    judge = Judge(region, regions - {region}, secrets)
+    ran = refused = 0
+    # the engine alone: Trino as the region's user
+    for attack in attacks:
+        try:
+            rows = _trino(s, attack.sql, user=user)
+        except Exception:
+            refused += 1
+            continue
+        ran += 1
+        if attack.kind == REFUSE:
+            judge.leaks.append(f"{attack.label} (Trino): ran")
+        judge.rows(f"{attack.label} (Trino)", rows)
+    # through Superset: SQL Lab and ad hoc chart SQL, impersonated in Trino
+    analyst, admin = client(server, user), client(server)
+    through = send_sql_lab(analyst, admin.database_id("lakehouse"), attacks, judge, "SQL Lab")
+    through += send_chart_queries(analyst, admin, "mart_sales_lines", judge)
+    ran += len(attacks) + len(chart_queries()) - through
+    refused += through
+    assert not judge.leaks, judge.leaks
+    assert ran >= 10 and refused >= 40, (ran, refused)
+    # the region's own rows do come back, from the engine itself
+    own = _trino(s, "select distinct region from marts.mart_sales_lines", user=user)
+    assert own == [(region,)]
