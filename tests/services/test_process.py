@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from lakehouse.services import ServiceError
+from lakehouse.services.kafka import KafkaBroker
 from lakehouse.services.process import LocalProcess, process_cwd, process_start_time
 from tests.support.ports import free_port
 
@@ -139,3 +140,21 @@ def test_start_records_the_start_time(tmp_path: Path) -> None:
         ]
     finally:
         server.stop()
+
+
+def test_the_kafka_broker_never_signals_a_pid_that_is_now_another_program(
+    tmp_path: Path, stranger: subprocess.Popen[bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The broker, which keeps a pid file of its own, checks its pid the same way (its
+    command line names its main class and its configuration)."""
+    broker = KafkaBroker(tmp_path, free_port(), free_port())
+    broker.home.mkdir(parents=True, exist_ok=True)
+    broker.pid_path.write_text(f"{stranger.pid}\n")
+    assert not broker.running
+    with caplog.at_level(logging.WARNING, logger="lakehouse.services.kafka"):
+        broker.stop(timeout_s=5)
+    time.sleep(0.5)  # a signal would have landed by now
+    assert stranger.poll() is None, "the unrelated process was signalled"
+    assert not broker.pid_path.exists()
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and f"pid {stranger.pid}" in said[0], said
