@@ -162,6 +162,7 @@ def _simulate_in_child(
             except queue.Empty:
                 if child.is_alive():
                     if time.monotonic() - heard > SIMULATOR_SILENCE_S:
+                        child.terminate()  # stuck: not worth the join below
                         raise SourceError(
                             f"the simulator (pid {child.pid}) has said nothing for "
                             f"{SIMULATOR_SILENCE_S:.0f} s: is the database at "
