@@ -23,6 +23,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -47,6 +48,7 @@ from lakehouse.settings import Settings, load_settings
 
 RESULTS = Path(__file__).parent / "results"
 WORLD = {"clients": 1000, "products": 300}
+SNAPSHOT_TIMEOUT_S = 600.0
 
 
 LAKEHOUSE = str(Path(sys.executable).with_name("lakehouse"))
@@ -74,9 +76,18 @@ def _simulate(settings: Settings, **kwargs: Any) -> dict[str, Any]:
         target=_simulate_child, args=(str(settings.root), settings.oltp_port, kwargs, out)
     )
     proc.start()
-    result: dict[str, Any] = out.get()
-    proc.join()
-    return result
+    try:
+        while True:
+            try:
+                result: dict[str, Any] = out.get(timeout=5)
+                return result
+            except queue.Empty:
+                if not proc.is_alive() and out.empty():
+                    raise RuntimeError(
+                        f"the simulator exited (code {proc.exitcode}) without a result"
+                    ) from None
+    finally:
+        proc.join(60)
 
 
 def _deletes(result: dict[str, Any]) -> int:
@@ -174,12 +185,14 @@ def throughput(settings: Settings, backlog: int) -> dict[str, Any]:
         while not done.is_set():
             if first[0] != last:
                 last, quiet_since = first[0], time.monotonic()
-            elif first[0] and time.monotonic() - quiet_since > 4:
-                done.set()
+            elif time.monotonic() - quiet_since > (4 if first[0] else SNAPSHOT_TIMEOUT_S):
+                done.set()  # the snapshot is over, or never came
             time.sleep(0.2)
 
     threading.Thread(target=stop_when_quiet, daemon=True).start()
     capture(settings, stop=done, on_batch=snapshot_seen)  # our slot + the snapshot
+    if not first[0]:
+        raise RuntimeError(f"Debezium captured no snapshot in {SNAPSHOT_TIMEOUT_S:.0f} s")
     ingest(settings)
 
     sim = _simulate(settings, tps=0, duration=None, transactions=backlog)

@@ -95,7 +95,11 @@ class Settings(BaseSettings):
     oltp_port: int = Field(default=55432, ge=1, le=65535)
     oltp_database: str = "shop"
     oltp_user: str = "lakehouse"
-    oltp_password: SecretStr = SecretStr("lakehouse")
+    oltp_password: SecretStr | None = Field(
+        default=None,
+        description="oltp_user's password; default, for the project's own cluster only: one "
+        "generated in <data_dir>/secrets/oltp.password (an external database needs it set)",
+    )
     pii_key: SecretStr | None = Field(
         default=None,
         description="key of the PII hash; default: one generated in <data_dir>/secrets",
@@ -284,6 +288,19 @@ class Settings(BaseSettings):
     def region_user(self, region: str) -> str:
         """The user who sees only ``region`` (in Superset, and in Trino through it)."""
         return f"{region}_analyst"
+
+    def oltp_secret(self) -> str:
+        """``oltp_user``'s password: the setting, else (the project's own cluster) one
+        generated once, never a password shared by every installation."""
+        if self.oltp_password is not None:
+            return self.oltp_password.get_secret_value()
+        if not self.oltp_managed:
+            raise ConfigError(
+                "oltp_password is not set: an external database (oltp_managed false) needs "
+                f"the password of oltp_user {self.oltp_user!r} in LAKEHOUSE_OLTP_PASSWORD "
+                f"(or oltp_password in {_config_file()})"
+            )
+        return self.generated_secret("oltp.password")
 
     def superset_admin_secret(self) -> str:
         if self.superset_admin_password is not None:

@@ -71,7 +71,7 @@ def engine_properties(settings: Settings) -> dict[str, str]:
         "database.hostname": settings.oltp_host,
         "database.port": str(settings.oltp_port),
         "database.user": settings.oltp_user,
-        "database.password": settings.oltp_password.get_secret_value(),
+        "database.password": settings.oltp_secret(),
         "database.dbname": settings.oltp_database,
         "topic.prefix": settings.topic_prefix,
         "plugin.name": "pgoutput",

@@ -463,6 +463,9 @@ def oltp_up(data_dir: DataDir = None) -> None:
         console.print(f"[green]reachable[/] {where} (not managed: nothing was changed)")
     else:
         console.print(f"[green]up[/] {where}" + ("" if done else " (already up)"))
+        if s.oltp_password is None:
+            secret = s.root / "secrets" / "oltp.password"
+            console.print(f"its password is in {secret} (or set LAKEHOUSE_OLTP_PASSWORD)")
 
 
 @oltp_app.command("down")

@@ -2,14 +2,18 @@
 
 ======================  ======================================================
 ``oltp/pgdata/``        the cluster (``initdb``), with ``lakehouse.conf`` included
-``oltp/run/``           its unix socket (local connections, ``trust``)
+``oltp/run/``           its unix socket, in a directory only the server's OS user
+                        can enter (0700)
 ``oltp/postgres.log``   the server log
 ======================  ======================================================
 
 The server listens on ``oltp_host:oltp_port`` with ``wal_level=logical`` (Debezium reads
-the WAL) and password (SCRAM) authentication for ordinary and replication connections.
-The role ``oltp_user`` (LOGIN REPLICATION) owns the database ``oltp_database`` and the
-schema the migrations create in it.
+the WAL) and password (SCRAM) authentication for ordinary and replication connections;
+no TCP connection is ever trusted. The role ``oltp_user`` (LOGIN REPLICATION) owns the
+database ``oltp_database`` and the schema the migrations create in it; its password is
+``oltp_password``, or one generated once in ``<data_dir>/secrets/oltp.password``. The
+superuser has no password: it is reached only on the socket, by ``peer`` authentication
+of our own OS user (and the server's), for the set-up.
 
 PostgreSQL refuses to run as root. When we are root, its programs run as the ``postgres``
 OS user through ``runuser``, and that user owns ``<data_dir>/oltp``.
@@ -20,7 +24,6 @@ check that it answers, and nothing is created in it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
 import shutil
@@ -34,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from lakehouse.exceptions import OltpError
 from lakehouse.services.apt import apt_install
+from lakehouse.services.process import process_command, process_cwd
 
 if TYPE_CHECKING:
     import psycopg
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
 SERVER_USER = "postgres"  # the OS user PostgreSQL runs as when we are root
 SUPERUSER = "postgres"  # the cluster's superuser, reached on the unix socket only
 CONF_FILE = "lakehouse.conf"
+IDENT_MAP = "lakehouse"  # pg_ident.conf map: the OS users who may be the superuser
 START_TIMEOUT_S = 60
 _SOCKET_PATH_MAX = 107  # sun_path is 108 bytes on Linux, with its final NUL
 
@@ -116,7 +121,7 @@ def connect(settings: Settings, *, autocommit: bool = False) -> psycopg.Connecti
             port=settings.oltp_port,
             dbname=settings.oltp_database,
             user=settings.oltp_user,
-            password=settings.oltp_password.get_secret_value(),
+            password=settings.oltp_secret(),
             connect_timeout=5,
             application_name="lakehouse",
             autocommit=autocommit,
@@ -218,7 +223,13 @@ class Cluster:
                     f"the cluster in {self.pgdata} is running on port {port}, not on "
                     f"oltp_port {self.settings.oltp_port}: run `lakehouse oltp down` first"
                 )
+            # a cluster made by an older version trusted every local connection: the
+            # access rules are rewritten and reloaded below, so none is left open
+            self._configure()
+            self._prepare_dirs()
         self._wait_ready()
+        if pid is not None:
+            self._reload()
         done += self._ensure_role_and_database()
         with connect(self.settings) as conn:
             done += [f"applied migration {v}" for v in migrate(conn)]
@@ -242,7 +253,7 @@ class Cluster:
                 "UTF8",
                 "--no-locale",
                 "--auth-local",
-                "trust",
+                "peer",
                 "--auth-host",
                 "scram-sha-256",
             ],
@@ -256,6 +267,8 @@ class Cluster:
     def _prepare_dirs(self) -> None:
         for path in (self.dir, self.socket_dir):
             path.mkdir(parents=True, exist_ok=True)
+        # the socket is reached by its directory: only the server's OS user (and root)
+        self.socket_dir.chmod(0o700)
         if os.geteuid() != 0:
             return
         uid, gid = self._server_ids()
@@ -312,14 +325,19 @@ class Cluster:
         if s.oltp_host not in ("127.0.0.1", "localhost", "::1"):
             hosts += ["0.0.0.0/0", "::/0"]
         rules = [
-            "# written by `lakehouse oltp up`: the socket is trusted, TCP needs a password",
-            "local   all          all   trust",
-            "local   replication  all   trust",
+            "# written by `lakehouse oltp up`: on the socket (a 0700 directory) only the",
+            f"# OS users of pg_ident.conf's map {IDENT_MAP} may be {SUPERUSER}; TCP needs a",
+            "# password (SCRAM), always",
+            f"local   all          {SUPERUSER}   peer   map={IDENT_MAP}",
+            f"local   replication  {SUPERUSER}   peer   map={IDENT_MAP}",
         ]
         for cidr in hosts:
             rules.append(f"host    all          all   {cidr}   scram-sha-256")
             rules.append(f"host    replication  all   {cidr}   scram-sha-256")
         self._write(self.pgdata / "pg_hba.conf", "\n".join(rules) + "\n")
+        ident = [f"# written by `lakehouse oltp up`: who may connect as {SUPERUSER} on the socket"]
+        ident += [f"{IDENT_MAP}   {user}   {SUPERUSER}" for user in _local_os_users()]
+        self._write(self.pgdata / "pg_ident.conf", "\n".join(ident) + "\n")
 
     def _write(self, path: Path, text: str) -> None:
         path.write_text(text)
@@ -389,8 +407,13 @@ class Cluster:
                 )
             time.sleep(0.1)
 
+    def _reload(self) -> None:
+        """Make the running server read its configuration files again."""
+        with self._admin() as conn:
+            conn.execute("select pg_reload_conf()")
+
     def _admin(self) -> psycopg.Connection:
-        """The superuser, on the cluster's unix socket (trusted)."""
+        """The superuser, on the cluster's unix socket (``peer``: our own OS user)."""
         import psycopg
 
         try:
@@ -415,7 +438,7 @@ class Cluster:
         done = []
         user, password = (
             sql.Identifier(s.oltp_user),
-            sql.Literal(s.oltp_password.get_secret_value()),
+            sql.Literal(s.oltp_secret()),
         )
         with self._admin() as conn:
             has_role = conn.execute(
@@ -454,7 +477,7 @@ class Cluster:
         if pid is None:
             return False
         for mode in ("fast", "immediate"):
-            self._run(
+            out = self._run(
                 [
                     str(self.bindir / "pg_ctl"),
                     "stop",
@@ -470,20 +493,36 @@ class Cluster:
                 "pg_ctl stop",
                 check=False,
             )
-            if _wait_gone(pid, timeout=10):
+            if _wait_gone(pid, self.pgdata, timeout=10):
                 return True
-        raise OltpError(f"PostgreSQL (pid {pid}) did not stop; see {self.log_path}")
+        raise OltpError(
+            f"PostgreSQL (pid {pid}) did not stop: {_last_line(out.stderr or out.stdout)} "
+            f"(log: {self.log_path})"
+        )
 
     # -- status -----------------------------------------------------------------------
 
     def pid(self) -> int | None:
-        """The postmaster's pid when the cluster is running, else None."""
+        """The postmaster's pid when the cluster is running, else None.
+
+        ``pg_ctl stop`` signals whatever process has the pid of ``postmaster.pid``: after
+        a crash or a reboot that may be another program, or another cluster's server.
+        Such a lock file is removed (and ``notify`` says so), and nothing is signalled.
+        """
+        lock = self.pgdata / "postmaster.pid"
         try:
-            first = (self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0]
-            pid = int(first)
+            pid = int(lock.read_text().split("\n", 1)[0])
         except (OSError, ValueError):
             return None
-        return pid if _is_postgres(pid) else None
+        if _is_postmaster_of(pid, self.pgdata):
+            return pid
+        if _alive(pid):
+            lock.unlink(missing_ok=True)
+            self.notify(
+                f"{lock} named pid {pid}, which is now another program "
+                f"({process_command(pid) or '?'}): not signalled, the stale lock file removed"
+            )
+        return None
 
     def _running_port(self) -> int | None:
         try:
@@ -562,6 +601,15 @@ def _read_contents(conn: psycopg.Connection, status: ClusterStatus) -> None:
         status.tables[name] = int(count.fetchone()[0])  # type: ignore[index]
 
 
+def _local_os_users() -> list[str]:
+    """The OS users who may be the cluster's superuser on its socket: ours, and the
+    server's own when we are root (it runs as that one)."""
+    users = [pwd.getpwuid(os.geteuid()).pw_name]
+    if os.geteuid() == 0 and SERVER_USER not in users:
+        users.append(SERVER_USER)
+    return users
+
+
 def _clean_env() -> dict[str, str]:
     """Our environment without libpq's ``PG*`` variables, which would override the flags."""
     return {k: v for k, v in os.environ.items() if not k.startswith("PG")}
@@ -587,21 +635,36 @@ def _port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def _is_postgres(pid: int) -> bool:
+def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         pass
-    with contextlib.suppress(OSError):  # a reused pid is some other program
-        return "postgres" in Path(f"/proc/{pid}/comm").read_text()
     return True
 
 
-def _wait_gone(pid: int, *, timeout: float) -> bool:
+def _is_postmaster_of(pid: int, pgdata: Path) -> bool:
+    """Whether ``pid`` is the server of the cluster in ``pgdata``: a ``postgres`` whose
+    working directory is ``pgdata`` (the postmaster moves there), or, when that cannot
+    be read, whose command line names it."""
+    if not _alive(pid):
+        return False
+    try:
+        if "postgres" not in Path(f"/proc/{pid}/comm").read_text():
+            return False
+    except OSError:
+        return False
+    cwd = process_cwd(pid)
+    if cwd is not None:
+        return cwd == pgdata.resolve()
+    return str(pgdata) in process_command(pid)
+
+
+def _wait_gone(pid: int, pgdata: Path, *, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while _is_postgres(pid):
+    while _is_postmaster_of(pid, pgdata):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)

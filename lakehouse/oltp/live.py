@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 SLOT_TIMEOUT_S = 180.0  # the JVM and the connector start in ~10 s, much later when busy
 DRAIN_IDLE_S = 2.0  # no batch for this long once every change is in: the connector is done
+# the simulator reports progress several times a second while it commits: silence this
+# long means it is stuck (a lock, a database that stopped answering)
+SIMULATOR_SILENCE_S = 600.0
 
 
 @dataclass
@@ -152,11 +155,20 @@ def _simulate_in_child(
     child = ctx.Process(target=_simulate_child, args=(settings, params, out), daemon=True)
     child.start()
     try:
+        heard = time.monotonic()
         while True:
             try:
                 message = out.get(timeout=1.0)
             except queue.Empty:
                 if child.is_alive():
+                    if time.monotonic() - heard > SIMULATOR_SILENCE_S:
+                        child.terminate()  # stuck: not worth the join below
+                        raise SourceError(
+                            f"the simulator (pid {child.pid}) has said nothing for "
+                            f"{SIMULATOR_SILENCE_S:.0f} s: is the database at "
+                            f"{settings.oltp_host}:{settings.oltp_port} answering? "
+                            "(`lakehouse oltp status`)"
+                        ) from None
                     continue
                 try:  # it may have said its last word between our wait and its exit
                     message = out.get(timeout=5.0)
@@ -164,6 +176,7 @@ def _simulate_in_child(
                     raise SourceError(
                         f"the simulator stopped (exit code {child.exitcode})"
                     ) from None
+            heard = time.monotonic()
             if message[0] == "progress":
                 shown = SimulateSummary(resumed=False)
                 shown.first_commit_us, shown.last_commit_us = message[1], message[2]

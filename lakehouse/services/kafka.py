@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import logging
 import os
 import re
 import shutil
@@ -30,7 +31,9 @@ from pathlib import Path
 from types import TracebackType
 
 from lakehouse.services import ServiceError
-from lakehouse.services.process import pid_alive
+from lakehouse.services.process import pid_alive, process_command
+
+_log = logging.getLogger(__name__)
 
 DEFAULT_VERSION = "4.3.1"
 CACHE_ROOT = Path.home() / ".cache" / "lakehouse"
@@ -211,6 +214,7 @@ class KafkaBroker:
         process = self._process
         pid = process.pid if process is not None else self._pid_from_file()
         if pid is None:
+            self._reap_stale_pid()
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
@@ -365,6 +369,16 @@ class KafkaBroker:
         if self._process is not None and self._process.poll() is not None:
             self._process = None
         if self._pid_from_file() is None:
+            with contextlib.suppress(OSError, ValueError):
+                pid = int(self.pid_path.read_text().strip())
+                if pid_alive(pid):  # its pid is now another program's: left alone
+                    _log.warning(
+                        "kafka: pid %d of %s is now another program (%s): not signalled, "
+                        "pid file removed",
+                        pid,
+                        self.pid_path,
+                        process_command(pid) or "?",
+                    )
             self.pid_path.unlink(missing_ok=True)
 
     def _log_tail(self) -> str:

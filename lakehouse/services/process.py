@@ -4,11 +4,15 @@ and a health check.
 ``lakehouse stack up`` starts each service with :meth:`LocalProcess.start`; the process
 outlives the command (a session of its own) and ``stack down`` finds it again by its pid
 file. Starting a service that already answers its health check is a no-op.
+
+The pid file holds the process's id and its start time (``/proc/<pid>/stat``): after a
+crash or a reboot the id may belong to another program, which must never be signalled.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -17,6 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from lakehouse.services import ServiceError
+
+log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
@@ -54,15 +60,36 @@ class LocalProcess:
         return self.home / f"{self.name}.log"
 
     def pid(self) -> int | None:
-        """The running process's id, or None (a stale pid file is removed)."""
+        """The running process's id, or None. A stale pid file is removed: its process
+        is gone, or its id now belongs to another program (which is left alone)."""
         try:
-            pid = int(self.pid_path.read_text().strip())
-        except (OSError, ValueError):
+            fields = self.pid_path.read_text().split()
+            pid = int(fields[0])
+            started = int(fields[1]) if len(fields) > 1 else None
+        except (OSError, ValueError, IndexError):
             return None
-        if pid_alive(pid):
+        if not pid_alive(pid):
+            self.pid_path.unlink(missing_ok=True)
+            return None
+        if self._is_ours(pid, started):
             return pid
         self.pid_path.unlink(missing_ok=True)
+        log.warning(
+            "%s: pid %d of %s is now another program (%s): not signalled, pid file removed",
+            self.name,
+            pid,
+            self.pid_path,
+            process_command(pid) or "?",
+        )
         return None
+
+    def _is_ours(self, pid: int, started: int | None) -> bool:
+        """The process is the one we started: same start time; for a pid file without one
+        (written by an older version), its working directory is the one we gave it."""
+        if started is not None:
+            return process_start_time(pid) == started
+        cwd = process_cwd(pid)
+        return cwd is None or cwd == (self.cwd or self.home).resolve()
 
     def running(self) -> bool:
         return self.pid() is not None
@@ -96,7 +123,8 @@ class LocalProcess:
                 )
             except OSError as exc:
                 raise ServiceError(f"cannot start {self.name} ({command[0]}): {exc}") from None
-        self.pid_path.write_text(f"{process.pid}\n")
+        started = process_start_time(process.pid)
+        self.pid_path.write_text(f"{process.pid} {started if started is not None else ''}\n")
         try:
             self.wait_healthy(process)
         except ServiceError:
@@ -173,6 +201,37 @@ class ProcessService:
 def _signal_group(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
+
+
+def process_start_time(pid: int) -> int | None:
+    """When the process started (clock ticks after boot, ``/proc/<pid>/stat`` field 22):
+    with the pid, it names one process, since no two live at once with both."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()  # the name, in parentheses, may hold spaces
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def process_cwd(pid: int) -> Path | None:
+    """The process's working directory, or None when it cannot be read."""
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return None
+
+
+def process_command(pid: int) -> str:
+    """The process's command line, for messages ('' when it cannot be read)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part)[:200]
 
 
 def pid_alive(pid: int) -> bool:

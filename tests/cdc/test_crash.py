@@ -67,7 +67,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) -
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             killed_while_working += 1
-        proc.wait()
+        proc.wait(timeout=60)
     assert killed_while_working >= 10  # the kills really hit a running lander
 
     final = subprocess.run(

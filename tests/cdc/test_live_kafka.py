@@ -37,6 +37,7 @@ CHUNK = replace(WORLD, tps=100, transactions=200)  # the shop, a couple of secon
 KILLS = 10
 TRANSACTIONS = 3_000  # at least, spread over the kills
 SETTLE_S = 180.0  # for the capture and the last landing to catch up with the shop
+RUN_TIMEOUT_S = 900.0  # for the shop, the kills and the broker's restart
 
 
 @pytest.fixture(scope="module")
@@ -83,12 +84,18 @@ def test_lander_kills_and_a_broker_restart_lose_and_double_nothing(
 
     restart = threading.Thread(target=restart_broker, daemon=True)
     summaries: list[SimulateSummary] = []
+    deadline = time.monotonic() + RUN_TIMEOUT_S
     try:
         while (
             lander.kills < KILLS
             or sum(s.transactions for s in summaries) < TRANSACTIONS
             or lander.kills <= restarted.get("kills", lander.kills)  # one after the restart
         ):
+            assert lander.thread.is_alive(), "the lander's killer stopped"
+            assert time.monotonic() < deadline, (
+                f"{lander.kills} lander kills, {sum(s.transactions for s in summaries)} "
+                f"transactions in {RUN_TIMEOUT_S:.0f} s (restart: {restarted}); see {lander.log}"
+            )
             summaries.append(simulate(shop, CHUNK))
             if lander.kills >= KILLS // 3 and restart.ident is None:
                 restart.start()

@@ -34,6 +34,7 @@ from tests.support.truth import assert_silver_equals
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("debezium")]
 LAKEHOUSE = str(Path(sys.executable).with_name("lakehouse"))
 OPERATIONS = 100_000
+KILLS_TIMEOUT_S = 600.0  # for the kills still missing once the shop's operations are in
 WORLD = {"clients": 300, "products": 60}
 DDL = [
     ["alter table client add column note text"],
@@ -96,7 +97,7 @@ class _Killer:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 self.kills += 1
-            proc.wait()
+            proc.wait(timeout=60)
 
     def _wait_for_progress(self, proc: subprocess.Popen[bytes]) -> None:
         assert self.progress is not None
@@ -148,7 +149,13 @@ def test_a_hundred_thousand_operations_with_ddl_and_kills_land_exactly(
                 if statement.startswith("update"):
                     ddl_updates[("client", "u")] += result.rowcount
             conn.commit()
+    deadline = time.monotonic() + KILLS_TIMEOUT_S
     while lander.kills < 10 or capture.kills < 3:
+        assert lander.thread.is_alive() and capture.thread.is_alive(), "a killer stopped"
+        assert time.monotonic() < deadline, (
+            f"{lander.kills} lander and {capture.kills} capture kills after "
+            f"{KILLS_TIMEOUT_S:.0f} s more (10 and 3 wanted); see {lander.log}, {capture.log}"
+        )
         time.sleep(1)
     lander.close()
     capture.close()

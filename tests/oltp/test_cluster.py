@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
+import stat
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,8 +16,8 @@ import pytest
 from pydantic import SecretStr
 
 from lakehouse.contracts import Contract, load_contracts
-from lakehouse.exceptions import OltpError
-from lakehouse.oltp.cluster import Cluster, connect
+from lakehouse.exceptions import ConfigError, OltpError
+from lakehouse.oltp.cluster import SUPERUSER, Cluster, connect
 from lakehouse.oltp.migrate import migrations
 from lakehouse.settings import Settings
 from tests.support.oltp import oltp_cluster, oltp_settings
@@ -83,6 +87,107 @@ def test_cluster_settings_and_access(settings: Settings) -> None:
     wrong = settings.model_copy(update={"oltp_password": SecretStr("not-the-password")})
     with pytest.raises(OltpError, match="password authentication failed"):
         connect(wrong)
+
+
+def _tcp(settings: Settings, user: str, password: str | None) -> str:
+    """Connect over TCP as ``user``; '' when let in, else the server's reason."""
+    import psycopg
+
+    try:
+        with psycopg.connect(
+            host=settings.oltp_host,
+            port=settings.oltp_port,
+            dbname=settings.oltp_database,
+            user=user,
+            password=password,
+            connect_timeout=5,
+            passfile=os.devnull,  # no ~/.pgpass of the developer's helps
+        ) as conn:
+            conn.execute("select 1")
+    except psycopg.OperationalError as exc:
+        return str(exc)
+    return ""
+
+
+def test_the_password_is_generated_and_tcp_always_needs_it(settings: Settings) -> None:
+    """No default password: the managed cluster's is generated once (0600); over TCP
+    nobody gets in without it, the superuser not at all."""
+    generated = settings.root / "secrets" / "oltp.password"
+    assert settings.oltp_password is None  # the tests' settings leave it unset
+    assert stat.S_IMODE(generated.stat().st_mode) == 0o600
+    secret = generated.read_text().strip()
+    assert len(secret) >= 32 and secret != "lakehouse"
+    assert _tcp(settings, settings.oltp_user, secret) == ""  # positive control
+    for user, password in [
+        (settings.oltp_user, None),
+        (settings.oltp_user, ""),
+        (settings.oltp_user, "lakehouse"),  # the old default
+        (settings.oltp_user, secret + "x"),
+        (SUPERUSER, None),
+        (SUPERUSER, secret),
+    ]:
+        refused = _tcp(settings, user, password)
+        assert refused, f"{user} got in over TCP with password {password!r}"
+        assert "password" in refused, refused
+
+
+def test_the_socket_is_closed_and_nothing_is_trusted(settings: Settings) -> None:
+    import psycopg
+
+    cluster = Cluster(settings)
+    assert stat.S_IMODE(cluster.socket_dir.stat().st_mode) == 0o700
+    rules = [
+        line.split()
+        for line in (cluster.pgdata / "pg_hba.conf").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    assert rules and all(rule[0] in ("local", "host") for rule in rules)
+    assert all(rule[4:] == ["scram-sha-256"] for rule in rules if rule[0] == "host"), rules
+    assert not any("trust" in rule for rule in rules), rules
+    assert {rule[2] for rule in rules if rule[0] == "local"} == {SUPERUSER}
+    # the socket lets in the superuser (our own OS user, by peer), and no other role
+    with cluster._admin() as admin:
+        assert admin.execute("select current_user").fetchone() == (SUPERUSER,)
+    with pytest.raises(psycopg.OperationalError, match=r"no pg_hba\.conf entry"):
+        psycopg.connect(
+            host=str(cluster.socket_dir),
+            port=settings.oltp_port,
+            dbname=settings.oltp_database,
+            user=settings.oltp_user,
+            connect_timeout=5,
+        )
+
+
+def test_an_old_trusting_cluster_is_closed_by_up(tmp_path: Path) -> None:
+    """A data directory made by an older version trusted the socket and had the password
+    `lakehouse`: `up` on the running cluster rewrites and reloads the rules and sets the
+    generated password."""
+    settings = oltp_settings(tmp_path)
+    cluster = Cluster(settings)
+    try:
+        cluster.up()
+        hba = cluster.pgdata / "pg_hba.conf"
+        hba.write_text("local all all trust\nhost all all 127.0.0.1/32 trust\n")
+        cluster._reload()
+        cluster.socket_dir.chmod(0o755)
+        assert _tcp(settings, SUPERUSER, None) == ""  # the planted hole is open
+        with cluster._admin() as admin:
+            admin.execute(f"alter role {settings.oltp_user} password 'lakehouse'")
+        cluster.up()
+        assert "trust" not in hba.read_text()
+        assert stat.S_IMODE(cluster.socket_dir.stat().st_mode) == 0o700
+        assert _tcp(settings, SUPERUSER, None)
+        assert _tcp(settings, settings.oltp_user, "lakehouse")
+        assert _tcp(settings, settings.oltp_user, settings.oltp_secret()) == ""
+    finally:
+        cluster.down()
+
+
+def test_an_external_database_needs_its_password(tmp_path: Path) -> None:
+    settings = oltp_settings(tmp_path, oltp_managed=False)
+    with pytest.raises(ConfigError, match="oltp_password is not set"):
+        connect(settings)
+    assert not (tmp_path / "secrets").exists()  # nothing generated for a database not ours
 
 
 # the contract types as PostgreSQL's information_schema names them
@@ -221,7 +326,9 @@ def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_an_external_database_is_only_checked(tmp_path: Path) -> None:
-    settings = oltp_settings(tmp_path, oltp_managed=False, oltp_port=free_port())
+    settings = oltp_settings(
+        tmp_path, oltp_managed=False, oltp_port=free_port(), oltp_password="theirs"
+    )
     cluster = Cluster(settings)
     with pytest.raises(OltpError, match=re.escape("cannot connect to PostgreSQL at 127.0.0.1")):
         cluster.up()
@@ -230,3 +337,39 @@ def test_an_external_database_is_only_checked(tmp_path: Path) -> None:
     status = cluster.status()
     assert not status.running and not status.managed and "cannot connect" in (status.error or "")
     assert not (tmp_path / "oltp").exists()  # nothing was created for it
+
+
+def _sleeper() -> subprocess.Popen[bytes]:
+    return subprocess.Popen(["sleep", "300"], stdin=subprocess.DEVNULL)
+
+
+def test_down_never_signals_a_pid_that_is_not_the_cluster(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A postmaster.pid left by a crash whose pid is now another program, or another
+    cluster's server: down signals nothing, the lock file goes, and `notify` says so."""
+    running = Cluster(settings)
+    server = running.pid()
+    assert server is not None
+    sleeper = _sleeper()
+    try:
+        for stranger in (sleeper.pid, server):
+            said: list[str] = []
+            (tmp_path / str(stranger)).mkdir()
+            stale = Cluster(oltp_settings(tmp_path / str(stranger)), notify=said.append)
+            stale.pgdata.mkdir(parents=True)
+            (stale.pgdata / "PG_VERSION").write_text("15\n")
+            lock = stale.pgdata / "postmaster.pid"
+            lock.write_text(f"{stranger}\n{stale.pgdata}\n1700000000\n{settings.oltp_port}\n")
+            assert stale.pid() is None
+            assert not lock.exists() and len(said) == 1 and f"pid {stranger}" in said[0]
+            lock.write_text(f"{stranger}\n")
+            assert stale.down() is False
+            time.sleep(0.5)  # a signal would have landed by now
+            assert sleeper.poll() is None, "the unrelated process was signalled"
+            assert running.pid() == server, "the other cluster was signalled"
+            with connect(settings, autocommit=True) as conn:
+                conn.execute("select 1")
+    finally:
+        sleeper.kill()
+        sleeper.wait(timeout=10)

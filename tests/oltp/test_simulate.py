@@ -11,7 +11,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -197,3 +199,23 @@ def test_the_cli_runs_the_simulator(settings: Settings, first: SimulateSummary) 
     assert "carried on from the shop" in out.stdout
     committed = int(out.stdout.split(" transactions in ")[0].split()[-1].replace(",", ""))
     assert 25 <= committed <= 41  # paced: about 40 in one second
+
+
+def test_a_stuck_simulator_is_reported_not_waited_for(
+    settings: Settings, first: SimulateSummary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The live path runs the simulator in a process of its own: when it says nothing for
+    SIMULATOR_SILENCE_S (here every table is locked), the wait ends with a message."""
+    from lakehouse.exceptions import SourceError
+    from lakehouse.oltp import live
+
+    monkeypatch.setattr(live, "SIMULATOR_SILENCE_S", 10.0)
+    with connect(settings) as blocker:
+        tables = ", ".join(load_contracts(settings.contracts_dir))
+        blocker.execute(f"lock table {tables} in access exclusive mode")
+        began = time.monotonic()
+        with pytest.raises(SourceError, match="has said nothing for 10 s"):
+            live._simulate_in_child(settings, replace(PARAMS, transactions=5), lambda _: None)
+        waited = time.monotonic() - began
+        blocker.rollback()
+    assert 10 <= waited < 60

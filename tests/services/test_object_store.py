@@ -22,6 +22,7 @@ pytestmark = pytest.mark.stack
 
 WRITERS = 3
 COMMITS = 8
+WRITERS_TIMEOUT_S = 300.0
 ROWS = 5
 SCHEMA = pa.schema([("writer", pa.string()), ("commit", pa.int64()), ("n", pa.int64())])
 
@@ -73,18 +74,21 @@ def test_concurrent_appends_all_commit_with_distinct_versions(settings: Settings
     errors: list[BaseException] = []
 
     def write(writer: str) -> None:
-        start.wait()
         try:
+            start.wait(timeout=60)
             for commit in range(COMMITS):
                 write_deltalake(uri, _rows(writer, commit), mode="append", storage_options=options)
         except BaseException as exc:  # reported by the assertion below
             errors.append(exc)
 
-    threads = [threading.Thread(target=write, args=(f"w{i}",)) for i in range(WRITERS)]
+    threads = [threading.Thread(target=write, args=(f"w{i}",), daemon=True) for i in range(WRITERS)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(WRITERS_TIMEOUT_S)
+    assert not any(t.is_alive() for t in threads), (
+        f"writers still run after {WRITERS_TIMEOUT_S:.0f} s"
+    )
     assert errors == []
 
     table = DeltaTable(uri, storage_options=options)

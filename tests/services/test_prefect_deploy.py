@@ -1,8 +1,10 @@
 """`prefect deploy --all` registers every deployment of prefect.yaml with the stack's
-Prefect server, and the stack's worker runs a scheduled flow run to completion."""
+Prefect server, and the stack's worker runs a scheduled flow run to completion. A
+deployment that writes to the operational database is not on by default."""
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -16,11 +18,47 @@ import yaml
 from lakehouse.settings import PROJECT_DIR
 from tests.support.stack import running_stack
 
-pytestmark = pytest.mark.stack
-
 RUN_TIMEOUT_S = 240.0
+# what writes to the operational database: the simulator, and the live path that runs it
+_WRITES_TO_OLTP = ("lakehouse.oltp.simulate", "lakehouse.oltp.live")
 
 
+def _imports(module: str, seen: set[str] | None = None) -> set[str]:
+    """The modules a flow module imports, through the other flow modules it imports."""
+    seen = set() if seen is None else seen
+    if module in seen:
+        return set()
+    seen.add(module)
+    tree = ast.parse((PROJECT_DIR / (module.replace(".", "/") + ".py")).read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    for name in [m for m in found if m.startswith("flows.")]:
+        found |= _imports(name, seen)
+    return found
+
+
+def _schedules_active(spec: dict[str, object]) -> list[bool]:
+    return [s.get("active", True) for s in spec["schedules"]]  # type: ignore[attr-defined]
+
+
+def test_what_writes_to_the_operational_database_is_off_by_default() -> None:
+    spec = yaml.safe_load((PROJECT_DIR / "prefect.yaml").read_text())
+    writers = {
+        d["name"]
+        for d in spec["deployments"]
+        if _imports("flows." + Path(d["entrypoint"].split(":")[0]).stem) & set(_WRITES_TO_OLTP)
+    }
+    assert writers == {"demo-daily", "simulate-and-capture-daily"}  # the check finds them
+    for deployment in spec["deployments"]:
+        if deployment["name"] in writers:
+            assert not any(_schedules_active(deployment)), deployment["name"]
+
+
+@pytest.mark.stack
 def test_deploy_all_then_worker_runs_a_scheduled_flow(tmp_path: Path) -> None:
     from prefect.client.orchestration import SyncPrefectClient
     from prefect.client.schemas.filters import (
@@ -67,6 +105,10 @@ def test_deploy_all_then_worker_runs_a_scheduled_flow(tmp_path: Path) -> None:
                 assert deployment.work_pool_name == "lakehouse"
                 assert deployment.entrypoint == expected[name]["entrypoint"]
                 assert len(deployment.schedules) == len(expected[name]["schedules"])
+                # the server keeps each schedule's on/off as the file says
+                assert [s.active for s in deployment.schedules] == _schedules_active(
+                    expected[name]
+                ), name
                 assert deployment.pull_steps, f"{name} has no pull step"
             # keep the heavy pipeline flows from running on their schedules meanwhile
             check = deployments["health-check-every-10-minutes"]

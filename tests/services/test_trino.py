@@ -8,6 +8,7 @@ import hashlib
 import os
 import shutil
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -37,6 +38,7 @@ SMALL = GenerateParams(clients=60, products=20, days=90, snapshot_day=10)
 # timestamp(3) with time zone: microseconds are rounded (half up) to milliseconds. Every
 # other type maps without loss.
 MILLIS_TYPE = "timestamp(3) with time zone"
+WRITER_TIMEOUT_S = 600.0  # for a writer thread racing the reads of Trino
 
 
 @pytest.fixture(scope="module")
@@ -216,14 +218,16 @@ def test_a_reader_never_sees_a_partial_commit(stack: Settings) -> None:
                 commits = -1  # done
                 progress.notify_all()
 
-    writer = threading.Thread(target=write)
+    writer = threading.Thread(target=write, daemon=True)
     writer.start()
     states: list[tuple[int, int]] = []
+    deadline = time.monotonic() + WRITER_TIMEOUT_S
     while True:
         with progress:
             before = commits
         if before < 0:
             break
+        assert time.monotonic() < deadline, f"the writer still runs after {WRITER_TIMEOUT_S:.0f} s"
         result = _query(stack, sql)
         assert [row[0] for row in result] == list(range(len(result))), result  # no gap
         for _, count, distinct_parts, low, high in result:
@@ -233,8 +237,8 @@ def test_a_reader_never_sees_a_partial_commit(stack: Settings) -> None:
         with progress:
             covered = before
             progress.notify_all()
-    writer.join()
-    assert errors == []
+    writer.join(60)
+    assert not writer.is_alive() and errors == []
     assert states == sorted(states), "a read went back in time"
     rewrites = batches // 3
     assert len(set(states)) >= batches + rewrites, "a commit was never seen"
@@ -268,14 +272,16 @@ def test_readers_during_lander_commits_see_whole_merges(stack: Settings) -> None
         finally:
             done.set()
 
-    lander = threading.Thread(target=land)
+    lander = threading.Thread(target=land, daemon=True)
     lander.start()
     counts: set[tuple[int, ...]] = set()
+    deadline = time.monotonic() + WRITER_TIMEOUT_S
     while not done.is_set():
+        assert time.monotonic() < deadline, f"the lander still runs after {WRITER_TIMEOUT_S:.0f} s"
         rows = _query(stack, duplicates)
         assert [row[1] for row in rows] == [0] * len(contracts), rows
         counts.add(tuple(row[2] for row in rows))
-    lander.join()
-    assert errors == []
+    lander.join(60)
+    assert not lander.is_alive() and errors == []
     assert len(counts) >= 2, "no read saw the lander's commits"
     _assert_silver_equal(stack)

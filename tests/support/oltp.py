@@ -45,4 +45,7 @@ def oltp_cluster(base: Path, **overrides: Any) -> Iterator[Settings]:
         cluster.up()
         yield settings
     finally:
+        # another pytest session of root's may have closed /tmp/pytest-of-root again
+        # (pytest makes it 0700): pg_ctl, as `postgres`, must reach the data directory
+        reachable_by_postgres(base)
         cluster.down()
