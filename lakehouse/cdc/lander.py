@@ -23,6 +23,7 @@ from lakehouse.cdc.pii import Masker, load_key
 from lakehouse.cdc.source import ChangeSource
 from lakehouse.contracts import Contract, load_source_contracts
 from lakehouse.lake import bronze, dead_letter, delta, silver
+from lakehouse.lease import hold
 from lakehouse.settings import Settings
 
 DEAD_LETTER = ("dead_letter", "events")
@@ -66,7 +67,19 @@ def ingest(
     engine: Engine = "delta-rs",
 ) -> IngestReport:
     """Land every new change event of the source, then apply bronze to silver (with
-    delta-rs in process, or with Spark on ``settings.spark_master``)."""
+    delta-rs in process, or with Spark on ``settings.spark_master``). One lander at a
+    time per lake: it holds the lander lease (``lakehouse.lease``), the Spark apply too."""
+    with hold(settings, "lander"):
+        return _ingest(settings, source, progress, apply, engine)
+
+
+def _ingest(
+    settings: Settings,
+    source: ChangeSource | None,
+    progress: Progress | None,
+    apply: bool,
+    engine: Engine,
+) -> IngestReport:
     started = time.perf_counter()
     contracts = load_source_contracts(settings)
     if source is None:
