@@ -9,7 +9,9 @@ again on the new snapshot, where the other writer's commit makes a replay a no-o
 
 from __future__ import annotations
 
+import os
 import random
+import socket
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -23,6 +25,7 @@ from lakehouse.exceptions import LakeBusy
 
 T = TypeVar("T")
 COMMIT_ATTEMPTS = 8
+WRITER_KEY = "lakehouse.writer"
 
 
 def open_table(uri: str, storage_options: dict[str, str]) -> DeltaTable | None:
@@ -94,7 +97,12 @@ def append(
 
 
 def commit_properties(app_id: str, version: int) -> CommitProperties:
-    return CommitProperties(app_transactions=[Transaction(app_id=app_id, version=version)])
+    """The app transaction, and who committed (``lakehouse.writer``: host and pid in the
+    table's history, to tell which lander wrote what)."""
+    return CommitProperties(
+        app_transactions=[Transaction(app_id=app_id, version=version)],
+        custom_metadata={WRITER_KEY: f"{socket.gethostname()}:{os.getpid()}"},
+    )
 
 
 def file_stats(table: DeltaTable | None) -> pa.Table | None:
