@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
 
-from deltalake import DeltaTable
 from rich.progress import Progress
 
 from lakehouse.cdc.decode import bronze_schema, decode
@@ -183,8 +182,7 @@ def _create_missing_tables(settings: Settings, contracts: Iterable[Contract]) ->
                 silver.silver_schema(contract, bronze_table),
             ),
         ):
-            if delta.open_table(uri, settings.lake_storage_options) is None:
-                DeltaTable.create(uri, schema=schema, storage_options=settings.lake_storage_options)
+            delta.ensure_table(uri, schema, settings.lake_storage_options)  # another lander too
     from lakehouse.quality import history  # the gate's history: a dbt source too
 
     history.ensure_tables(settings)
