@@ -100,3 +100,20 @@ def test_another_thread_waits_for_the_lease(settings: Settings) -> None:
         order.append("first done")
     thread.join(timeout=10)
     assert order == ["first done", "second"]
+
+
+def test_the_command_names_the_holder_in_one_error_line(settings: Settings) -> None:
+    lakehouse = str(Path(sys.executable).with_name("lakehouse"))
+    env = {**os.environ, "LAKEHOUSE_LEASE_WAIT_SECONDS": "0.5"}
+    with hold(settings, "lander", wait=0):
+        run = subprocess.run(
+            [lakehouse, "ingest", "--data-dir", str(settings.root)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"pid {os.getpid()} on " in errors[0], run.stderr
