@@ -7,6 +7,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, task
 
 from flows._runtime import settings_for
+from lakehouse.lease import hold
 from lakehouse.quality.gate import GateReport, audit, publish_or_block, write
 from lakehouse.transform.docs import build_docs
 
@@ -34,12 +35,13 @@ def docs_task(data_dir: str | None) -> dict[str, str]:
 
 @flow(name="transform", log_prints=True)
 def transform_flow(data_dir: str | None = None, docs: bool = True) -> dict[str, object]:
-    report = audit_task(data_dir, write_task(data_dir))
-    try:
-        report = publish_task(data_dir, report)
-    finally:
-        if docs:  # the docs show the failed run too
-            docs_task(data_dir)
+    with hold(settings_for(data_dir), "build"):  # one build per lake: the second waits
+        report = audit_task(data_dir, write_task(data_dir))
+        try:
+            report = publish_task(data_dir, report)
+        finally:
+            if docs:  # the docs show the failed run too
+                docs_task(data_dir)
     get_run_logger().info("%s", report.summary())
     return {
         "run_id": report.run_id,

@@ -25,3 +25,7 @@ class PipelineError(LakehouseError):
 
 class OltpError(LakehouseError):
     """The operational database cannot be installed, started, reached or simulated."""
+
+
+class LakeBusy(LakehouseError):
+    """Another writer holds the lake (a lander, a build) or keeps committing first."""

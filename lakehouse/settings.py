@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     )
     dbt_threads: int = 2
     ingest_batch_events: int = Field(default=250_000, ge=1)
+    lease_wait_seconds: float = Field(
+        default=600,
+        ge=0,
+        description="how long a lander or a build waits for the one running on the lake",
+    )
     kafka_bootstrap_servers: str | None = Field(
         default=None,
         description="change topics live in this Kafka cluster, not in files: capture "

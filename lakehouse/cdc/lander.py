@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
 
-from deltalake import DeltaTable
 from rich.progress import Progress
 
 from lakehouse.cdc.decode import bronze_schema, decode
@@ -23,6 +22,7 @@ from lakehouse.cdc.pii import Masker, load_key
 from lakehouse.cdc.source import ChangeSource
 from lakehouse.contracts import Contract, load_source_contracts
 from lakehouse.lake import bronze, dead_letter, delta, silver
+from lakehouse.lease import hold
 from lakehouse.settings import Settings
 
 DEAD_LETTER = ("dead_letter", "events")
@@ -66,7 +66,19 @@ def ingest(
     engine: Engine = "delta-rs",
 ) -> IngestReport:
     """Land every new change event of the source, then apply bronze to silver (with
-    delta-rs in process, or with Spark on ``settings.spark_master``)."""
+    delta-rs in process, or with Spark on ``settings.spark_master``). One lander at a
+    time per lake: it holds the lander lease (``lakehouse.lease``), the Spark apply too."""
+    with hold(settings, "lander"):
+        return _ingest(settings, source, progress, apply, engine)
+
+
+def _ingest(
+    settings: Settings,
+    source: ChangeSource | None,
+    progress: Progress | None,
+    apply: bool,
+    engine: Engine,
+) -> IngestReport:
     started = time.perf_counter()
     contracts = load_source_contracts(settings)
     if source is None:
@@ -170,8 +182,7 @@ def _create_missing_tables(settings: Settings, contracts: Iterable[Contract]) ->
                 silver.silver_schema(contract, bronze_table),
             ),
         ):
-            if delta.open_table(uri, settings.lake_storage_options) is None:
-                DeltaTable.create(uri, schema=schema, storage_options=settings.lake_storage_options)
+            delta.ensure_table(uri, schema, settings.lake_storage_options)  # another lander too
     from lakehouse.quality import history  # the gate's history: a dbt source too
 
     history.ensure_tables(settings)

@@ -29,6 +29,7 @@ from lakehouse.cdc.file_source import FileSource, RawBatch
 from lakehouse.cdc.pii import Masker, load_key
 from lakehouse.contracts import Contract, load_source_contracts
 from lakehouse.lake import bronze, delta, silver
+from lakehouse.lease import hold
 from lakehouse.settings import Settings
 
 DEAD_LETTER = ("dead_letter", "events")
@@ -65,6 +66,13 @@ def _contract_for(
 
 
 def replay(settings: Settings, topic: str | None = None) -> ReplayReport:
+    """Land the dead letters that pass their contract now; it writes bronze and silver
+    as the lander does, so it holds the lander's lease."""
+    with hold(settings, "lander"):
+        return _replay(settings, topic)
+
+
+def _replay(settings: Settings, topic: str | None) -> ReplayReport:
     started = time.perf_counter()
     report = ReplayReport()
     letters = dead_letters(settings, topic)
@@ -116,7 +124,13 @@ def _land(settings: Settings, contract: Contract, rows: pa.Table) -> None:
         now = pa.array([datetime.now(UTC)] * rows.num_rows, bronze.INGESTED_AT.type)
         rows = rows.append_column(bronze.INGESTED_AT, now)
         version = delta.committed_version(table, REPLAY_APP_ID) + 1
-        delta.append(bronze_uri, rows, app_id=REPLAY_APP_ID, version=version, storage_options=opts)
+        delta.append(  # against the snapshot planned on: under the lease, nobody else commits
+            table if table is not None else bronze_uri,
+            rows,
+            app_id=REPLAY_APP_ID,
+            version=version,
+            storage_options=opts,
+        )
     silver.reapply_keys(contract, bronze_uri, silver_uri, changed_keys, opts)
 
 

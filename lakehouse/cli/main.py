@@ -232,11 +232,14 @@ def print_checks(report: Any) -> None:
 )
 def dbt(ctx: typer.Context, data_dir: DataDir = None) -> None:
     """Run any dbt command with the settings' profile, e.g. `lakehouse dbt docs generate`."""
+    from lakehouse.lease import hold
     from lakehouse.transform.dbt import run_dbt
 
     if not ctx.args:
         raise LakehouseError("name a dbt command, e.g. `lakehouse dbt docs generate`")
-    run_dbt(_settings(data_dir), list(ctx.args))
+    settings = _settings(data_dir)
+    with hold(settings, "build"):  # it writes the build area a `lakehouse build` writes
+        run_dbt(settings, list(ctx.args))
 
 
 @app.command()

@@ -63,13 +63,25 @@ def append(
 
     The topic offset ``last_offset`` is committed with the rows (app transaction
     ``app_id=topic``), even when every row was a duplicate, so a replay skips the batch.
+    The commit is made against the snapshot the batch was filtered on: if another lander
+    landed in between, it fails and the batch is planned again (``delta.commit_once``).
     """
-    table = delta.open_table(uri, storage_options)
-    rows = rows.filter(pc.greater(rows.column("_offset"), delta.committed_version(table, topic)))
-    before = rows.num_rows
     keys = identity(contract)
-    rows = drop_landed(table, drop_duplicates(rows, keys), keys)
-    now = pa.array([datetime.now(UTC)] * rows.num_rows, INGESTED_AT.type)
-    rows = rows.append_column(INGESTED_AT, now)
-    delta.append(uri, rows, app_id=topic, version=last_offset, storage_options=storage_options)
-    return rows.num_rows, before - rows.num_rows
+    schema = rows.schema.append(INGESTED_AT)
+
+    def attempt() -> tuple[int, int]:
+        table = delta.ensure_table(uri, schema, storage_options)
+        committed = delta.committed_version(table, topic)
+        if committed >= last_offset:  # another lander landed this batch: nothing to do
+            return 0, 0
+        fresh = rows.filter(pc.greater(rows.column("_offset"), committed))
+        before = fresh.num_rows
+        fresh = drop_landed(table, drop_duplicates(fresh, keys), keys)
+        now = pa.array([datetime.now(UTC)] * fresh.num_rows, INGESTED_AT.type)
+        fresh = fresh.append_column(INGESTED_AT, now)
+        delta.append(
+            table, fresh, app_id=topic, version=last_offset, storage_options=storage_options
+        )
+        return fresh.num_rows, before - fresh.num_rows
+
+    return delta.commit_once(attempt, f"landing {topic} in bronze")

@@ -1,11 +1,31 @@
-"""Thin helpers over delta-rs shared by the bronze, silver and dead-letter tables."""
+"""Thin helpers over delta-rs shared by the bronze, silver and dead-letter tables.
+
+Every write commits against the snapshot its batch was planned on (the ``DeltaTable``
+object read to plan it, never a fresh load of the URI): when another writer committed
+in between with the same app transaction, delta-rs fails ours with ``CommitFailedError``
+("concurrent transaction") instead of stacking it on top, and :func:`commit_once` plans
+again on the new snapshot, where the other writer's commit makes a replay a no-op.
+"""
 
 from __future__ import annotations
+
+import os
+import random
+import socket
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+
+from lakehouse.exceptions import LakeBusy
+
+T = TypeVar("T")
+COMMIT_ATTEMPTS = 8
+WRITER_KEY = "lakehouse.writer"
 
 
 def open_table(uri: str, storage_options: dict[str, str]) -> DeltaTable | None:
@@ -24,8 +44,39 @@ def committed_version(table: DeltaTable | None, app_id: str) -> int:
     return -1 if version is None else version
 
 
+def ensure_table(uri: str, schema: pa.Schema, storage_options: dict[str, str]) -> DeltaTable:
+    """The table at ``uri``, created empty with ``schema`` when there is none (two writers
+    that create it at once: one creates it, the other opens it)."""
+    table = open_table(uri, storage_options)
+    if table is not None:
+        return table
+    try:
+        return DeltaTable.create(
+            uri, schema=schema, mode="ignore", storage_options=storage_options or None
+        )
+    except DeltaError:
+        table = open_table(uri, storage_options)
+        if table is None:
+            raise
+        return table
+
+
+def commit_once(attempt: Callable[[], T], what: str, attempts: int = COMMIT_ATTEMPTS) -> T:
+    """Run ``attempt`` (plan on a fresh snapshot, commit against it) until no concurrent
+    writer committed first."""
+    for n in range(attempts):
+        try:
+            return attempt()
+        except CommitFailedError:
+            time.sleep(random.uniform(0, 0.05 * 2**n))  # jitter: no second collision
+    raise LakeBusy(
+        f"{what}: another writer committed first {attempts} times in a row; "
+        "run one lander or build per lake, then run it again"
+    )
+
+
 def append(
-    uri: str,
+    table: DeltaTable | str,
     rows: pa.Table,
     *,
     app_id: str,
@@ -33,9 +84,10 @@ def append(
     storage_options: dict[str, str],
 ) -> None:
     """Append ``rows`` and record ``(app_id, version)`` in the same Delta commit, so the
-    data and the consumed position land together or not at all."""
+    data and the consumed position land together or not at all. ``table`` is the
+    snapshot the rows were planned on: a concurrent commit fails this one."""
     write_deltalake(
-        uri,
+        table,
         rows,
         mode="append",
         schema_mode="merge",  # columns added in the source are added to the table
@@ -45,7 +97,12 @@ def append(
 
 
 def commit_properties(app_id: str, version: int) -> CommitProperties:
-    return CommitProperties(app_transactions=[Transaction(app_id=app_id, version=version)])
+    """The app transaction, and who committed (``lakehouse.writer``: host and pid in the
+    table's history, to tell which lander wrote what)."""
+    return CommitProperties(
+        app_transactions=[Transaction(app_id=app_id, version=version)],
+        custom_metadata={WRITER_KEY: f"{socket.gethostname()}:{os.getpid()}"},
+    )
 
 
 def file_stats(table: DeltaTable | None) -> pa.Table | None:

@@ -9,6 +9,7 @@ a later source position produced, so applying in any batch split gives the same 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pyarrow as pa
@@ -149,6 +150,17 @@ def read_pending(
 def apply(
     contract: Contract, bronze_uri: str, silver_uri: str, storage_options: dict[str, str]
 ) -> ApplyResult:
+    """Apply the pending bronze changes, committed against the silver snapshot they were
+    planned on: when another apply committed first, plan again (then it is a no-op)."""
+    return delta.commit_once(
+        partial(_apply_once, contract, bronze_uri, silver_uri, storage_options),
+        f"applying {contract.table} to silver",
+    )
+
+
+def _apply_once(
+    contract: Contract, bronze_uri: str, silver_uri: str, storage_options: dict[str, str]
+) -> ApplyResult:
     pending = read_pending(contract, bronze_uri, silver_uri, storage_options)
     if isinstance(pending, ApplyResult):
         return pending
@@ -159,10 +171,13 @@ def apply(
     schema = silver_schema(contract, changes.schema)
     props = delta.commit_properties(APP_ID, version)
 
-    if silver is None or _count(silver) == 0:
+    if silver is None:  # create it, then plan on it: another apply may have been first
+        delta.ensure_table(silver_uri, schema, storage_options)
+        return _apply_once(contract, bronze_uri, silver_uri, storage_options)
+    if _count(silver) == 0:
         rows = latest.filter(pc.invert(is_delete)).select(schema.names).cast(schema)
         write_deltalake(
-            silver_uri,
+            silver,
             rows,
             mode="append",
             schema_mode="merge",

@@ -179,6 +179,8 @@ def _s3a_options(settings: Settings) -> dict[str, str]:
             "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
         ),
         "spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
-        # concurrent writers to one table need a commit coordinator; the lander is the one
+        # mutual exclusion inside this JVM only: delta-spark has no LogStore that commits with
+        # S3's conditional put (delta-rs does), so the Spark apply runs under the lander
+        # lease and must not run from two hosts on one lake (docs/concurrency.md)
         "spark.delta.logStore.s3a.impl": "io.delta.storage.S3SingleDriverLogStore",
     }

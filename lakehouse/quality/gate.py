@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from lakehouse.exceptions import PipelineError
+from lakehouse.lease import hold
 from lakehouse.quality import CheckResult, Layer, Severity, history
 from lakehouse.quality.alerts import send_alert
 from lakehouse.quality.publish import Publication, publish
@@ -89,10 +90,13 @@ def new_run_id(now: datetime | None = None) -> str:
 
 
 def build_audit_publish(settings: Settings, progress: Progress | None = None) -> GateReport:
-    """One write-audit-publish run; raises :class:`PublicationBlocked` when it blocked."""
-    report = write(settings, progress)
-    audit(settings, report, progress)
-    return publish_or_block(settings, report, progress)
+    """One write-audit-publish run; raises :class:`PublicationBlocked` when it blocked.
+    One build at a time per lake: it holds the build lease, so two runs never write the
+    build area or publish over each other (the second waits, see ``lakehouse.lease``)."""
+    with hold(settings, "build"):
+        report = write(settings, progress)
+        audit(settings, report, progress)
+        return publish_or_block(settings, report, progress)
 
 
 def write(settings: Settings, progress: Progress | None = None) -> GateReport:

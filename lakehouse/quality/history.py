@@ -86,11 +86,7 @@ def ensure_tables(settings: Settings) -> None:
     """Create the two tables, empty, when they do not exist yet."""
     options = settings.lake_storage_options
     for name, schema in ((CHECKS, CHECKS_SCHEMA), (RUNS, RUNS_SCHEMA)):
-        uri = settings.table_uri(LAYER, name)
-        if delta.open_table(uri, options) is None:
-            write_deltalake(
-                uri, schema.empty_table(), mode="append", storage_options=options or None
-            )
+        delta.ensure_table(settings.table_uri(LAYER, name), schema, options)  # a lander too
 
 
 def record(

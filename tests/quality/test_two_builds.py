@@ -1,0 +1,55 @@
+"""Two `lakehouse build` started at once on one lake: the second waits for the build
+lease, so both end cleanly, one after the other, and what is served is one whole
+publication (the later run's), never an interleaving of the two."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from deltalake import DeltaTable
+
+from lakehouse.quality import history
+from tests.quality.gate_support import data_marts, published, small_lake
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("gate")]
+LAKEHOUSE = str(Path(sys.executable).with_name("lakehouse"))
+
+
+def test_two_builds_at_once_publish_one_after_the_other(tmp_path: Path) -> None:
+    settings = small_lake(tmp_path / "lake")
+    (tmp_path / "lakehouse.yaml").write_text(
+        "freshness_warn_after_minutes: null\nfreshness_error_after_minutes: null\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}
+    builds = [
+        subprocess.Popen(
+            [LAKEHOUSE, "build", "--data-dir", str(settings.root)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [build.communicate(timeout=900) for build in builds]
+    for build, (out, err) in zip(builds, outputs, strict=True):
+        assert build.returncode == 0 and "Traceback" not in out + err, err
+    assert sum("waiting for a build" in err for _, err in outputs) == 1, outputs
+
+    runs = (
+        DeltaTable(settings.table_uri(history.LAYER, history.RUNS))
+        .to_pyarrow_table()
+        .sort_by("started_at")
+        .to_pylist()
+    )
+    assert [r["outcome"] for r in runs] == ["published", "published"]
+    assert runs[1]["started_at"] >= runs[0]["finished_at"]  # one after the other
+    view = published(settings)
+    assert view["run_id"] == view["data_run_id"] == runs[1]["run_id"]
+    assert view["listed"] == view["counted"]
+    assert len(data_marts(view)) >= 11 and all(data_marts(view).values())
