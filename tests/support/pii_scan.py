@@ -21,9 +21,11 @@ reconciliation reads in place of the source).
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lakehouse.contracts import Contract
+from lakehouse.generate import GenerateParams
 
 SOURCE_STORES = ("oltp", "ground_truth")
 # an e-mail, an international phone number, a word (names): what the values look like
@@ -187,3 +190,26 @@ def recording_personal_values(contracts: dict[str, Contract]) -> Iterator[set[st
         patch.setattr(Recorder, "commit", recording_commit)
         patch.setattr(Recorder, "snapshot", recording_snapshot)
         yield values
+
+
+def personal_values_of(params: GenerateParams, contracts_dir: Path, scratch: Path) -> set[str]:
+    """Every personal value a generated shop ever held: the generator run again with the
+    same parameters (it is deterministic) in ``scratch``, which is removed after."""
+    from lakehouse.contracts import load_contracts
+    from lakehouse.generate import generate
+    from lakehouse.settings import load_settings
+
+    settings = load_settings(data_dir=scratch, contracts_dir=contracts_dir)
+    try:
+        with recording_personal_values(load_contracts(contracts_dir)) as values:
+            generate(settings, params)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return values
+
+
+def params_of(manifest: dict[str, Any]) -> GenerateParams:
+    """The generator's parameters as ``changes/manifest.json`` records them."""
+    values = {k: v for k, v in manifest["params"].items() if k != "format"}
+    values["start_date"] = date.fromisoformat(values["start_date"])
+    return GenerateParams(**values)
