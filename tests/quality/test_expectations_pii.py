@@ -11,11 +11,13 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
+from great_expectations import ExpectationSuite
 
 from lakehouse.cdc.lander import ingest
+from lakehouse.contracts import load_contract
 from lakehouse.generate import GenerateParams, generate
-from lakehouse.quality.expectations import run_expectations
-from lakehouse.settings import load_settings
+from lakehouse.quality.expectations import contract_suite, run_expectations
+from lakehouse.settings import DEFAULT_CONTRACTS_DIR, load_settings
 from tests.support.pii_scan import scan
 
 pytestmark = pytest.mark.integration
@@ -56,3 +58,24 @@ def test_failed_checks_on_personal_data_show_counts_not_values(
     assert found == {STATUS}, docs.found  # the control value shows; the e-mail never
     alerts = scan(tmp_path / "data", {LEAKED}, skip=("lake", "changes", "ground_truth"))
     assert alerts.found == {}, alerts.found
+
+
+def test_an_unreviewed_contract_expects_tokens_in_every_text_column(tmp_path: Path) -> None:
+    text = (DEFAULT_CONTRACTS_DIR / "orders.yml").read_text()
+    reviewed = load_contract(DEFAULT_CONTRACTS_DIR / "orders.yml")
+    (tmp_path / "orders.yml").write_text(text.replace("columns:", "reviewed: false\ncolumns:"))
+    draft = load_contract(tmp_path / "orders.yml")
+    assert not draft.reviewed
+
+    def kinds(suite: ExpectationSuite) -> set[tuple[str, str]]:
+        return {
+            (e.expectation_type, e.configuration.kwargs.get("column")) for e in suite.expectations
+        }
+
+    regex = ("expect_column_values_to_match_regex", "status")
+    in_set = ("expect_column_values_to_be_in_set", "status")
+    assert regex in kinds(contract_suite("silver", draft))
+    assert in_set not in kinds(contract_suite("silver", draft))  # tokens are in no list
+    assert in_set in kinds(contract_suite("silver", reviewed)) and regex not in kinds(
+        contract_suite("silver", reviewed)
+    )
