@@ -21,7 +21,7 @@ from lakehouse.quality.gate import PublicationBlocked, build_audit_publish
 from lakehouse.settings import DEFAULT_CONTRACTS_DIR, load_settings
 from tests.support.pii_scan import recording_personal_values, scan
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.e2e  # a build: minutes
 SHOP = GenerateParams(clients=50, products=20, days=90, snapshot_day=10)
 
 
