@@ -50,7 +50,7 @@ Run = Callable[[str], int]  # runs one query, returns its row count
 def prepare(scale: int) -> Settings:
     """The marts at ``scale`` times the default demo (clients and products scaled; the
     same 730 days), built once and reused."""
-    settings = load_settings(data_dir=DATA / f"engines-x{scale}", profile="local", pii_key="b")
+    settings = load_settings(data_dir=DATA / f"engines-x{scale}", profile="local", pii_key="b" * 32)
     if not settings.warehouse.exists():
         console.print(f"building the marts at {scale}x the default scale (once)")
         generate(settings, GenerateParams(clients=1000 * scale, products=300 * scale))

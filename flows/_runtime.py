@@ -10,6 +10,9 @@ from lakehouse.settings import Settings, load_settings
 
 
 def settings_for(data_dir: str | None) -> Settings:
+    # a flow a Prefect worker runs writes the data directory for its user only, as the
+    # CLI does (0700 directories, 0600 files)
+    os.umask(0o077)
     settings = load_settings(**({"data_dir": data_dir} if data_dir else {}))
     use_prefect_home(settings)
     return settings

@@ -69,7 +69,9 @@ def demo(
         changes = generate_flow(
             data_dir=data_dir, seed=seed, clients=clients, products=products, days=days
         )
-    landed = ingest_flow(data_dir=data_dir)
+    # the demo lands all it made at once: its change log (the source's raw personal
+    # data) goes as soon as it has landed, whatever the retention setting
+    landed = ingest_flow(data_dir=data_dir, changes_retention_hours=0)
     nodes = transform_flow(data_dir=data_dir)
     return {"source": chosen, "changes": changes, "ingest": landed, "dbt": nodes}
 

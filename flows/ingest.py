@@ -12,14 +12,22 @@ from lakehouse.cli.console import progress_bar
 # Retrying is safe: every Delta commit carries its source offset, so a rerun resumes
 # exactly where the failed attempt's last commit ended.
 @task(name="land-and-apply", retries=2, retry_delay_seconds=5)
-def land_and_apply(data_dir: str | None) -> IngestReport:
+def land_and_apply(
+    data_dir: str | None, changes_retention_hours: float | None = None
+) -> IngestReport:
+    settings = settings_for(data_dir)
+    if changes_retention_hours is not None:
+        settings = settings.model_copy(update={"changes_retention_hours": changes_retention_hours})
     with progress_bar() as progress:
-        return ingest(settings_for(data_dir), progress=progress)
+        return ingest(settings, progress=progress)
 
 
 @flow(name="ingest", log_prints=True)
-def ingest_flow(data_dir: str | None = None) -> dict[str, int]:
-    report = land_and_apply(data_dir)
+def ingest_flow(
+    data_dir: str | None = None, changes_retention_hours: float | None = None
+) -> dict[str, int]:
+    """``changes_retention_hours``: instead of the setting, for this run."""
+    report = land_and_apply(data_dir, changes_retention_hours)
     logger = get_run_logger()
     logger.info(
         "%s events in %.1f s: %s landed, %s duplicates, %s dead letters",

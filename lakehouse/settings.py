@@ -8,14 +8,23 @@ configuration from here, never from raw environment variables.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -31,6 +40,8 @@ DEFAULT_CONTRACTS_DIR = PACKAGE_DIR / "contracts" / "oltp"
 DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
 
 Profile = Literal["local", "stack"]
+# A secret shorter than this (a typo, an empty file) is refused rather than used.
+MIN_SECRET_LENGTH = 32
 
 
 def _config_file() -> Path:
@@ -73,6 +84,13 @@ class Settings(BaseSettings):
     changes_dir: Path | None = Field(
         default=None, description="recorded change events; default <data_dir>/changes"
     )
+    changes_retention_hours: float = Field(
+        default=24.0,
+        ge=0,
+        description="segments of the change-event log that have landed are deleted by the "
+        "lander once they are this old (0: as soon as they have landed); the lake is the "
+        "record, and the log holds the source's raw personal data",
+    )
     lake_uri: str | None = Field(
         default=None, description="root of the Delta lake; default <data_dir>/lake"
     )
@@ -94,6 +112,12 @@ class Settings(BaseSettings):
     )
     kafka_group_id: str = Field(
         default="lakehouse-lander", description="consumer group of the lander's offsets"
+    )
+    kafka_retention_hours: float = Field(
+        default=168.0,
+        gt=0,
+        description="retention.ms of the change topics capture creates: Kafka deletes "
+        "older events (the lander must have landed them by then)",
     )
     # the operational database (PostgreSQL): the project's own cluster, or a real one
     oltp_host: str = "127.0.0.1"
@@ -180,6 +204,17 @@ class Settings(BaseSettings):
         default=None,
         description="POSTed a JSON report when a check fails or publication is blocked",
     )
+
+    @field_validator("pii_key")
+    @classmethod
+    def _long_enough_pii_key(cls, value: SecretStr | None) -> SecretStr | None:
+        """An empty or short key would make the PII tokens guessable by brute force."""
+        if value is not None and len(value.get_secret_value().strip()) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"the PII key must be at least {MIN_SECRET_LENGTH} characters (e.g. `openssl "
+                "rand -hex 32`); unset it to have one generated in <data_dir>/secrets/pii.key"
+            )
+        return value
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> Settings:
@@ -277,18 +312,32 @@ class Settings(BaseSettings):
 
     def generated_secret(self, name: str) -> str:
         """A random secret created once in ``<data_dir>/secrets/<name>`` (mode 0600), for
-        a setting left unset: never a default value shared by every installation."""
+        a setting left unset: never a default value shared by every installation.
+
+        Written whole to a temporary file, then linked into place: a crash never leaves
+        an empty or half-written key, and of two processes creating it at once the second
+        reads the first one's key instead of replacing it."""
         path = self.root / "secrets" / name
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.")  # 0600
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:  # another process made it first
-                pass
-            else:
                 with os.fdopen(fd, "w") as f:
                     f.write(secrets.token_hex(32))
-        return path.read_text().strip()
+                    f.flush()
+                    os.fsync(f.fileno())
+                with contextlib.suppress(FileExistsError):  # another process was first:
+                    os.link(partial, path)  # keep theirs
+            finally:
+                os.unlink(partial)
+        value = path.read_text().strip()
+        if len(value) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                f"{path} holds {'no' if not value else 'too short a'} secret (at least "
+                f"{MIN_SECRET_LENGTH} characters): restore it from a backup, or delete it "
+                "to have a new one generated"
+            )
+        return value
 
     def region_user(self, region: str) -> str:
         """The user who sees only ``region`` (in Superset, and in Trino through it)."""

@@ -13,7 +13,7 @@ import os
 from io import BufferedWriter
 from pathlib import Path
 
-from lakehouse.cdc.file_source import FileSource
+from lakehouse.cdc.file_source import FileSource, topic_lock
 
 
 class _Topic:
@@ -38,6 +38,16 @@ class _Topic:
                 self.file = path.open("ab")
 
     def append(self, lines: list[bytes]) -> None:
+        with topic_lock(self.directory):
+            if self.file is not None and os.fstat(self.file.fileno()).st_nlink == 0:
+                # the lander deleted the segment once it had landed (the change log's
+                # retention) and left an empty one at this offset: go on in that one
+                self.file.close()
+                self.file = None
+                self.in_segment = 0
+            self._append(lines)
+
+    def _append(self, lines: list[bytes]) -> None:
         for line in lines:
             if self.file is None or self.in_segment >= self.segment_events:
                 self._roll()

@@ -399,7 +399,11 @@ def capture(
     drafts.for_source()
     every = settings.capture_release_wal_seconds
     servers = settings.kafka_bootstrap_servers
-    with KafkaSink(servers) if servers else ChangeLogWriter(settings.changes_path) as writer:
+    with (
+        KafkaSink(servers, retention_hours=settings.kafka_retention_hours)
+        if servers
+        else ChangeLogWriter(settings.changes_path)
+    ) as writer:
         handler = _handler(writer, report, on_batch, drafts)
         while True:
             round_end = None if not every else time.monotonic() + every

@@ -6,7 +6,11 @@ of a line is its segment's base offset plus its line number in the segment.
 
 from __future__ import annotations
 
+import fcntl
+import os
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -16,6 +20,7 @@ import numpy as np
 from lakehouse.exceptions import SourceError
 
 _SEGMENT_SUFFIX = ".jsonl"
+_LOCK = ".lock"
 _NEWLINE = ord("\n")
 
 
@@ -106,6 +111,50 @@ class FileSource:
 
     def committed(self, topic: str, last_offset: int) -> None:
         """Nothing to acknowledge: the lake's app transactions are the only position."""
+
+    def forget(self, topic: str, landed_through: int, older_than_seconds: float) -> int:
+        """Delete the segments of ``topic`` whose every line has landed (offset at most
+        ``landed_through``) and that were last written more than ``older_than_seconds``
+        ago: the lake is the record, and the log holds the source's raw personal data.
+        Offsets are in the segment names, so the others keep theirs; a deleted last
+        segment is replaced by an empty one named by the topic's end offset, where the
+        writer goes on. Under the topic's lock, so no line is appended meanwhile.
+        Returns how many segments were deleted."""
+        directory = self.root / topic
+        if not directory.is_dir():
+            return 0
+        cutoff = time.time() - older_than_seconds
+        deleted = 0
+        with topic_lock(directory):
+            segments = self.segments(topic)
+            if not segments:
+                return 0
+            last_base, last_path = segments[-1]
+            ends = [base for base, _ in segments[1:]]
+            ends.append(last_base + len(_line_ends(last_path)))
+            for (base, path), end in zip(segments, ends, strict=True):
+                if end - 1 > landed_through or end == base:  # not all landed, or empty
+                    break
+                if path.stat().st_mtime > cutoff:
+                    continue
+                if path == last_path:  # the topic goes on from its end offset
+                    (directory / f"{end:020d}{_SEGMENT_SUFFIX}").touch()
+                path.unlink()
+                _INDEXES.pop(path, None)
+                deleted += 1
+        return deleted
+
+
+@contextmanager
+def topic_lock(directory: Path) -> Iterator[None]:
+    """The lock of a topic's log: the writer holds it while it appends, ``forget``
+    while it deletes, so a line is never written into a segment being deleted."""
+    fd = os.open(directory / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 @dataclass

@@ -41,9 +41,19 @@ class KafkaSink:
     """Appends change records to the topics of one Kafka cluster; ``sync()`` waits until
     the broker has them (the interface of ``ChangeLogWriter``)."""
 
-    def __init__(self, bootstrap_servers: str, *, timeout_s: float = DELIVERY_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        timeout_s: float = DELIVERY_TIMEOUT_S,
+        retention_hours: float | None = None,
+    ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.timeout_s = timeout_s
+        # the topics carry the source's raw personal data: Kafka keeps them this long
+        self._topic_config = (
+            {} if retention_hours is None else {"retention.ms": str(int(retention_hours * 3.6e6))}
+        )
         common: dict[str, Any] = {
             "bootstrap.servers": bootstrap_servers,
             # topics are created here, with one partition, never by the broker's defaults
@@ -119,7 +129,9 @@ class KafkaSink:
         deadline = time.monotonic() + self.timeout_s
         while True:
             left = max(1.0, deadline - time.monotonic())
-            new = NewTopic(topic, num_partitions=1, replication_factor=-1)  # broker's default
+            new = NewTopic(  # the broker's default replication factor
+                topic, num_partitions=1, replication_factor=-1, config=self._topic_config
+            )
             try:
                 self._admin.create_topics([new], request_timeout=left)[topic].result()
                 break

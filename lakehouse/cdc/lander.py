@@ -18,7 +18,7 @@ from rich.progress import Progress
 from lakehouse.cdc.decode import bronze_schema, decode
 from lakehouse.cdc.file_source import FileSource
 from lakehouse.cdc.kafka_source import KafkaSource
-from lakehouse.cdc.pii import Masker, load_key
+from lakehouse.cdc.pii import Masker, checked_key
 from lakehouse.cdc.source import ChangeSource
 from lakehouse.contracts import Contract, load_source_contracts
 from lakehouse.lake import bronze, dead_letter, delta, silver
@@ -107,7 +107,7 @@ def _ingest(
     if progress is not None:
         total = sum(max(0, end - start) for _, _, start, end in plan)
         task = progress.add_task("landing change events", total=total)
-    masker = Masker(load_key(settings))
+    masker = Masker(checked_key(settings))
     for topic, contract, start, _ in plan:
         report.topics.append(
             _land_topic(settings, source, topic, contract, start, masker, progress, task)
@@ -166,6 +166,8 @@ def _land_topic(
         result.last_offset = batch.last_offset
         if progress is not None and task is not None:
             progress.advance(task, batch.count)  # type: ignore[arg-type]
+    if isinstance(source, FileSource):  # landed and old enough: the lake is the record
+        source.forget(topic, result.last_offset, settings.changes_retention_hours * 3600)
     return result
 
 

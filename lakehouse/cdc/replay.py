@@ -1,8 +1,9 @@
 """List and replay dead letters (``lakehouse dlq list|replay``).
 
 A replay re-reads each dead letter's original record from the source at its topic offset
-(the dead-letter row may hold a masked copy, or none), decodes it with the contracts as
-they are now, and lands what decodes:
+(or, once the change log's retention deleted it, the dead letter's masked copy: its
+tokens stay as they are, masking is idempotent; its other masked strings land as tokens),
+decodes it with the contracts as they are now, and lands what decodes:
 
 * bronze gets the rows (deduplicated like any landing), committed under the app id
   ``dlq-replay`` so the topics' own positions do not move;
@@ -26,7 +27,7 @@ from deltalake import DeltaTable
 
 from lakehouse.cdc.decode import decode
 from lakehouse.cdc.file_source import FileSource, RawBatch
-from lakehouse.cdc.pii import Masker, load_key
+from lakehouse.cdc.pii import Masker, checked_key
 from lakehouse.contracts import Contract, load_source_contracts
 from lakehouse.lake import bronze, delta, silver
 from lakehouse.lease import hold
@@ -80,22 +81,29 @@ def _replay(settings: Settings, topic: str | None) -> ReplayReport:
         return report
     contracts = load_source_contracts(settings)
     source = FileSource(settings.changes_path)
-    masker = Masker(load_key(settings))
+    masker = Masker(checked_key(settings))
     outcome: list[dict[str, object]] = []  # per dead letter: replayed, or its new reason
     for name in pc.unique(letters.column("topic")).to_pylist():
-        offsets = letters.filter(pc.equal(letters.column("topic"), name)).column("offset")
+        mine = letters.filter(pc.equal(letters.column("topic"), name))
+        offsets = mine.column("offset")
+        kept_copies = mine.column("raw").to_pylist() if "raw" in mine.column_names else []
         contract = _contract_for(name, settings, contracts)
         if contract is None:
             for offset in offsets.to_pylist():
                 outcome.append({"topic": name, "offset": offset, "reason": "no data contract"})
             continue
         landed: list[pa.Table] = []
-        for offset in offsets.to_pylist():
+        for i, offset in enumerate(offsets.to_pylist()):
             batch = next(source.read(name, offset, 1), None)
-            if batch is None or batch.first_offset != offset:
-                outcome.append({"topic": name, "offset": offset, "reason": "gone from source"})
-                continue
-            decoded = decode(contract, RawBatch(name, offset, batch.data, 1), masker)
+            if batch is not None and batch.first_offset == offset:
+                data = batch.data
+            else:  # the change log's retention deleted it: the masked copy, if a record
+                kept = kept_copies[i] if i < len(kept_copies) else None
+                if kept is None or not kept.startswith("{"):
+                    outcome.append({"topic": name, "offset": offset, "reason": "gone from source"})
+                    continue
+                data = kept.encode() + b"\n"  # its tokens stay as they are (not re-masked)
+            decoded = decode(contract, RawBatch(name, offset, data, 1), masker)
             if decoded.rejects.num_rows:
                 reason = decoded.rejects.column("reason")[0].as_py()
                 outcome.append({"topic": name, "offset": offset, "reason": reason})

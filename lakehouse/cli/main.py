@@ -453,6 +453,23 @@ def contracts_infer(
     )
 
 
+@contracts_app.command("approve")
+def contracts_approve(
+    table: Annotated[str, typer.Argument(help="the table: its lake name or schema.table")],
+    data_dir: DataDir = None,
+) -> None:
+    """Mark a contract capture drafted as reviewed: its PII classes then decide what is
+    masked (until then every text column is)."""
+    from lakehouse.contracts import approve
+
+    contract = approve(_settings(data_dir), table)
+    pii = ", ".join(f"{c.name} ({c.pii})" for c in contract.columns if c.pii) or "none"
+    console.print(
+        f"{contract.path}: reviewed; masked from the next landing on: {pii} "
+        "(rows landed before keep their tokens)"
+    )
+
+
 @oltp_app.command("up")
 def oltp_up(data_dir: DataDir = None) -> None:
     """Create, start and migrate the PostgreSQL cluster under <data_dir>/oltp (idempotent)."""
@@ -780,6 +797,9 @@ def superset_export(data_dir: DataDir = None) -> None:
 
 def run() -> None:
     """Entry point: user errors become one line on stderr and exit code 1."""
+    # everything the platform writes (the data directory, its files, the services it
+    # starts) is for its own user only: 0700 directories, 0600 files
+    os.umask(0o077)
     code = 0
     try:
         app()

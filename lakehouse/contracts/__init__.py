@@ -29,7 +29,9 @@ to ``numeric(14,2)``) never stops landing; the contract keeps the declared type 
 checks and documentation.
 
 The contracts of a source are the shipped ones (``contracts_dir``, reviewed) and those the
-capture drafted for every other table it sees (``captured_contracts_dir``):
+capture drafted for every other table it sees (``captured_contracts_dir``, marked
+``reviewed: false`` until ``lakehouse contracts approve`` or the user deletes the line;
+until then the lander masks every text column of the table):
 ``load_source_contracts`` reads both, and everything that lands, reports on or replays the
 lake uses it. A table's name in the lake is ``Contract.lake_name``: its own in the
 default schema, ``<schema>__<table>`` in another.
@@ -37,6 +39,7 @@ default schema, ``<schema>__<table>`` in another.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -111,6 +114,9 @@ class Contract:
     columns: tuple[Column, ...]
     description: str = ""
     path: Path | None = field(default=None, compare=False)
+    # False for a draft (``reviewed: false``, as capture writes them): the lander then
+    # masks every text column; ``lakehouse contracts approve`` or deleting the line ends it
+    reviewed: bool = field(default=True, compare=False)
 
     @property
     def lake_name(self) -> str:
@@ -191,6 +197,9 @@ def load_contract(path: Path) -> Contract:
     missing = [k for k in pk if k not in names]
     if missing:
         raise ContractError(f"{path}: primary key column(s) {missing} are not among the columns")
+    reviewed = raw.get("reviewed", True)
+    if not isinstance(reviewed, bool):
+        raise ContractError(f"{path}: 'reviewed' must be true or false, not {reviewed!r}")
     return Contract(
         table=str(raw["table"]),
         schema=str(raw.get("schema", "public")),
@@ -198,6 +207,7 @@ def load_contract(path: Path) -> Contract:
         columns=columns,
         description=str(raw.get("description", "")),
         path=path,
+        reviewed=reviewed,
     )
 
 
@@ -244,3 +254,35 @@ def load_source_contracts(settings: Settings, *, allow_empty: bool = False) -> d
 
 def _read_directory(directory: Path) -> list[Contract]:
     return [load_contract(path) for path in sorted(directory.glob("*.yml"))]
+
+
+_UNREVIEWED = re.compile(r"^reviewed:\s*false\s*(#.*)?$", re.MULTILINE)
+
+
+def approve(settings: Settings, table: str) -> Contract:
+    """Mark the drafted contract of ``table`` (its lake name, ``<schema>.<table>`` or
+    its name) reviewed: from then on its PII classes decide what is masked."""
+    contracts = load_source_contracts(settings)
+    found = [
+        c for c in contracts.values() if table in (c.lake_name, f"{c.schema}.{c.table}", c.table)
+    ]
+    if not found:
+        raise ContractError(
+            f"no contract for table {table!r}; known: {', '.join(sorted(contracts))}"
+        )
+    if len(found) > 1:
+        names = ", ".join(f"{c.schema}.{c.table}" for c in found)
+        raise ContractError(f"{table!r} names {names}: give the schema too")
+    contract = found[0]
+    if contract.reviewed:
+        return contract
+    assert contract.path is not None
+    text, n = _UNREVIEWED.subn("reviewed: true", contract.path.read_text())
+    if n != 1:
+        raise ContractError(
+            f"{contract.path}: cannot find its 'reviewed: false' line; edit the file instead"
+        )
+    partial = contract.path.with_name(f".{contract.path.name}.partial")
+    partial.write_text(text)
+    os.replace(partial, contract.path)
+    return load_contract(contract.path)

@@ -3,8 +3,9 @@ and ``lakehouse capture`` for every captured table without a contract).
 
 Reads the catalog: columns and their types, NOT NULL, the primary key, and single-column
 CHECK constraints of the forms ``col IN (...)``, ``col >= n`` and ``col <= n``. Guesses
-the PII class from column names. The draft is a starting point: review it (above all the
-PII classes); a reviewed copy in ``contracts_dir`` wins over the capture's draft.
+the PII class from column names. The draft is a starting point, marked ``reviewed: false``
+(every text column is masked until it is reviewed): review it (above all the PII
+classes); a reviewed copy in ``contracts_dir`` wins over the capture's draft.
 
 A column whose type has no contract type (``time``, ``bytea``, arrays, composites, ...)
 is left out of the contract; the lander still carries its values as Debezium's JSON has
@@ -212,11 +213,16 @@ def render(contract: dict[str, Any], source: str, *, by_capture: bool = False) -
     lines = [f"# Drafted by `{by}` from {source} on {when}."]
     if by_capture:
         lines += [
-            "# The lander uses it as it is. To change it (the PII classes above all),",
-            "# copy it into contracts_dir: a contract there wins over this draft.",
+            "# Unreviewed: until `lakehouse contracts approve` (or you delete the line",
+            "# `reviewed: false`), the lander masks every text column of the table. To",
+            "# change it (the PII classes above all), edit it, or copy it into",
+            "# contracts_dir: a contract there wins over this draft.",
         ]
     else:
-        lines.append("# Review it, the PII classes above all, before the lander uses it.")
+        lines += [
+            "# Review it, the PII classes above all, then delete the line `reviewed: false`:",
+            "# until then the lander masks every text column of the table.",
+        ]
     if not contract["primary_key"]:
         lines.append("# No primary key: CDC needs one (add it to the table, then infer again).")
     for skipped in contract["_skipped"]:
@@ -227,6 +233,7 @@ def render(contract: dict[str, Any], source: str, *, by_capture: bool = False) -
     lines += [
         f"table: {_scalar(contract['table'])}",
         f"schema: {_scalar(contract['schema'])}",
+        "reviewed: false",
         f"primary_key: [{', '.join(_scalar(k) for k in contract['primary_key'])}]",
         "columns:",
     ]

@@ -274,6 +274,11 @@ class Cluster:
         uid, gid = self._server_ids()
         for path in (self.dir, self.socket_dir):
             os.chown(path, uid, gid)
+        # the data directory is 0700 (the CLI's umask): the server's user may pass
+        # through it to its own directory, without listing or reading anything else
+        root = self.dir.parent
+        if root.stat().st_uid == os.geteuid():
+            root.chmod(root.stat().st_mode | 0o001)
         for path in (self.dir, self.socket_dir):
             check = ["runuser", "-u", SERVER_USER, "--", "test", "-w", str(path), "-a", "-x"]
             if subprocess.run([*check, str(path)], capture_output=True).returncode != 0:

@@ -13,7 +13,9 @@ Each table is validated by a Checkpoint of its own, on a pandas frame
 (:mod:`lakehouse.quality.frames`), whose actions write the Data Docs site under
 ``<docs_dir>/gx`` and alert (a warning in the log, a JSON POST to ``alert_webhook_url``)
 when an expectation fails. The context is ephemeral: nothing is written but the Data Docs.
-Every expectation gives one :class:`CheckResult`; its severity is ``meta.severity``.
+Every expectation gives one :class:`CheckResult`; its severity is ``meta.severity``. A
+table holding personal data (PII columns, an unreviewed contract) is validated without
+sample values: its results, Data Docs, alerts and quality marts carry counts only.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any, Literal, cast
 
 import great_expectations as gx
 import pandas as pd
+import pyarrow as pa
 from great_expectations.checkpoint.actions import (
     ActionContext,
     UpdateDataDocsAction,
@@ -148,7 +151,8 @@ def _column_expectations(layer: str, contract: Contract, column: Column) -> list
         else:
             not_null = gx.expectations.ExpectColumnValuesToNotBeNull(column=name)
         out.append(_error(not_null))
-    if column.accepted_values:
+    masked = _masked(contract, column)
+    if column.accepted_values and not masked:
         in_set = gx.expectations.ExpectColumnValuesToBeInSet(
             column=name, value_set=list(column.accepted_values)
         )
@@ -161,14 +165,19 @@ def _column_expectations(layer: str, contract: Contract, column: Column) -> list
                 )
             )
         )
-    if column.pii:
+    if masked:
         out.append(
             _error(
                 gx.expectations.ExpectColumnValuesToMatchRegex(column=name, regex=PII_TOKEN),
-                rule=f"PII ({column.pii}) lands masked",
+                rule=f"PII ({column.pii or 'unreviewed contract'}) lands masked",
             )
         )
     return out
+
+
+def _masked(contract: Contract, column: Column) -> bool:
+    """The lander masks it: a PII column, or any text column of an unreviewed contract."""
+    return bool(column.pii) or (not contract.reviewed and column.arrow_type == pa.string())
 
 
 def _type_list(column: Column) -> list[str]:
@@ -298,6 +307,10 @@ class _Target:
     table: str
     suites: list[gx.ExpectationSuite] = field(default_factory=list)
     contract: Contract | None = None
+    # it holds personal data (a PII column, an unreviewed contract, a rule on a column
+    # named like a PII column): its results, Data Docs, alerts and the quality marts
+    # then carry counts, never sample values
+    personal: bool = False
 
     @property
     def name(self) -> str:
@@ -391,16 +404,21 @@ class _Frames:
 def _targets(settings: Settings, layers: Iterable[Layer]) -> list[_Target]:
     wanted = set(layers)
     contracts = load_source_contracts(settings) if wanted & {"bronze", "silver"} else {}
+    every = contracts or load_source_contracts(settings, allow_empty=True)
+    pii_names = {c.name for contract in every.values() for c in contract.columns if c.pii}
     targets: dict[tuple[str, str], _Target] = {}
     lake: tuple[Literal["bronze", "silver"], ...] = ("bronze", "silver")
     for layer in lake:
         for name, contract in sorted(contracts.items()) if layer in wanted else []:
             suite = contract_suite(layer, contract)
-            targets[layer, name] = _Target(layer, name, [suite], contract)
+            personal = not contract.reviewed or any(c.pii for c in contract.columns)
+            targets[layer, name] = _Target(layer, name, [suite], contract, personal)
     for suite in rule_suites():
         layer, table = suite.meta["layer"], suite.meta["table"]
         if layer in wanted:
-            targets.setdefault((layer, table), _Target(layer, table)).suites.append(suite)
+            target = targets.setdefault((layer, table), _Target(layer, table))
+            target.suites.append(suite)
+            target.personal |= bool(pii_names & set(_suite_columns(suite)))
     return sorted(targets.values(), key=lambda t: (LAYERS.index(t.layer), t.table))
 
 
@@ -501,7 +519,11 @@ def _checkpoint(context: Any, source: Any, target: _Target, settings: Settings) 
         name=target.name,
         validation_definitions=definitions,
         actions=actions,
-        result_format={"result_format": "BASIC"},
+        result_format=(
+            {"result_format": "BASIC", "partial_unexpected_count": 0}  # counts, no values
+            if target.personal
+            else {"result_format": "BASIC"}
+        ),
     )
     return cast(gx.Checkpoint, context.checkpoints.add(checkpoint))
 
@@ -531,9 +553,11 @@ def _outcome(suite: str, result: ExpectationValidationResult) -> dict[str, Any]:
         rows = details.get("element_count")
         detail = "passed" if unexpected is None else f"passed on {rows} rows"
     elif unexpected is not None:
-        sample = _short(details.get("partial_unexpected_list") or [], 5)
+        values = details.get("partial_unexpected_list") or []
         rows = details.get("element_count")
-        detail = f"{unexpected} of {rows} rows unexpected, e.g. {sample}"
+        detail = f"{unexpected} of {rows} rows unexpected"
+        if values:  # none of a table holding personal data
+            detail += f", e.g. {_short(values, 5)}"
     else:
         detail = f"observed {_short(observed)}"
     if kwargs.get("row_condition"):

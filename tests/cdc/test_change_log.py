@@ -27,7 +27,7 @@ def test_offsets_continue_across_writers_and_segments_roll(tmp_path: Path) -> No
     with ChangeLogWriter(tmp_path, segment_events=10) as writer:  # a restart
         assert writer.offset(TOPIC) == 12
         writer.append(TOPIC, expected[12:])
-    names = sorted(p.name for p in (tmp_path / TOPIC).iterdir())
+    names = sorted(p.name for p in (tmp_path / TOPIC).glob("*.jsonl"))  # and the .lock
     assert names == [f"{n:020d}.jsonl" for n in (0, 10, 20)]
     assert _read_all(tmp_path) == expected
     assert FileSource(tmp_path).end_offset(TOPIC) == 25

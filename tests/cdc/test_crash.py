@@ -32,6 +32,7 @@ pytestmark = pytest.mark.integration
 LAKEHOUSE = str(Path(sys.executable).with_name("lakehouse"))
 PARAMS = GenerateParams(clients=100, products=30, days=150, snapshot_day=10)
 KILLS = 12
+CRASH_KEY = "crash-test-key-0123456789abcdef0123"  # both lakes: the same tokens
 
 
 def _committed_since(lake: Path, writer: str, seen: set[Path]) -> bool:
@@ -74,7 +75,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) -
         **os.environ,
         "LAKEHOUSE_INGEST_BATCH_EVENTS": "100",
         "LAKEHOUSE_CHANGES_DIR": str(clean.changes_path),
-        "LAKEHOUSE_PII_KEY": "crash-test-key",
+        "LAKEHOUSE_PII_KEY": CRASH_KEY,
     }
     rng = random.Random(7)
     killed_in_flight = 0
@@ -102,12 +103,12 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) -
     )
     assert final.returncode == 0, final.stderr
     crashed = load_settings(
-        data_dir=crashed.root, changes_dir=clean.changes_path, pii_key="crash-test-key"
+        data_dir=crashed.root, changes_dir=clean.changes_path, pii_key=CRASH_KEY
     )
     assert_bronze_exactly_once(crashed, clean.changes_path)
     # the truth lives with the generated events; masking uses the crashed run's key
     crashed_with_truth = load_settings(
-        data_dir=clean.root, lake_uri=str(crashed.root / "lake"), pii_key="crash-test-key"
+        data_dir=clean.root, lake_uri=str(crashed.root / "lake"), pii_key=CRASH_KEY
     )
     assert_silver_equals_truth(crashed_with_truth)
     dlq = crashed.root / "lake" / "dead_letter" / "events"

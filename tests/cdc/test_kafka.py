@@ -42,7 +42,7 @@ def _settings(tmp_path: Path, broker: KafkaBroker, prefix: str, **kw: object) ->
         topic_prefix=prefix,
         kafka_bootstrap_servers=broker.bootstrap_servers,
         kafka_group_id=f"lander-{prefix}",
-        pii_key="kafka-test-key",
+        pii_key="kafka-test-key-0123456789abcdef0123",
         **kw,
     )
     generate(settings, PARAMS)

@@ -48,7 +48,7 @@ class ChangeLog:
 
 
 def _settings(data_dir: Path) -> Settings:
-    return Settings(data_dir=data_dir, pii_key=SecretStr("spark-test-key"))
+    return Settings(data_dir=data_dir, pii_key=SecretStr("spark-test-key-0123456789abcdef0123"))
 
 
 def _item_workload() -> tuple[list[bytes], list[int], dict[tuple, tuple]]:

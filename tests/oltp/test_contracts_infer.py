@@ -41,3 +41,4 @@ def test_inferred_contracts_match_the_shipped_ones(tmp_path: Path) -> None:
         assert draft.primary_key == contract.primary_key, name
         assert draft.columns == contract.columns, name
     assert "Review it" in (out / "client.yml").read_text()
+    assert not any(c.reviewed for c in drafted.values())  # masked whole until reviewed

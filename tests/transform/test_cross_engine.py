@@ -28,7 +28,7 @@ from tests.support.stack import lake_ports, lake_services
 
 pytestmark = [pytest.mark.stack, pytest.mark.xdist_group("trino")]
 SMALL = GenerateParams(clients=60, products=20, days=90, snapshot_day=10)
-PII_KEY = "cross-engine-test-key"  # the same tokens in both lakes
+PII_KEY = "cross-engine-test-key-0123456789abcdef"  # the same tokens in both lakes
 MARTS = "marts"
 
 
