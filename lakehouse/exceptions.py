@@ -25,3 +25,7 @@ class PipelineError(LakehouseError):
 
 class OltpError(LakehouseError):
     """The operational database cannot be installed, started, reached or simulated."""
+
+
+class LakeError(LakehouseError):
+    """A Delta table of the lake cannot be read (a damaged transaction log, ...)."""
