@@ -390,7 +390,7 @@ app.add_typer(oltp_app, name="oltp")
 def _cluster(data_dir: Path | None) -> Any:
     from lakehouse.oltp.cluster import Cluster
 
-    return Cluster(_settings(data_dir), notify=lambda m: err_console.print(f"[yellow]{m}"))
+    return Cluster(_settings(data_dir), notify=lambda m: err_console.print(f"[yellow]{escape(m)}"))
 
 
 dlq_app = typer.Typer(
@@ -447,6 +447,20 @@ contracts_app = typer.Typer(
     help="Data contracts: one YAML file per source table.", no_args_is_help=True
 )
 app.add_typer(contracts_app, name="contracts")
+
+
+@contracts_app.command("check")
+def contracts_check(data_dir: DataDir = None) -> None:
+    """Read every contract the lander would use (shipped and drafted) and say what is
+    wrong with the first bad one, before a run meets it."""
+    from lakehouse.contracts import load_source_contracts
+
+    contracts = load_source_contracts(_settings(data_dir))
+    for name, contract in sorted(contracts.items()):
+        console.print(
+            f"[green]ok[/] {escape(name)}  {escape(str(contract.path))}  "
+            f"({len(contract.columns)} columns, key {escape(', '.join(contract.primary_key))})"
+        )
 
 
 @contracts_app.command("infer")
@@ -589,7 +603,7 @@ def simulate(
         products=products,
         orders_per_day=orders_per_day,
     )
-    Cluster(settings, notify=lambda m: err_console.print(f"[yellow]{m}")).up()
+    Cluster(settings, notify=lambda m: err_console.print(f"[yellow]{escape(m)}")).up()
     with Progress(
         TextColumn("[bold blue]simulating[/] {task.description}"),
         TimeElapsedColumn(),

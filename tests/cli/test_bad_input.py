@@ -122,54 +122,78 @@ def test_a_damaged_table_removed_is_rebuilt_by_ingest(shop: Path) -> None:
 CLIENT_LINE = "  - {name: city, type: string}"
 
 
+BAD_CONTRACTS: dict[str, tuple[str, str, list[str]]] = {  # case: (old, new, expected)
+    "malformed-yaml": (
+        "primary_key: [client_id]",
+        "primary_key: [client_id",
+        ["is not valid YAML", "line 5"],
+    ),
+    "unknown-type": (
+        CLIENT_LINE,
+        "  - {name: city, type: strnig}",
+        ["unknown type 'strnig'", "decimal(p,s)"],
+    ),
+    "no-primary-key": ("primary_key: [client_id]\n", "", ["'primary_key' is required"]),
+    "key-not-a-column": ("primary_key: [client_id]", "primary_key: [clientid]", ["['clientid']"]),
+    "unknown-key": ("primary_key:", "primary_keys:", ["unknown key(s) 'primary_keys'"]),
+    "unknown-column-key": (
+        CLIENT_LINE,
+        "  - {name: city, type: string, nulable: false}",
+        ["'nulable'"],
+    ),
+    "nullable-not-a-boolean": (
+        CLIENT_LINE,
+        "  - {name: city, type: string, nullable: 'false'}",
+        ["write true or false"],
+    ),
+    "hostile-column-name": (
+        CLIENT_LINE,
+        """  - {name: 'x" or 1=1 --', type: string}""",
+        ["""column 'x" or 1=1 --' is not a valid name""", "lowercase letters"],
+    ),
+    "mixed-case-name": (
+        CLIENT_LINE,
+        "  - {name: City, type: string}",
+        ["column 'City' is not a valid name"],
+    ),
+    "hostile-table-name": (
+        "table: client",
+        "table: 'client; drop table x'",
+        ["table 'client; drop table x'"],
+    ),
+    "column-twice": (
+        CLIENT_LINE,
+        CLIENT_LINE + "\n" + CLIENT_LINE,
+        ["['city'] are declared twice"],
+    ),
+}
+# every case through `contracts check`; the commands that read the contracts on their way
+# to the lake with a few of them
+CONTRACT_RUNS = [(["contracts", "check"], name) for name in BAD_CONTRACTS] + [
+    (command, name)
+    for command in (["status"], ["ingest"])
+    for name in ("malformed-yaml", "unknown-type", "hostile-column-name")
+]
+
+
 @pytest.mark.parametrize(
-    ("old", "new", "expected"),
-    [
-        ("primary_key: [client_id]", "primary_key: [client_id", ["is not valid YAML", "line 5"]),
-        (CLIENT_LINE, "  - {name: city, type: strnig}", ["unknown type 'strnig'", "decimal(p,s)"]),
-        ("primary_key: [client_id]\n", "", ["'primary_key' is required"]),
-        ("primary_key: [client_id]", "primary_key: [clientid]", ["['clientid']"]),
-        ("primary_key:", "primary_keys:", ["unknown key(s) 'primary_keys'"]),
-        (CLIENT_LINE, "  - {name: city, type: string, nulable: false}", ["'nulable'"]),
-        (CLIENT_LINE, "  - {name: city, type: string, nullable: 'false'}", ["write true or false"]),
-        (
-            CLIENT_LINE,
-            """  - {name: 'x" or 1=1 --', type: string}""",
-            ["""column 'x" or 1=1 --' is not a valid name""", "lowercase letters"],
-        ),
-        (CLIENT_LINE, "  - {name: City, type: string}", ["column 'City' is not a valid name"]),
-        ("table: client", "table: 'client; drop table x'", ["table 'client; drop table x'"]),
-        (CLIENT_LINE, CLIENT_LINE + "\n" + CLIENT_LINE, ["['city'] are declared twice"]),
-    ],
-    ids=[
-        "malformed-yaml",
-        "unknown-type",
-        "no-primary-key",
-        "key-not-a-column",
-        "unknown-key",
-        "unknown-column-key",
-        "nullable-not-a-boolean",
-        "hostile-column-name",
-        "mixed-case-name",
-        "hostile-table-name",
-        "column-twice",
-    ],
+    ("command", "case"), CONTRACT_RUNS, ids=[f"{' '.join(c)}:{n}" for c, n in CONTRACT_RUNS]
 )
-@pytest.mark.parametrize("command", ["status", "ingest"])
 def test_a_bad_contract_is_one_line_naming_the_file(
-    shop: Path, tmp_path: Path, command: str, old: str, new: str, expected: list[str]
+    shop: Path, tmp_path: Path, command: list[str], case: str
 ) -> None:
+    old, new, expected = BAD_CONTRACTS[case]
     contracts = tmp_path / "contracts"
     shutil.copytree(DEFAULT_CONTRACTS_DIR, contracts)
     env = {"LAKEHOUSE_CONTRACTS_DIR": str(contracts)}
-    healthy = _run("status", "--data-dir", str(shop), env=env)
+    healthy = _run(*command, "--data-dir", str(shop), env=env)
     assert healthy.returncode == 0, healthy.stderr  # the control: the shipped contracts
 
     client = contracts / "client.yml"
     assert old in client.read_text()
     client.write_text(client.read_text().replace(old, new, 1))
 
-    out = _run(command, "--data-dir", str(shop), env=env)
+    out = _run(*command, "--data-dir", str(shop), env=env)
     _one_error_line(out, str(client), *expected)
 
 
