@@ -333,9 +333,8 @@ class Cluster:
         s = self.settings
         if _port_in_use(s.oltp_host, s.oltp_port):
             raise OltpError(
-                f"port {s.oltp_port} (oltp_port) is in use by another program on "
-                f"{s.oltp_host}: stop it, or choose another port with LAKEHOUSE_OLTP_PORT "
-                "(or oltp_port in lakehouse.yaml)"
+                f"port {s.oltp_port} on {s.oltp_host} is in use by another program: choose "
+                "another one with LAKEHOUSE_OLTP_PORT (or oltp_port in lakehouse.yaml)"
             )
 
     def _start(self) -> None:

@@ -268,10 +268,9 @@ def test_a_port_in_use_is_one_line_naming_the_setting(
     env = {f"LAKEHOUSE_{setting.upper()}": str(taken_port)}
     out = _run(*command, "--data-dir", str(tmp_path / "data"), env=env)
     _one_error_line(
-        out,
-        f"port {taken_port} ({setting}) is in use by another program",
-        f"LAKEHOUSE_{setting.upper()}",
+        out, f"port {taken_port} ", "is in use by another program", f"LAKEHOUSE_{setting.upper()}"
     )
+    assert setting in out.stderr
     assert not (tmp_path / "data" / "oltp" / "pgdata").exists()  # refused before initdb
 
 
