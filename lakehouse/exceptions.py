@@ -29,3 +29,7 @@ class OltpError(LakehouseError):
 
 class LakeBusy(LakehouseError):
     """Another writer holds the lake (a lander, a build) or keeps committing first."""
+
+
+class LakeError(LakehouseError):
+    """A Delta table of the lake cannot be read (a damaged transaction log, ...)."""

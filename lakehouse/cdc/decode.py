@@ -9,6 +9,7 @@ returned as a reject with its reason instead of stopping the batch.
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -58,6 +59,8 @@ _SOURCE = pa.struct(
 _OPS = pa.array(["r", "c", "u", "d"])
 # Lines parsed together when a batch holds a bad record and has to be split up.
 _RETRY_CHUNK = 1024
+# A tombstone says its value is null; a record without the field has lost its value.
+_NULL_VALUE = re.compile(rb'"value"\s*:\s*null\s*[,}]')
 
 
 def bronze_schema(contract: Contract) -> pa.Schema:
@@ -99,12 +102,14 @@ def decode(contract: Contract, batch: RawBatch, masker: Masker | None = None) ->
     rows = bronze_schema(contract).empty_table()
     if parsed.num_rows:
         value = parsed.column("value").combine_chunks()
-        is_tombstone = pc.is_null(value)
+        key = parsed.column("key").combine_chunks()
+        is_tombstone, not_tombstone = _tombstones(contract, key, value, batch, offsets)
         tombstones = int(pc.sum(is_tombstone).as_py() or 0)
         # Checks and conversions run over every record (null in, null out for the
         # tombstones); only the flat result is filtered, which is far cheaper than
         # filtering the nested records first.
-        reason = _check_envelope(contract, parsed.column("key").combine_chunks(), value)
+        reason = _check_envelope(contract, key, value)
+        reason = pc.if_else(pc.is_valid(not_tombstone), not_tombstone, reason)
         rows, reason = _to_rows(contract, value, offsets, reason, batch)
         bad_mask = pc.and_(pc.is_valid(reason), pc.invert(is_tombstone))
         if pc.any(bad_mask).as_py():
@@ -161,6 +166,35 @@ def _parse(
     order = np.argsort(np.concatenate([o[:1] for o in offsets]), kind="stable")
     table = pa.concat_tables([tables[i] for i in order], promote_options="permissive")
     return table, np.concatenate([offsets[i] for i in order]), bad, blanks
+
+
+def _tombstones(
+    contract: Contract, key: pa.Array, value: pa.Array, batch: RawBatch, offsets: np.ndarray
+) -> tuple[pa.Array, pa.Array]:
+    """Which records are tombstones, and why a record without a value is not one.
+
+    A tombstone (Debezium's, after a delete; Kafka's record with a null value) carries
+    the deleted row's key and ``"value": null``. A record with no ``value`` field at all,
+    or a null value without the key, is malformed: a dead letter, never a silent skip."""
+    null_value = pc.is_null(value)
+    n = len(value)
+    if not pc.any(null_value).as_py():
+        return pa.array(np.zeros(n, dtype=bool)), pa.nulls(n, pa.string())
+    keyed = pc.is_valid(key)
+    for k in contract.primary_key:
+        keyed = pc.and_(keyed, pc.is_valid(pc.struct_field(key, k)))
+    keyed_np = pc.fill_null(keyed, False).to_numpy(zero_copy_only=False)
+    tombstone = np.zeros(n, dtype=bool)
+    reasons: list[str | None] = [None] * n
+    for i in np.flatnonzero(null_value.to_numpy(zero_copy_only=False)):
+        line = batch.lines[offsets[i] - batch.first_offset]
+        if not _NULL_VALUE.search(line):
+            reasons[i] = 'record without a value (a tombstone carries "value": null)'
+        elif not keyed_np[i]:
+            reasons[i] = "tombstone without the key: a tombstone names the deleted row's key"
+        else:
+            tombstone[i] = True
+    return pa.array(tombstone), pa.array(reasons, pa.string())
 
 
 def _parse_reason(exc: Exception) -> str:

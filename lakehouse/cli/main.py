@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
+from rich.markup import escape
 
 from lakehouse.cli.console import console, err_console, progress_bar
 from lakehouse.exceptions import LakehouseError
@@ -29,13 +30,23 @@ DataDir = Annotated[
 ]
 
 
-def _settings(data_dir: Path | None) -> Settings:
+def _settings(data_dir: Path | None, *, existing: bool = False) -> Settings:
+    """The settings; ``existing``: the command reads what the pipeline wrote, so a data
+    directory that does not exist is a typo, not an empty lake to report as healthy
+    (generate, demo, ingest from Kafka, oltp up and stack up create it)."""
+    from lakehouse.exceptions import ConfigError
     from lakehouse.settings import load_settings  # pydantic: loaded only when a command runs
 
     overrides: dict[str, Any] = {}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
-    return load_settings(**overrides)
+    settings = load_settings(**overrides)
+    if existing and not settings.root.is_dir():
+        raise ConfigError(
+            f"data directory {settings.root} does not exist: check --data-dir (or "
+            "LAKEHOUSE_DATA_DIR); `lakehouse demo` or `lakehouse generate` creates one"
+        )
+    return settings
 
 
 @app.command()
@@ -73,7 +84,7 @@ def _print_generate(summary: Any, settings: Settings) -> None:
     table.add_column("topic")
     table.add_column("events", justify="right")
     for topic, n in sorted(summary.events_by_topic.items()):
-        table.add_row(topic, f"{n:,}")
+        table.add_row(escape(topic), f"{n:,}")
     table.add_row("[bold]total", f"[bold]{summary.total_events:,}")
     console.print(table)
     console.print(f"generated in {summary.seconds:.1f} s")
@@ -148,7 +159,7 @@ def capture(
     table.add_column("topic")
     table.add_column("records", justify="right")
     for topic, n in sorted(report.by_topic.items()):
-        table.add_row(topic, f"{n:,}")
+        table.add_row(escape(topic), f"{n:,}")
     console.print(table)
 
 
@@ -160,7 +171,7 @@ def print_ingest(report: Any) -> None:
         table.add_column(col, justify="left" if col == "table" else "right")
     for t in report.topics:
         table.add_row(
-            t.table,
+            escape(t.table),
             f"{t.events:,}",
             f"{t.landed:,}",
             f"{t.duplicates:,}",
@@ -173,13 +184,13 @@ def print_ingest(report: Any) -> None:
         applied.add_column(col, justify="left" if col == "table" else "right")
     for a in report.applied:
         applied.add_row(
-            a.table, f"{a.changes:,}", f"{a.upserted:,}", f"{a.deleted:,}", f"{a.rows:,}"
+            escape(a.table), f"{a.changes:,}", f"{a.upserted:,}", f"{a.deleted:,}", f"{a.rows:,}"
         )
     console.print(applied)
     rate = report.events / report.seconds if report.seconds else 0
     console.print(f"{report.events:,} events in {report.seconds:.1f} s ({rate:,.0f} events/s)")
     for topic in report.unknown_topics:
-        err_console.print(f"[yellow]skipped topic {topic}: no data contract for it")
+        err_console.print(f"[yellow]skipped topic {escape(topic)}: no data contract for it")
 
 
 @app.command()
@@ -188,9 +199,19 @@ def build(data_dir: DataDir = None) -> None:
     reconciliation with the source, Great Expectations) and publish them only when no
     error-level check failed (write-audit-publish). `lakehouse dbt build` builds without
     the gate."""
+    from lakehouse.contracts import load_source_contracts
+    from lakehouse.lake.delta import check_tables
     from lakehouse.quality.gate import PublicationBlocked, build_audit_publish
 
-    settings = _settings(data_dir)
+    settings = _settings(data_dir, existing=True)
+    check_tables(  # a damaged table fails now, not after the dbt build
+        [
+            settings.table_uri(layer, contract.lake_name)
+            for contract in load_source_contracts(settings).values()
+            for layer in ("bronze", "silver")
+        ],
+        settings.lake_storage_options,
+    )
     with console.status("building") as spinner:
         try:
             report = build_audit_publish(settings, progress=spinner.update)
@@ -200,7 +221,7 @@ def build(data_dir: DataDir = None) -> None:
             raise
     print_checks(report)
     colour = "yellow" if report.warnings else "green"
-    console.print(f"[{colour}]{report.summary()}[/]")
+    console.print(f"[{colour}]{escape(report.summary())}[/]")
     if settings.dbt_target == "local":
         console.print(f"published marts: {settings.published_warehouse} (schema marts)")
     else:
@@ -222,7 +243,10 @@ def print_checks(report: Any) -> None:
     for check in failed:
         colour = "red" if check.severity == "error" else "yellow"
         table.add_row(
-            f"[{colour}]{check.severity}", check.check, check.observed or "", check.detail
+            f"[{colour}]{check.severity}",
+            escape(check.check),
+            escape(check.observed or ""),
+            escape(check.detail),
         )
     console.print(table)
 
@@ -237,7 +261,7 @@ def dbt(ctx: typer.Context, data_dir: DataDir = None) -> None:
 
     if not ctx.args:
         raise LakehouseError("name a dbt command, e.g. `lakehouse dbt docs generate`")
-    settings = _settings(data_dir)
+    settings = _settings(data_dir, existing=True)
     with hold(settings, "build"):  # it writes the build area a `lakehouse build` writes
         run_dbt(settings, list(ctx.args))
 
@@ -295,7 +319,7 @@ def status(
     """Tables, row counts, source positions, dead letters, freshness, and the marts."""
     from lakehouse.status import collect
 
-    report = collect(_settings(data_dir))
+    report = collect(_settings(data_dir, existing=True))
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
         return
@@ -305,7 +329,7 @@ def status(
 def _print_status(report: Any) -> None:
     from rich.table import Table
 
-    console.print(f"profile [bold]{report.profile}[/]  ·  lake {report.lake}")
+    console.print(f"profile [bold]{escape(report.profile)}[/]  ·  lake {escape(report.lake)}")
     table = Table(title="lake")
     for col in (
         "table",
@@ -320,40 +344,43 @@ def _print_status(report: Any) -> None:
     for t in report.tables:
         fresh = "-" if t.freshness_seconds is None else _age(t.freshness_seconds)
         table.add_row(
-            t.table,
+            escape(t.table),
             f"{t.bronze_rows:,}",
             f"{t.silver_rows:,}",
             str(t.consumed_offset),
             str(t.applied_offset),
-            t.last_source_commit or "-",
+            escape(t.last_source_commit or "-"),
             fresh,
         )
     console.print(table)
     colour = "red" if report.dead_letters else "green"
     console.print(f"dead letters: [{colour}]{report.dead_letters:,}[/]")
     for row in report.dead_letters_by_reason[:10]:
-        console.print(f"  {row['count']:>6,}  {row['topic']}  {row['reason']}")
+        console.print(
+            f"  {row['count']:>6,}  {escape(str(row['topic']))}  {escape(str(row['reason']))}"
+        )
     run = report.last_run
     if run:
         colour = {"published": "green", "blocked": "red"}.get(str(run["outcome"]), "yellow")
+        run_id, outcome = escape(str(run["run_id"])), escape(str(run["outcome"]))
         console.print(
-            f"last build: run {run['run_id']} [{colour}]{run['outcome']}[/] at "
+            f"last build: run {run_id} [{colour}]{outcome}[/] at "
             f"{run['finished_at']} ({run['checks']} checks, {run['errors']} failed, "
             f"{run['warnings']} warnings)"
         )
     if report.marts:
         served = report.publication.get("data_run_id") or "none yet"
-        marts = Table(title=f"published marts in {report.warehouse} (data of run {served})")
+        marts = Table(title=escape(f"published marts in {report.warehouse} (data of run {served})"))
         marts.add_column("model")
         marts.add_column("rows", justify="right")
         for name, n in report.marts.items():
-            marts.add_row(name, f"{n:,}")
+            marts.add_row(escape(name), f"{n:,}")
         console.print(marts)
     else:
         console.print("marts: none published yet (run `lakehouse build`)")
     for name, page in report.docs.items():
         label = "dbt docs" if name == "dbt" else "Data Docs (Great Expectations)"
-        console.print(f"{label}: file://{page}")
+        console.print(f"{label}: file://{escape(page)}")
 
 
 oltp_app = typer.Typer(
@@ -366,7 +393,7 @@ app.add_typer(oltp_app, name="oltp")
 def _cluster(data_dir: Path | None) -> Any:
     from lakehouse.oltp.cluster import Cluster
 
-    return Cluster(_settings(data_dir), notify=lambda m: err_console.print(f"[yellow]{m}"))
+    return Cluster(_settings(data_dir), notify=lambda m: err_console.print(f"[yellow]{escape(m)}"))
 
 
 dlq_app = typer.Typer(
@@ -387,7 +414,7 @@ def dlq_list(
 
     from lakehouse.cdc.replay import dead_letters
 
-    rows = dead_letters(_settings(data_dir), topic).to_pylist()
+    rows = dead_letters(_settings(data_dir, existing=True), topic).to_pylist()
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
         return
@@ -395,7 +422,9 @@ def dlq_list(
     for col in ("topic", "offset", "reason", "failed at"):
         table.add_column(col, justify="right" if col == "offset" else "left")
     for row in rows[:limit]:
-        table.add_row(row["topic"], str(row["offset"]), row["reason"], str(row["failed_at"]))
+        table.add_row(
+            escape(row["topic"]), str(row["offset"]), escape(row["reason"]), str(row["failed_at"])
+        )
     console.print(table)
 
 
@@ -407,10 +436,10 @@ def dlq_replay(
     """Land the dead letters again, after the contract or the data was fixed."""
     from lakehouse.cdc.replay import replay
 
-    report = replay(_settings(data_dir), topic)
+    report = replay(_settings(data_dir, existing=True), topic)
     for name in sorted(report.replayed.keys() | report.still_failing.keys()):
         console.print(
-            f"{name}: [green]{report.replayed[name]:,} landed[/], "
+            f"{escape(name)}: [green]{report.replayed[name]:,} landed[/], "
             f"{report.still_failing[name]:,} still failing"
         )
     if not report.replayed and not report.still_failing:
@@ -421,6 +450,20 @@ contracts_app = typer.Typer(
     help="Data contracts: one YAML file per source table.", no_args_is_help=True
 )
 app.add_typer(contracts_app, name="contracts")
+
+
+@contracts_app.command("check")
+def contracts_check(data_dir: DataDir = None) -> None:
+    """Read every contract the lander would use (shipped and drafted) and say what is
+    wrong with the first bad one, before a run meets it."""
+    from lakehouse.contracts import load_source_contracts
+
+    contracts = load_source_contracts(_settings(data_dir))
+    for name, contract in sorted(contracts.items()):
+        console.print(
+            f"[green]ok[/] {escape(name)}  {escape(str(contract.path))}  "
+            f"({len(contract.columns)} columns, key {escape(', '.join(contract.primary_key))})"
+        )
 
 
 @contracts_app.command("infer")
@@ -446,8 +489,9 @@ def contracts_infer(
             conn, out, source, schema=schema, tables=table or None, overwrite=overwrite
         )
     for draft in drafts:
-        note = f"  [yellow](not captured: {', '.join(draft.skipped)})[/]" if draft.skipped else ""
-        console.print(f"{draft.path}{note}")
+        skipped = escape(", ".join(draft.skipped))
+        note = f"  [yellow](not captured: {skipped})[/]" if draft.skipped else ""
+        console.print(f"{escape(str(draft.path))}{note}")
     console.print(
         f"{len(drafts)} draft(s) written; review them, then set LAKEHOUSE_CONTRACTS_DIR={out}"
     )
@@ -523,14 +567,14 @@ def oltp_status(
     if report.data_dir:
         console.print(f"data {report.data_dir}  ·  log {report.log_file}")
     if report.error:
-        err_console.print(f"[yellow]{report.error}", soft_wrap=True, highlight=False)
+        err_console.print(f"[yellow]{escape(report.error)}", soft_wrap=True, highlight=False)
     if report.running:
         console.print("migrations: " + (", ".join(report.migrations) or "none"))
         table = Table(title="tables")
         table.add_column("table")
         table.add_column("rows", justify="right")
         for name, n in report.tables.items():
-            table.add_row(name, f"{n:,}")
+            table.add_row(escape(name), f"{n:,}")
         console.print(table)
 
 
@@ -582,7 +626,7 @@ def simulate(
         products=products,
         orders_per_day=orders_per_day,
     )
-    Cluster(settings, notify=lambda m: err_console.print(f"[yellow]{m}")).up()
+    Cluster(settings, notify=lambda m: err_console.print(f"[yellow]{escape(m)}")).up()
     with Progress(
         TextColumn("[bold blue]simulating[/] {task.description}"),
         TimeElapsedColumn(),
@@ -627,7 +671,7 @@ def _print_simulate(summary: Any) -> None:
         table.add_column(title, justify="right")
     tables = sorted({t for t, _ in summary.changes})
     for name in tables:
-        table.add_row(name, *(f"{summary.changes[(name, op)]:,}" for op in ops))
+        table.add_row(escape(name), *(f"{summary.changes[(name, op)]:,}" for op in ops))
     console.print(table)
     if summary.interrupted:
         console.print("[yellow]interrupted[/]: every transaction shown was committed")
@@ -804,7 +848,8 @@ def run() -> None:
     try:
         app()
     except LakehouseError as exc:
-        err_console.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
+        message = " ".join(str(exc).split())  # one line, whatever the message holds
+        err_console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
         code = 1
     except SystemExit as exc:  # how click ends every command, successful or not
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)

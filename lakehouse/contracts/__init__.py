@@ -58,6 +58,12 @@ if TYPE_CHECKING:
 DEFAULT_SCHEMAS = ("public", "dbo")
 _DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
 _REFERENCE = re.compile(r"^[^.\s]+(\.[^.\s]+){1,2}$")
+# Table, schema and column names reach SQL (DuckDB, Trino, PostgreSQL) and delta-rs merge
+# predicates: lowercase letters, digits and underscores only, as engines fold case.
+NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_NAME_RULE = "use lowercase letters, digits and underscores, starting with a letter or _"
+_CONTRACT_KEYS = ("table", "schema", "primary_key", "columns", "description")
+_COLUMN_KEYS = ("name", "type", "nullable", "pii", "accepted_values", "min", "max", "references")
 
 _SIMPLE_TYPES: dict[str, tuple[pa.DataType, pa.DataType]] = {
     # contract type: (type of the value in Debezium JSON, type in the lake)
@@ -154,9 +160,32 @@ class Contract:
         return pa.struct([pa.field(k, self.column(k).wire_type) for k in self.primary_key])
 
 
+def _name(value: Any, what: str, where: Path) -> str:
+    """A table, schema or column name, refused unless it is safe in any SQL dialect."""
+    if not isinstance(value, str) or not NAME.match(value):
+        raise ContractError(f"{where}: {what} {value!r} is not a valid name: {_NAME_RULE}")
+    return value
+
+
+def _unknown_keys(raw: dict[str, Any], known: tuple[str, ...], what: str, where: Path) -> None:
+    unknown = [str(k) for k in raw if k not in known]
+    if unknown:
+        raise ContractError(
+            f"{where}: unknown key(s) {', '.join(map(repr, unknown))} in {what}; "
+            f"the keys are {', '.join(known)}"
+        )
+
+
 def _parse_column(raw: Any, where: Path) -> Column:
     if not isinstance(raw, dict) or "name" not in raw or "type" not in raw:
         raise ContractError(f"{where}: every column needs a 'name' and a 'type'")
+    _name(raw["name"], "column", where)
+    _unknown_keys(raw, _COLUMN_KEYS, f"column {raw['name']!r}", where)
+    nullable = raw.get("nullable", True)
+    if not isinstance(nullable, bool):
+        raise ContractError(
+            f"{where}: column {raw['name']!r} has nullable {nullable!r}; write true or false"
+        )
     ctype = str(raw["type"]).strip().lower()
     if ctype not in _SIMPLE_TYPES and not _DECIMAL.match(ctype):
         raise ContractError(
@@ -173,7 +202,7 @@ def _parse_column(raw: Any, where: Path) -> Column:
     return Column(
         name=str(raw["name"]),
         type=ctype,
-        nullable=bool(raw.get("nullable", True)),
+        nullable=nullable,
         pii=raw.get("pii"),
         accepted_values=tuple(accepted) if accepted else None,
         min=raw.get("min"),
@@ -185,15 +214,30 @@ def _parse_column(raw: Any, where: Path) -> Column:
 def load_contract(path: Path) -> Contract:
     try:
         raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ContractError(f"cannot read contract {path}: {exc}") from None
+    except OSError as exc:
+        raise ContractError(f"cannot read contract {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ContractError(
+            f"contract {path} is not valid YAML ({_yaml_problem(exc)}): fix it"
+        ) from None
     if not isinstance(raw, dict) or "table" not in raw or "columns" not in raw:
         raise ContractError(f"{path}: a contract needs 'table', 'primary_key' and 'columns'")
+    _unknown_keys(raw, _CONTRACT_KEYS, "the contract", path)
+    table = _name(raw["table"], "table", path)
+    schema = _name(raw.get("schema", "public"), "schema", path)
+    if not isinstance(raw["columns"], list) or not raw["columns"]:
+        raise ContractError(f"{path}: 'columns' must be a list of columns, one at least")
     columns = tuple(_parse_column(c, path) for c in raw["columns"])
-    names = {c.name for c in columns}
-    pk = tuple(raw.get("primary_key") or ())
-    if not pk:
+    names = [c.name for c in columns]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ContractError(f"{path}: column(s) {twice} are declared twice")
+    pk_raw = raw.get("primary_key")
+    if isinstance(pk_raw, str):
+        pk_raw = [pk_raw]
+    if not pk_raw or not isinstance(pk_raw, list):
         raise ContractError(f"{path}: 'primary_key' is required (a list of column names)")
+    pk = tuple(str(k) for k in pk_raw)
     missing = [k for k in pk if k not in names]
     if missing:
         raise ContractError(f"{path}: primary key column(s) {missing} are not among the columns")
@@ -201,14 +245,22 @@ def load_contract(path: Path) -> Contract:
     if not isinstance(reviewed, bool):
         raise ContractError(f"{path}: 'reviewed' must be true or false, not {reviewed!r}")
     return Contract(
-        table=str(raw["table"]),
-        schema=str(raw.get("schema", "public")),
+        table=table,
+        schema=schema,
         primary_key=pk,
         columns=columns,
         description=str(raw.get("description", "")),
         path=path,
         reviewed=reviewed,
     )
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What the YAML parser found and where, on one line."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"{exc.problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(exc).split())
 
 
 def load_contracts(directory: Path) -> dict[str, Contract]:

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
-from lakehouse.exceptions import LakeBusy
+from lakehouse.exceptions import LakeBusy, LakeError
 
 T = TypeVar("T")
 COMMIT_ATTEMPTS = 8
@@ -29,11 +29,32 @@ WRITER_KEY = "lakehouse.writer"
 
 
 def open_table(uri: str, storage_options: dict[str, str]) -> DeltaTable | None:
-    """The Delta table at ``uri``, or None when there is none yet."""
+    """The Delta table at ``uri``, or None when there is none yet. A table whose log
+    cannot be read (a damaged ``_delta_log``, an unreachable store) is a ``LakeError``
+    naming it, not a stack trace from delta-rs."""
     try:
         return DeltaTable(uri, storage_options=storage_options or None)
     except TableNotFoundError:
         return None
+    except (DeltaError, OSError) as exc:
+        raise LakeError(
+            f"cannot read the Delta table {uri} ({_first_line(exc)}): restore its _delta_log "
+            "from a backup, or remove the table and run `lakehouse ingest` to rebuild it "
+            "(silver from bronze, bronze from the change events)"
+        ) from None
+
+
+def check_tables(uris: list[str], storage_options: dict[str, str]) -> None:
+    """Open every table of ``uris`` that exists: a damaged one fails here, in one line,
+    before a long run reaches it."""
+    for uri in uris:
+        open_table(uri, storage_options)
+
+
+def _first_line(exc: Exception) -> str:
+    """delta-rs appends a Rust backtrace to its message when RUST_BACKTRACE is set."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0].removeprefix("Kernel error: ") if lines else type(exc).__name__
 
 
 def committed_version(table: DeltaTable | None, app_id: str) -> int:

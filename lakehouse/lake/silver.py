@@ -105,13 +105,24 @@ def _toast_aware(schema: pa.Schema, target: DeltaTable) -> dict[str, str]:
     (for the columns silver has already: an added one has no older value)."""
     existing = {f.name for f in target.schema().fields}
     return {
-        c.name: (
-            f"CASE WHEN s.{c.name} = '{UNAVAILABLE}' THEN t.{c.name} ELSE s.{c.name} END"
+        quote(c.name): (
+            f"CASE WHEN s.{quote(c.name)} = '{UNAVAILABLE}' "
+            f"THEN t.{quote(c.name)} ELSE s.{quote(c.name)} END"
             if pa.types.is_string(c.type) and not c.name.startswith("_") and c.name in existing
-            else f"s.{c.name}"
+            else f"s.{quote(c.name)}"
         )
         for c in schema
     }
+
+
+def quote(name: str) -> str:
+    """A column name as a quoted SQL identifier for delta-rs (DataFusion) expressions: the
+    contract's names are checked, but a column added in the source names itself."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _on(primary_key: tuple[str, ...] | list[str]) -> str:
+    return " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in primary_key)
 
 
 @dataclass(frozen=True)
@@ -186,12 +197,12 @@ def _apply_once(
         )
         return ApplyResult(contract.table, changes.num_rows, rows.num_rows, 0, rows.num_rows)
 
-    on = " AND ".join(f"t.{k} = s.{k}" for k in contract.primary_key)
+    on = _on(contract.primary_key)
     newer = (
         "(s._commit_pos > t._commit_pos OR "
         "(s._commit_pos = t._commit_pos AND s._event_pos > t._event_pos))"
     )
-    assign = {c: f"s.{c}" for c in schema.names}
+    assign = {quote(c): f"s.{quote(c)}" for c in schema.names}
     metrics = (
         silver.merge(
             latest,
@@ -241,8 +252,8 @@ def reapply_keys(
         candidates.join(wanted, keys=pk, join_type="left semi"), contract.primary_key
     )
     schema = silver_schema(contract, candidates.schema)
-    on = " AND ".join(f"t.{k} = s.{k}" for k in pk)
-    assign = {c: f"s.{c}" for c in schema.names}
+    on = _on(pk)
+    assign = {quote(c): f"s.{quote(c)}" for c in schema.names}
     target = DeltaTable(silver_uri, storage_options=storage_options or None)
     (
         target.merge(latest, predicate=on, source_alias="s", target_alias="t", merge_schema=True)

@@ -130,17 +130,17 @@ def _merge_sql(
 
     def value(c: str) -> str:
         if c in strings and not c.startswith("_") and c in existing:
-            return f"CASE WHEN s.`{c}` = '{UNAVAILABLE}' THEN t.`{c}` ELSE s.`{c}` END"
-        return f"s.`{c}`"
+            return f"CASE WHEN s.{_q(c)} = '{UNAVAILABLE}' THEN t.{_q(c)} ELSE s.{_q(c)} END"
+        return f"s.{_q(c)}"
 
-    on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in contract.primary_key)
+    on = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in contract.primary_key)
     newer = (
         "(s._commit_pos > t._commit_pos OR "
         "(s._commit_pos = t._commit_pos AND s._event_pos > t._event_pos))"
     )
-    updates = ", ".join(f"`{c}` = {value(c)}" for c in names)
-    inserts = ", ".join(f"`{c}`" for c in names)
-    values = ", ".join(f"s.`{c}`" for c in names)
+    updates = ", ".join(f"{_q(c)} = {value(c)}" for c in names)
+    inserts = ", ".join(_q(c) for c in names)
+    values = ", ".join(f"s.{_q(c)}" for c in names)
     return f"""
         MERGE INTO delta.`{spark_path(silver_uri)}` AS t
         USING _lakehouse_changes AS s
@@ -156,8 +156,13 @@ def _add_columns(spark: SparkSession, silver_uri: str, latest: DataFrame, added:
     if not added:
         return
     types = {f.name: f.dataType.simpleString() for f in latest.schema.fields}
-    columns = ", ".join(f"`{c}` {types[c]}" for c in added)
+    columns = ", ".join(f"{_q(c)} {types[c]}" for c in added)
     spark.sql(f"ALTER TABLE delta.`{spark_path(silver_uri)}` ADD COLUMNS ({columns})")
+
+
+def _q(name: str) -> str:
+    """A column name quoted for Spark SQL (an added column's name comes from the source)."""
+    return "`" + name.replace("`", "``") + "`"
 
 
 def _names(columns: list[str]) -> pa.Schema:

@@ -206,6 +206,8 @@ class Cluster:
             self._check_connection()
             return []
         done: list[str] = []
+        if self.pid() is None:  # a port in use is refused before initdb, not after
+            self._check_port()
         if not self.initialised:
             self._init()
             done.append(f"initialised a PostgreSQL cluster in {self.pgdata}")
@@ -350,13 +352,17 @@ class Cluster:
         if os.geteuid() == 0:
             os.chown(path, *self._server_ids())
 
-    def _start(self) -> None:
+    def _check_port(self) -> None:
         s = self.settings
         if _port_in_use(s.oltp_host, s.oltp_port):
             raise OltpError(
                 f"port {s.oltp_port} on {s.oltp_host} is in use by another program: choose "
                 "another one with LAKEHOUSE_OLTP_PORT (or oltp_port in lakehouse.yaml)"
             )
+
+    def _start(self) -> None:
+        s = self.settings
+        self._check_port()
         sock = self.socket_dir / f".s.PGSQL.{s.oltp_port}"
         if len(str(sock)) > _SOCKET_PATH_MAX:
             raise OltpError(

@@ -53,6 +53,10 @@ class MinioServer(ProcessService):
                 "MINIO_UPDATE": "off",  # no calls home for updates
             },
             start_timeout_s=start_timeout_s,
+            ports={
+                "minio_port": settings.minio_port,
+                "minio_console_port": settings.minio_console_port,
+            },
         )
 
     @property

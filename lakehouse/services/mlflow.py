@@ -48,6 +48,7 @@ class MlflowServer(ProcessService):
                 "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
             },
             start_timeout_s=START_TIMEOUT_S,
+            ports={"mlflow_port": settings.mlflow_port},
         )
 
     @property

@@ -78,6 +78,7 @@ class PrefectServer(ProcessService):
             self._health,
             env=env,
             start_timeout_s=START_TIMEOUT_S,
+            ports={"prefect_port": settings.prefect_port},
         )
 
     @property

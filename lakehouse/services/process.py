@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -42,7 +43,11 @@ class LocalProcess:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         start_timeout_s: float = START_TIMEOUT_S,
+        ports: Mapping[str, int] | None = None,
     ) -> None:
+        """``ports``: the setting naming each port the process listens on, to refuse a
+        port another program holds before starting (the process would fail to bind, or
+        worse, the other program would answer the health check)."""
         self.name = name
         self.home = home.resolve()
         self._command = command
@@ -50,6 +55,7 @@ class LocalProcess:
         self.env = dict(env) if env is not None else None
         self.cwd = cwd
         self.start_timeout_s = start_timeout_s
+        self.ports = dict(ports or {})
 
     @property
     def pid_path(self) -> Path:
@@ -105,6 +111,7 @@ class LocalProcess:
         if self.running():
             self.wait_healthy()
             return False
+        self.check_ports()
         self.home.mkdir(parents=True, exist_ok=True)
         command = list(self._command())
         env = {**os.environ, **self.env} if self.env is not None else None
@@ -131,6 +138,11 @@ class LocalProcess:
             self.stop()
             raise
         return True
+
+    def check_ports(self) -> None:
+        """Refuse to start on a port another program holds, naming the setting."""
+        for setting, port in self.ports.items():
+            check_port_free(port, setting)
 
     def wait_healthy(self, process: subprocess.Popen[bytes] | None = None) -> None:
         deadline = time.monotonic() + self.start_timeout_s
@@ -196,6 +208,21 @@ class ProcessService:
 
     def stop(self) -> bool:
         return self._process.stop()
+
+
+def check_port_free(port: int, setting: str, host: str = "127.0.0.1") -> None:
+    """A bind test: a ``ServiceError`` naming the port and the setting to change when
+    another program listens on it (a socket in TIME_WAIT does not count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise ServiceError(
+                f"port {port} ({setting}) is in use by another program: "
+                f"stop it, or choose another port with LAKEHOUSE_{setting.upper()} (or "
+                f"{setting} in lakehouse.yaml)"
+            ) from None
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

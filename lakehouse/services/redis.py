@@ -56,7 +56,12 @@ class RedisServer(ProcessService):
         self.port = settings.redis_port
         self.home = settings.stack_dir / "redis"
         self._process = LocalProcess(
-            "redis", self.home, self._command, self._ping, start_timeout_s=START_TIMEOUT_S
+            "redis",
+            self.home,
+            self._command,
+            self._ping,
+            start_timeout_s=START_TIMEOUT_S,
+            ports={"redis_port": settings.redis_port},
         )
 
     @property

@@ -121,6 +121,7 @@ class SupersetServer(ProcessService):
             self._health,
             env=self._env(),
             start_timeout_s=START_TIMEOUT_S,
+            ports={"superset_port": settings.superset_port},
         )
 
     @property
@@ -264,6 +265,8 @@ class SupersetServer(ProcessService):
     def start(self) -> bool:
         """Set up (again: a running Superset gets the assets of now) and serve; False
         when it was already serving."""
+        if not self._process.running():
+            self._process.check_ports()  # before the set-up, which takes a while
         self.setup()
         self.notify("starting Superset")
         return self._process.start()

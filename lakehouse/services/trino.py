@@ -93,6 +93,7 @@ class TrinoServer(ProcessService):
             self.healthy,
             env=self._env(),
             start_timeout_s=start_timeout_s,
+            ports={"trino_port": settings.trino_port},
         )
 
     @property

@@ -55,6 +55,7 @@ def test_help_does_not_import_heavy_libraries() -> None:
 def test_user_errors_are_one_line_without_traceback(
     tmp_path: Path, args: list[str], env: dict[str, str], expected: str
 ) -> None:
+    (tmp_path / "empty").mkdir()  # status reads an existing data directory
     out = _run(*args, "--data-dir", str(tmp_path / "empty"), env=env, cwd=tmp_path)
     assert out.returncode == 1
     assert "Traceback" not in out.stderr + out.stdout
