@@ -62,7 +62,7 @@ _REFERENCE = re.compile(r"^[^.\s]+(\.[^.\s]+){1,2}$")
 # predicates: lowercase letters, digits and underscores only, as engines fold case.
 NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _NAME_RULE = "use lowercase letters, digits and underscores, starting with a letter or _"
-_CONTRACT_KEYS = ("table", "schema", "primary_key", "columns", "description")
+_CONTRACT_KEYS = ("table", "schema", "primary_key", "columns", "description", "reviewed")
 _COLUMN_KEYS = ("name", "type", "nullable", "pii", "accepted_values", "min", "max", "references")
 
 _SIMPLE_TYPES: dict[str, tuple[pa.DataType, pa.DataType]] = {
