@@ -202,7 +202,9 @@ def trino_attacks(catalog: str) -> list[Attack]:
             REFUSE,
         ),
         Attack("flush cache", f"call {catalog}.system.flush_metadata_cache()", REFUSE),
-        Attack("prepare", f"prepare leak from select * from {catalog}.silver.client", REFUSE),
+        # preparing reads nothing; running it is the attack (refused by the table rules)
+        Attack("prepare", f"prepare leak from select * from {catalog}.silver.client"),
+        Attack("execute immediate", f"execute immediate 'select * from {catalog}.silver.client'"),
         Attack("grant", f"grant select on {catalog}.silver.client to user north_analyst", REFUSE),
         Attack("alter", f"alter table {t} set authorization north_analyst", REFUSE),
         Attack("kill", "call system.runtime.kill_query(query_id => 'x', message => 'y')", REFUSE),
