@@ -36,7 +36,7 @@ pytestmark = pytest.mark.integration
 LAKEHOUSE = str(Path(sys.executable).with_name("lakehouse"))
 PARAMS = GenerateParams(clients=60, products=20, days=60, snapshot_day=5)
 ROUNDS = 2
-PII_KEY = "two-writers-key"
+PII_KEY = "two-writers-key-of-at-least-32-characters"
 TIMEOUT = 240
 
 

@@ -19,10 +19,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("gate")]
 LAKEHOUSE = str(Path(sys.executable).with_name("lakehouse"))
 
 
+@pytest.mark.timeout(2400)
 def test_two_builds_at_once_publish_one_after_the_other(tmp_path: Path) -> None:
     settings = small_lake(tmp_path / "lake")
     (tmp_path / "lakehouse.yaml").write_text(
         "freshness_warn_after_minutes: null\nfreshness_error_after_minutes: null\n"
+        # the second waits for the whole first build, which takes minutes on a busy machine
+        "lease_wait_seconds: 1800\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}
     builds = [
@@ -36,7 +39,7 @@ def test_two_builds_at_once_publish_one_after_the_other(tmp_path: Path) -> None:
         )
         for _ in range(2)
     ]
-    outputs = [build.communicate(timeout=900) for build in builds]
+    outputs = [build.communicate(timeout=1800) for build in builds]
     for build, (out, err) in zip(builds, outputs, strict=True):
         assert build.returncode == 0 and "Traceback" not in out + err, err
     assert sum("waiting for a build" in err for _, err in outputs) == 1, outputs

@@ -47,7 +47,11 @@ def test_each_profile_gets_its_own_connection(tmp_path: Path) -> None:
     local = SupersetServer(load_settings(data_dir=tmp_path / "local"))
     uri, extra = local.database_uri()
     assert uri == f"duckdb:///{local.settings.published_warehouse}"
-    assert extra["engine_params"]["connect_args"] == {"read_only": True}
+    # read-only, and locked: no other file, no extension, no setting changed by a statement
+    assert extra["engine_params"]["connect_args"] == {
+        "read_only": True,
+        "config": {"enable_external_access": False, "lock_configuration": True},
+    }
     stack = SupersetServer(load_settings(data_dir=tmp_path / "stack", profile="stack"))
     uri, extra = stack.database_uri()
     assert uri == "trino://lakehouse@127.0.0.1:58080/lake"
