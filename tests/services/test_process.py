@@ -27,15 +27,21 @@ def _answers(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_start_is_idempotent_and_stop_leaves_nothing(tmp_path: Path) -> None:
+def _web_server(home: Path) -> tuple[LocalProcess, int]:
+    """A small HTTP server on a free port, as a service; and its port."""
     port = free_port()
     server = LocalProcess(
         "web",
-        tmp_path,
+        home,
         lambda: [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
         lambda: _answers(port),
         start_timeout_s=30,
     )
+    return server, port
+
+
+def test_start_is_idempotent_and_stop_leaves_nothing(tmp_path: Path) -> None:
+    server, port = _web_server(tmp_path)
     assert server.start() is True
     pid = server.pid()
     assert pid is not None and _answers(port)
@@ -122,14 +128,7 @@ def test_stop_does_signal_its_own_process(
 
 
 def test_start_records_the_start_time(tmp_path: Path) -> None:
-    port = free_port()
-    server = LocalProcess(
-        "web",
-        tmp_path,
-        lambda: [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
-        lambda: _answers(port),
-        start_timeout_s=30,
-    )
+    server, port = _web_server(tmp_path)
     try:
         server.start()
         pid, started = (int(f) for f in server.pid_path.read_text().split())
