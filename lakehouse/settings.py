@@ -38,6 +38,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
 DEFAULT_CONTRACTS_DIR = PACKAGE_DIR / "contracts" / "oltp"
 DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
+# a region name: it becomes a role, a user, a file name and a SQL literal
+REGION_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 
 Profile = Literal["local", "stack"]
 # A secret shorter than this (a typo, an empty file) is refused rather than used.
@@ -178,12 +180,12 @@ class Settings(BaseSettings):
         description="signs Superset's sessions; default: one generated in "
         "<data_dir>/secrets/superset.key",
     )
-    superset_region_roles: list[
-        Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
-    ] = Field(
-        default_factory=lambda: ["north"],
-        description="a role `region_<r>` and a user `<r>_analyst` per region here, who see "
-        "only that region's rows (row-level security), in charts, SQL Lab and CSV exports",
+    superset_region_roles: list[Annotated[str, StringConstraints(pattern=REGION_NAME_PATTERN)]] = (
+        Field(
+            default_factory=lambda: ["north"],
+            description="a role `region_<r>` and a user `<r>_analyst` per region here, who see "
+            "only that region's rows (row-level security), in charts, SQL Lab and CSV exports",
+        )
     )
     spark_master: str = Field(
         default="local[2]", description="where `ingest --engine spark` runs its applies"

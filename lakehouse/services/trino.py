@@ -34,12 +34,11 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from lakehouse.quality.publish import SCHEMA as PUBLISHED_SCHEMA
 from lakehouse.services import ServiceError
 from lakehouse.services.process import LocalProcess, ProcessService
 from lakehouse.settings import PROJECT_DIR, Settings
 from lakehouse.transform.regions import region_filter, region_marts
-
-PUBLISHED_SCHEMA = "marts"  # where the gate publishes (lakehouse.quality.publish.SCHEMA)
 
 # 476 is the newest release Maven Central serves here as server core; it needs Java 24+
 DEFAULT_VERSION = "476"

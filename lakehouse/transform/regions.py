@@ -14,10 +14,10 @@ from pathlib import Path
 
 import yaml
 
-from lakehouse.settings import DBT_PROJECT_DIR
+from lakehouse.settings import DBT_PROJECT_DIR, REGION_NAME_PATTERN
 
 REGION_COLUMN = "region"
-REGION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+REGION_NAME = re.compile(REGION_NAME_PATTERN)
 
 
 def region_marts(project_dir: Path = DBT_PROJECT_DIR) -> tuple[str, ...]:
