@@ -12,7 +12,7 @@ positive control), so a statement list that attacks nothing would fail the tests
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -237,21 +237,38 @@ def chart_queries(region_column: str = "region") -> list[tuple[str, dict[str, An
     ]  # fmt: skip
 
 
-def send_sql_lab(
-    analyst: Any, database: int, attacks: list[Attack], judge: Judge, where: str
+def send(
+    run: Callable[[str], Iterable[Iterable[Any]] | None],
+    attacks: list[Attack],
+    judge: Judge,
+    where: str,
 ) -> int:
-    """Each attack through SQL Lab on ``database``, judged; how many were refused."""
+    """Each attack run by ``run`` (its rows, or None when refused), judged; how many
+    were refused."""
     refused = 0
     for attack in attacks:
-        response = analyst.execute_sql(database, attack.sql)
-        if response.status_code != 200:
+        rows = run(attack.sql)
+        if rows is None:
             refused += 1
             continue
         if attack.kind == REFUSE:
             judge.leaks.append(f"{attack.label} ({where}): ran")
-        rows = [list(row.values()) for row in response.json().get("data") or []]
         judge.rows(f"{attack.label} ({where})", rows)
     return refused
+
+
+def send_sql_lab(
+    analyst: Any, database: int, attacks: list[Attack], judge: Judge, where: str
+) -> int:
+    """Each attack through SQL Lab on ``database``, judged; how many were refused."""
+
+    def run(sql: str) -> list[list[Any]] | None:
+        response = analyst.execute_sql(database, sql)
+        if response.status_code != 200:
+            return None
+        return [list(row.values()) for row in response.json().get("data") or []]
+
+    return send(run, attacks, judge, where)
 
 
 def send_chart_queries(analyst: Any, admin: Any, dataset: str, judge: Judge) -> int:
