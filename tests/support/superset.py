@@ -34,6 +34,7 @@ CHART_SQL: dict[str, str] = yaml.safe_load(
     (Path(__file__).resolve().parents[1] / "superset" / "chart_sql.yaml").read_text()
 )
 RENDER_TIMEOUT_S = 120.0
+NAVIGATION_TIMEOUT_MS = 120_000
 
 
 def chromium() -> Path:
@@ -83,14 +84,31 @@ def browser_page(server: SupersetServer, user: str, password: str) -> Iterator[A
         )
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1400})
+            # on a loaded machine Superset's pages take longer than Playwright's 30 s
+            page.set_default_timeout(NAVIGATION_TIMEOUT_MS)
             page.goto(f"{server.url}/login/")
             page.fill("#username", user)
             page.fill("#password", password)
             page.click("button[type=submit]")
-            page.wait_for_url("**/superset/welcome/**", timeout=60_000)
+            _wait_logged_in(page)
             yield page
         finally:
             browser.close()
+
+
+def _wait_logged_in(page: Any) -> None:
+    """Wait until the login form has redirected to the welcome page (the redirect, not
+    the welcome page's own charts and requests); a refused login fails with what the
+    form said, not with a timeout."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_url("**/superset/welcome/**", wait_until="commit")
+    except PlaywrightTimeout:
+        alerts = page.locator("[role=alert], .alert").all_inner_texts()
+        raise AssertionError(
+            f"login did not reach the welcome page: at {page.url}, {alerts}"
+        ) from None
 
 
 def open_dashboard(page: Any, server: SupersetServer, slug: str, expected: int) -> dict[str, Any]:
