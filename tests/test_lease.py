@@ -16,6 +16,7 @@ import pytest
 from lakehouse.exceptions import LakeBusy
 from lakehouse.lease import hold, holder, lock_path
 from lakehouse.settings import Settings, load_settings
+from tests.support.killer import lease_holders
 
 HOLD = """
 import sys, time
@@ -117,3 +118,21 @@ def test_the_command_names_the_holder_in_one_error_line(settings: Settings) -> N
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
     errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and f"pid {os.getpid()} on " in errors[0], run.stderr
+
+
+def test_the_kill_tests_see_who_holds_the_lease(settings: Settings) -> None:
+    """The kill tests read the holder from the kernel's lock table (``/proc/locks``):
+    the holding process while it holds it, nobody once it let go or died."""
+    path = lock_path(settings, "lander")
+    assert lease_holders(path) == set()
+    proc = _holder_process(settings, 60)
+    try:
+        assert lease_holders(path) == {proc.pid}
+        assert lease_holders(lock_path(settings, "build")) == set()
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    assert lease_holders(path) == set()
+    with hold(settings, "lander"):
+        assert lease_holders(path) == {os.getpid()}
+    assert lease_holders(path) == set()

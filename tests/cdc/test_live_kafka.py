@@ -2,9 +2,9 @@
 PostgreSQL, Debezium's PostgreSQL connector (embedded engine) producing every batch to a
 KRaft broker (``KafkaSink``), and the lander consuming the topics as a process of its
 own. While the shop simulator runs a randomised workload, the lander is killed with
-SIGKILL at 10+ random moments and restarted, and the broker is restarted once.
-Afterwards every silver table equals its source table and bronze holds every committed
-change exactly once."""
+SIGKILL 10+ times in the middle of a round and restarted, and the broker is restarted
+once. Afterwards every silver table equals its source table and bronze holds every event
+of the topics exactly once, by event identity."""
 
 from __future__ import annotations
 
@@ -18,15 +18,16 @@ from dataclasses import replace
 import pytest
 
 from lakehouse.cdc.kafka_sink import KafkaSink
+from lakehouse.cdc.kafka_source import KafkaSource
 from lakehouse.cdc.lander import ingest
 from lakehouse.exceptions import SourceError
 from lakehouse.oltp.simulate import SimulateParams, SimulateSummary, simulate
 from lakehouse.services.kafka import KafkaBroker
 from lakehouse.settings import Settings
-from tests.cdc.test_kafka import _assert_bronze_once
 from tests.cdc.test_live_capture import Capture, _changes, _source_table, _streamed
-from tests.cdc.test_live_workload import _Killer
+from tests.support.exactly_once import assert_bronze_exactly_once, streamed_changes
 from tests.support.kafka import running_broker
+from tests.support.killer import Killer, delta_commits
 from tests.support.oltp import oltp_cluster
 from tests.support.ports import free_port
 from tests.support.truth import assert_silver_equals
@@ -63,13 +64,14 @@ def test_lander_kills_and_a_broker_restart_lose_and_double_nothing(
     simulate(shop, WORLD)
     capture = Capture(shop)
     capture.wait_quiet()  # the initial snapshot, in Kafka
-    # each lander is killed 0-4 s after its first Delta commit, wherever it then is
-    lander = _Killer(
+    # each lander is killed 0-4 s after its first Delta commit, in the next round it is in
+    lander = Killer(
         shop,
         ["ingest", "--follow", "--interval", "0.5"],
         random.Random(5),
         (0.0, 4.0),
-        progress=lambda: _commits(shop),
+        progress=lambda: delta_commits(shop),
+        lease="lander",
     )
     restarted: dict[str, float] = {}
 
@@ -87,14 +89,15 @@ def test_lander_kills_and_a_broker_restart_lose_and_double_nothing(
     deadline = time.monotonic() + RUN_TIMEOUT_S
     try:
         while (
-            lander.kills < KILLS
+            lander.in_flight < KILLS
             or sum(s.transactions for s in summaries) < TRANSACTIONS
             or lander.kills <= restarted.get("kills", lander.kills)  # one after the restart
         ):
             assert lander.thread.is_alive(), "the lander's killer stopped"
             assert time.monotonic() < deadline, (
-                f"{lander.kills} lander kills, {sum(s.transactions for s in summaries)} "
-                f"transactions in {RUN_TIMEOUT_S:.0f} s (restart: {restarted}); see {lander.log}"
+                f"{lander.in_flight} of {lander.kills} lander kills in a round, "
+                f"{sum(s.transactions for s in summaries)} transactions in "
+                f"{RUN_TIMEOUT_S:.0f} s (restart: {restarted}); see {lander.log}"
             )
             summaries.append(simulate(shop, CHUNK))
             if lander.kills >= KILLS // 3 and restart.ident is None:
@@ -105,7 +108,7 @@ def test_lander_kills_and_a_broker_restart_lose_and_double_nothing(
             restart.join(120)
     assert "seconds" in restarted, "the broker did not restart"
     assert len(capture.batches) > restarted["batches"], "nothing captured after the restart"
-    assert _commits(shop), "the lander processes landed nothing"
+    assert delta_commits(shop), "the lander processes landed nothing"
 
     committed = _changes(*summaries)
     assert sum(s.transactions for s in summaries) >= TRANSACTIONS
@@ -118,13 +121,13 @@ def test_lander_kills_and_a_broker_restart_lose_and_double_nothing(
         landed = _landed(shop)
     capture.close()
     ingest(shop)  # whatever capture sent while it stopped
-    assert _streamed(shop) == committed  # every committed change once, none twice
-    _assert_bronze_once(shop)  # snapshot rows included
+    assert lander.in_flight >= KILLS
+    with KafkaSource(
+        shop.kafka_bootstrap_servers, "exactly-once-check", shop.topic_prefix
+    ) as topics:
+        events = assert_bronze_exactly_once(shop, topics)  # by event identity, snapshot too
+    assert streamed_changes(events) == committed  # and the capture missed none
     assert_silver_equals(shop, lambda contract: _source_table(shop, contract))
-
-
-def _commits(settings: Settings) -> int:
-    return sum(1 for _ in (settings.root / "lake").glob("*/*/_delta_log/*.json"))
 
 
 def _landed(settings: Settings) -> Counter[tuple[str, str]]:

@@ -8,16 +8,10 @@ personal value."""
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -27,13 +21,15 @@ from lakehouse.cdc.lander import ingest
 from lakehouse.oltp.cluster import connect
 from lakehouse.oltp.simulate import SimulateParams, simulate
 from lakehouse.settings import Settings
-from tests.cdc.test_live_capture import Capture, _changes, _source_table, _streamed
+from tests.cdc.test_live_capture import Capture, _changes, _source_table
+from tests.support.exactly_once import assert_bronze_exactly_once, streamed_changes
+from tests.support.killer import Killer, change_log_bytes, delta_commits
 from tests.support.oltp import oltp_cluster
 from tests.support.truth import assert_silver_equals
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("debezium")]
-LAKEHOUSE = str(Path(sys.executable).with_name("lakehouse"))
 OPERATIONS = 100_000
+LANDER_KILLS, CAPTURE_KILLS = 10, 3
 KILLS_TIMEOUT_S = 600.0  # for the kills still missing once the shop's operations are in
 WORLD = {"clients": 300, "products": 60}
 DDL = [
@@ -53,76 +49,15 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         yield settings
 
 
-class _Killer:
-    """Runs a `lakehouse` command as a process and kills it with SIGKILL at random
-    moments, restarting it each time, until stopped."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        args: list[str],
-        rng: random.Random,
-        pause: tuple[float, float],
-        *,
-        progress: Callable[[], int] | None = None,
-        progress_wait_s: float = 120.0,
-    ) -> None:
-        """With ``progress``, each process is killed ``pause`` seconds after that count
-        first grew (or after ``progress_wait_s``), not after it started: on a loaded
-        machine a process may need longer to start than the pause, and never work."""
-        self.log = settings.root / f"{args[0]}-killed.log"  # each process's output, for a failure
-        self.progress, self.progress_wait_s = progress, progress_wait_s
-        self.env = {
-            **os.environ,
-            "LAKEHOUSE_DATA_DIR": str(settings.root),
-            "LAKEHOUSE_OLTP_PORT": str(settings.oltp_port),
-        }
-        if settings.kafka_bootstrap_servers:
-            self.env["LAKEHOUSE_KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers
-        self.args, self.rng, self.pause = [LAKEHOUSE, *args], rng, pause
-        self.kills = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            with self.log.open("ab") as log:
-                proc = subprocess.Popen(
-                    self.args, env=self.env, stdout=subprocess.DEVNULL, stderr=log
-                )
-            if self.progress is not None:
-                self._wait_for_progress(proc)
-            self.stop.wait(self.rng.uniform(*self.pause))
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                self.kills += 1
-            proc.wait(timeout=60)
-
-    def _wait_for_progress(self, proc: subprocess.Popen[bytes]) -> None:
-        assert self.progress is not None
-        before = self.progress()
-        deadline = time.monotonic() + self.progress_wait_s
-        while (
-            not self.stop.is_set()
-            and proc.poll() is None
-            and self.progress() == before
-            and time.monotonic() < deadline
-        ):
-            time.sleep(0.1)
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(60)
-
-
 def test_a_hundred_thousand_operations_with_ddl_and_kills_land_exactly(
     shop: Settings,
 ) -> None:
-    """The lander and the capture, processes of their own, are killed with SIGKILL (10+
-    and 3+ times) during the run and restarted each time: each resumes from its own
-    positions (the lake's app transactions; Debezium's persisted offsets, which are also
-    what the replication slot is released up to)."""
+    """The lander and the capture, processes of their own, are killed with SIGKILL while
+    the shop runs and restarted each time: the lander 10+ times in the middle of a round
+    (after it has landed since its start, while it holds the lander lease), the capture
+    3+ times after it has captured since its start. Each resumes from its own positions
+    (the lake's app transactions; Debezium's persisted offsets, which are also what the
+    replication slot is released up to). The shop goes on until the kills are in."""
     simulate(shop, SimulateParams(tps=0, duration=None, transactions=1, **WORLD))
     with connect(shop) as conn:
         start = conn.execute("select pg_current_wal_lsn()::text").fetchone()
@@ -132,8 +67,15 @@ def test_a_hundred_thousand_operations_with_ddl_and_kills_land_exactly(
     running = Capture(shop)
     running.wait_quiet()  # the initial snapshot
     running.close()
-    lander = _Killer(shop, ["ingest", "--follow", "--interval", "0.5"], rng, (2.0, 6.0))
-    capture = _Killer(shop, ["capture"], rng, (10.0, 16.0))
+    lander = Killer(
+        shop,
+        ["ingest", "--follow", "--interval", "0.5"],
+        rng,
+        (0.0, 4.0),
+        progress=lambda: delta_commits(shop),
+        lease="lander",
+    )
+    capture = Killer(shop, ["capture"], rng, (4.0, 10.0), progress=lambda: change_log_bytes(shop))
     summaries = []
     ddl_updates: Counter[tuple[str, str]] = Counter()
     per_chunk = OPERATIONS // (len(DDL) + 1)
@@ -150,13 +92,17 @@ def test_a_hundred_thousand_operations_with_ddl_and_kills_land_exactly(
                     ddl_updates[("client", "u")] += result.rowcount
             conn.commit()
     deadline = time.monotonic() + KILLS_TIMEOUT_S
-    while lander.kills < 10 or capture.kills < 3:
+    while lander.in_flight < LANDER_KILLS or capture.kills < CAPTURE_KILLS:
         assert lander.thread.is_alive() and capture.thread.is_alive(), "a killer stopped"
         assert time.monotonic() < deadline, (
-            f"{lander.kills} lander and {capture.kills} capture kills after "
-            f"{KILLS_TIMEOUT_S:.0f} s more (10 and 3 wanted); see {lander.log}, {capture.log}"
+            f"{lander.in_flight} of {lander.kills} lander kills in a round and "
+            f"{capture.kills} capture kills after {KILLS_TIMEOUT_S:.0f} s more "
+            f"({LANDER_KILLS} and {CAPTURE_KILLS} wanted); see {lander.log}, {capture.log}"
         )
-        time.sleep(1)
+        # the shop goes on: every kill falls while there is work to land
+        summaries.append(
+            simulate(shop, SimulateParams(tps=0, duration=None, transactions=300, **WORLD))
+        )
     lander.close()
     capture.close()
     final = Capture(shop)  # one last capture, left to finish, and one last landing
@@ -167,7 +113,7 @@ def test_a_hundred_thousand_operations_with_ddl_and_kills_land_exactly(
         final.wait_quiet(quiet=6)
     final.close()
     ingest(shop)
-    assert lander.kills >= 10 and capture.kills >= 3
+    assert lander.in_flight >= LANDER_KILLS and capture.kills >= CAPTURE_KILLS
     with connect(shop) as conn:
         released = conn.execute(
             "select confirmed_flush_lsn > %s::pg_lsn from pg_replication_slots", [before_lsn]
@@ -177,7 +123,8 @@ def test_a_hundred_thousand_operations_with_ddl_and_kills_land_exactly(
     committed = _changes(*summaries) + ddl_updates
     assert sum(committed.values()) >= OPERATIONS
     assert {op for _, op in committed} == {"c", "u", "d"}
-    assert _streamed(shop) == committed  # every committed change once, none twice
+    events = assert_bronze_exactly_once(shop, shop.changes_path)  # by event identity
+    assert streamed_changes(events) == committed  # and the capture missed none
     assert_silver_equals(shop, lambda contract: _source_table(shop, contract))
     _assert_no_raw_pii_in_the_lake(shop)
 
