@@ -131,3 +131,48 @@ def test_trino_enforces_the_region_whatever_the_statement(stack_superset: Supers
     # the region's own rows do come back, from the engine itself
     own = _trino(s, "select distinct region from marts.mart_sales_lines", user=user)
     assert own == [(region,)]
+
+
+# what a user Trino has no rule for must not reach: the lake below the published marts,
+# the build area, the engine's own tables, and every write or setting
+OUTSIDE_THE_MARTS = {
+    "silver",
+    "bronze",
+    "build area",
+    "build area staging",
+    "system queries",
+    "system nodes",
+    "execute immediate",
+}
+
+
+def test_any_other_trino_user_reads_the_published_marts_only(
+    stack_superset: SupersetServer,
+) -> None:
+    """A name Trino has no rule for (an analyst's own client) reads the published marts,
+    every region, and nothing else: the same corpus, judged for that user."""
+    s = stack_superset.settings
+    user = "mallory"
+
+    def as_user(sql: str) -> list[tuple[Any, ...]] | None:
+        try:
+            return _trino(s, sql, user=user)
+        except Exception:
+            return None
+
+    attacks = trino_attacks(s.trino_catalog)
+    assert {a.label for a in attacks} >= OUTSIDE_THE_MARTS
+    reached = [
+        a.label
+        for a in attacks
+        if (a.kind != READ or a.label in OUTSIDE_THE_MARTS) and as_user(a.sql) is not None
+    ]
+    assert not reached, reached
+    regions = as_user(f"select distinct region from {s.trino_catalog}.marts.mart_sales_lines")
+    assert regions is not None and len(regions) >= 4  # the published marts, unfiltered
+    schemas = as_user(
+        f"select distinct table_schema from {s.trino_catalog}.information_schema.tables"
+    )
+    assert schemas is not None and {row[0] for row in schemas} <= {"marts", "information_schema"}
+    # the positive control: the pipeline's user does reach what this user cannot
+    assert _trino(s, f"select count(*) from {s.trino_catalog}.silver.client")[0][0] > 0
