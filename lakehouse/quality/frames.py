@@ -19,16 +19,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakehouse.exceptions import LakehouseError
+from lakehouse.exceptions import MissingTableError
 from lakehouse.lake.delta import open_table
 from lakehouse.settings import Settings
 
 DUCKDB_MARTS_SCHEMA = "main_marts"
 TRINO_MARTS_SCHEMA = "analytics_marts"
-
-
-class MissingTableError(LakehouseError):
-    """The table to check does not exist (yet): not ingested, or not built."""
 
 
 def read_lake_table(

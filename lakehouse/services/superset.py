@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from lakehouse.services import ServiceError
+from lakehouse.exceptions import ServiceError
 from lakehouse.services.process import LocalProcess, ProcessService
 from lakehouse.settings import PROJECT_DIR
 

@@ -34,8 +34,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from lakehouse.exceptions import ServiceError
 from lakehouse.quality.publish import SCHEMA as PUBLISHED_SCHEMA
-from lakehouse.services import ServiceError
 from lakehouse.services.process import LocalProcess, ProcessService
 from lakehouse.settings import PROJECT_DIR, Settings
 from lakehouse.transform.regions import region_filter, region_marts
