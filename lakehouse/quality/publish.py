@@ -29,13 +29,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lakehouse.contracts.marts import PUBLISHED_SCHEMA, REGION_COLUMN, region_filter
 from lakehouse.exceptions import PipelineError
 from lakehouse.settings import Settings
-from lakehouse.transform.regions import REGION_COLUMN, region_filter
 
 QUALITY_MARTS = ("mart_data_quality", "mart_pipeline_health")
 PUBLICATION = "_publication"
-SCHEMA = "marts"
+SCHEMA = PUBLISHED_SCHEMA
 _DUCKDB_BUILD_SCHEMA = "main_marts"
 _TRINO_BUILD_SCHEMA = "analytics_marts"
 
