@@ -21,7 +21,8 @@ from lakehouse.cdc.kafka_source import KafkaSource
 from lakehouse.cdc.pii import Masker, checked_key
 from lakehouse.cdc.source import ChangeSource
 from lakehouse.contracts import Contract, load_source_contracts
-from lakehouse.lake import bronze, dead_letter, delta, silver
+from lakehouse.lake import bronze, dead_letter, delta, quality_tables, silver
+from lakehouse.lake.catalog import register_tables
 from lakehouse.lease import hold
 from lakehouse.settings import Settings
 
@@ -119,8 +120,6 @@ def _ingest(
             settings, contracts.values(), progress=progress, engine=engine
         )
     if settings.profile == "stack":  # Trino queries what the lander wrote, new tables too
-        from lakehouse.lake.catalog import register_tables
-
         register_tables(settings)
     report.seconds = time.perf_counter() - started
     return report
@@ -185,9 +184,7 @@ def _create_missing_tables(settings: Settings, contracts: Iterable[Contract]) ->
             ),
         ):
             delta.ensure_table(uri, schema, settings.lake_storage_options)  # another lander too
-    from lakehouse.quality import history  # the gate's history: a dbt source too
-
-    history.ensure_tables(settings)
+    quality_tables.ensure_tables(settings)  # the gate's history: a dbt source too
 
 
 def apply_silver(
@@ -201,7 +198,7 @@ def apply_silver(
     items: list[Contract] = list(contracts)  # type: ignore[call-overload]
     apply = silver.apply
     if engine == "spark":  # the same apply, run by Spark (the session stays up for reuse)
-        from lakehouse.lake import spark_silver
+        from lakehouse.lake import spark_silver  # pyspark: seconds to load, optional
         from lakehouse.lake.spark_session import spark_session
 
         apply = partial(spark_silver.apply, spark_session(settings))

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lakehouse.exceptions import MissingTableError
+from lakehouse.lake.catalog import trino_connection
 from lakehouse.lake.delta import open_table
 from lakehouse.settings import Settings
 
@@ -103,8 +104,6 @@ def _duckdb_mart(settings: Settings, mart: str, columns: Sequence[str]) -> pa.Ta
 
 
 def _trino_mart(settings: Settings, mart: str, columns: Sequence[str]) -> pa.Table:
-    from lakehouse.lake.catalog import trino_connection
-
     catalog = settings.trino_catalog
     with trino_connection(settings) as connection:
         cursor = connection.cursor()

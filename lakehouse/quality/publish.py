@@ -31,6 +31,7 @@ from typing import Any
 
 from lakehouse.contracts.marts import PUBLISHED_SCHEMA, REGION_COLUMN, region_filter
 from lakehouse.exceptions import PipelineError
+from lakehouse.lake.catalog import trino_connection
 from lakehouse.settings import Settings
 
 QUALITY_MARTS = ("mart_data_quality", "mart_pipeline_health")
@@ -167,8 +168,6 @@ def _duckdb_tables(con: Any, catalog: str, schema: str) -> list[str]:
 def _publish_trino(
     settings: Settings, run_id: str, *, data: bool, served_run_id: str | None
 ) -> Publication:
-    from lakehouse.lake.catalog import trino_connection
-
     catalog = settings.trino_catalog
     published_at = datetime.now(UTC)
     data_run = run_id if data else served_run_id
