@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
 
-from rich.progress import Progress
-
 from lakehouse.cdc.decode import bronze_schema, decode
 from lakehouse.cdc.file_source import FileSource
 from lakehouse.cdc.kafka_source import KafkaSource
@@ -24,6 +22,7 @@ from lakehouse.contracts import Contract, load_source_contracts
 from lakehouse.lake import bronze, dead_letter, delta, quality_tables, silver
 from lakehouse.lake.catalog import register_tables
 from lakehouse.lease import hold
+from lakehouse.progress import Progress
 from lakehouse.settings import Settings
 
 DEAD_LETTER = ("dead_letter", "events")
@@ -139,7 +138,7 @@ def _land_topic(
     start: int,
     masker: Masker,
     progress: Progress | None,
-    task: object,
+    task: int | None,
 ) -> TopicReport:
     result = TopicReport(topic, contract.lake_name, last_offset=start - 1)
     bronze_uri = settings.table_uri("bronze", contract.lake_name)
@@ -164,7 +163,7 @@ def _land_topic(
         result.tombstones += decoded.tombstones
         result.last_offset = batch.last_offset
         if progress is not None and task is not None:
-            progress.advance(task, batch.count)  # type: ignore[arg-type]
+            progress.advance(task, batch.count)
     if isinstance(source, FileSource):  # landed and old enough: the lake is the record
         source.forget(topic, result.last_offset, settings.changes_retention_hours * 3600)
     return result

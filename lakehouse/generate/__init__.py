@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Any
 from lakehouse.exceptions import LakehouseError
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
-
+    from lakehouse.progress import Progress
     from lakehouse.settings import Settings
 
 MANIFEST = "manifest.json"

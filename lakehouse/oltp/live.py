@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING, Any
 from lakehouse.exceptions import SourceError
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
-
     from lakehouse.cdc.debezium import CaptureReport
     from lakehouse.oltp.simulate import SimulateParams, SimulateSummary
+    from lakehouse.progress import Progress
     from lakehouse.settings import Settings
 
 SLOT_TIMEOUT_S = 180.0  # the JVM and the connector start in ~10 s, much later when busy
