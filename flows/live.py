@@ -7,8 +7,8 @@ from datetime import date
 from prefect import flow, get_run_logger
 
 from flows._runtime import flow_progress, settings_for
-from lakehouse.oltp.live import business_until, run_live
 from lakehouse.oltp.simulate import SimulateParams
+from lakehouse.pipeline.live import business_until, run_live
 
 
 @flow(name="simulate-and-capture", log_prints=True)
