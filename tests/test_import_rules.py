@@ -78,19 +78,20 @@ def test_imports_run_downhill() -> None:
     assert not violations, "\n".join(map(str, violations))
 
 
-def _tree(root: Path, files: dict[str, str]) -> Path:
+def _violations(root: Path, files: dict[str, str]) -> list[str]:
+    """What the checker reports on a tree of ``files`` (path -> text) under ``root``."""
     for name, text in files.items():
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    return root
+    return sorted(str(v).removeprefix(f"{root}/") for v in check(root, PACKAGES, LAYERS))
 
 
 def test_a_planted_upward_import_is_reported(tmp_path: Path) -> None:
     """The positive control: a small tree with the project's layers, where landing imports
     the gate inside a function, the lake imports the CLI at the top, and the CLI and the
     lander import downward as they should."""
-    root = _tree(
+    found = _violations(
         tmp_path,
         {
             "lakehouse/__init__.py": "",
@@ -112,7 +113,6 @@ def test_a_planted_upward_import_is_reported(tmp_path: Path) -> None:
             "lakehouse/cli/console.py": "from lakehouse import cdc, settings\n",
         },
     )
-    found = sorted(str(v).removeprefix(str(root) + "/") for v in check(root, PACKAGES, LAYERS))
     assert found == [
         "lakehouse/cdc/lander.py:4: lakehouse.cdc.lander imports lakehouse.quality.history: "
         "lakehouse.quality (gate) is above lakehouse.cdc (capture and landing)",
@@ -122,7 +122,7 @@ def test_a_planted_upward_import_is_reported(tmp_path: Path) -> None:
 
 
 def test_a_sideways_import_and_a_package_without_a_layer_are_reported(tmp_path: Path) -> None:
-    root = _tree(
+    found = _violations(
         tmp_path,
         {
             "lakehouse/__init__.py": "",
@@ -133,7 +133,6 @@ def test_a_sideways_import_and_a_package_without_a_layer_are_reported(tmp_path: 
             "lakehouse/lake/delta.py": "",
         },
     )
-    found = sorted(str(v).removeprefix(str(root) + "/") for v in check(root, PACKAGES, LAYERS))
     assert found == [
         "lakehouse/ml/__init__.py:1: lakehouse.ml imports lakehouse.lake.delta: "
         "lakehouse.ml is in no layer: give it one",
