@@ -6,8 +6,6 @@ Debezium) when PostgreSQL is available, or from recorded Debezium files (``gener
 
 from __future__ import annotations
 
-from typing import Literal
-
 from prefect import flow, get_run_logger
 
 from flows._runtime import settings_for
@@ -15,36 +13,7 @@ from flows.generate import generate_flow
 from flows.ingest import ingest_flow
 from flows.live import live_flow
 from flows.transform import transform_flow
-from lakehouse.exceptions import ConfigError, OltpError
-from lakehouse.settings import Settings
-
-Source = Literal["auto", "live", "files"]
-
-
-def choose_source(settings: Settings, source: Source) -> Literal["live", "files"]:
-    """``auto``: what the data directory already holds, else live when PostgreSQL is
-    there (or can be installed), else the recorded files."""
-    recorded = (settings.changes_path / "manifest.json").exists()
-    captured = (settings.root / "capture" / "offsets.dat").exists()
-    if (source == "live" and recorded) or (source == "files" and captured):
-        holds = "recorded files" if recorded else "live captures"
-        raise ConfigError(
-            f"{settings.root} holds {holds}: use another --data-dir for --source {source}"
-        )
-    if source != "auto":
-        return source
-    if recorded or captured:
-        return "files" if recorded else "live"
-    if not settings.oltp_managed:
-        return "live"
-    from lakehouse.oltp.cluster import find_bindir
-
-    try:
-        find_bindir()
-    except OltpError as exc:
-        get_run_logger().warning("%s; the demo uses recorded change files", exc)
-        return "files"
-    return "live"
+from lakehouse.pipeline.source import Source, choose_source
 
 
 @flow(name="demo", log_prints=True)
@@ -58,7 +27,7 @@ def demo(
 ) -> dict[str, object]:
     settings = settings_for(data_dir)
     data_dir = str(settings.root)
-    chosen = choose_source(settings, source)
+    chosen = choose_source(settings, source, warn=get_run_logger().warning)
     get_run_logger().info("source of the changes: %s", chosen)
     changes: object
     if chosen == "live":

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from flows._runtime import settings_for
-from lakehouse.cli.console import progress_bar
+from flows._runtime import flow_progress, settings_for
 from lakehouse.generate import GenerateParams, generate
 
 
@@ -20,7 +19,7 @@ def generate_flow(
     """Write the demo business's history as Debezium change events; returns the count."""
     settings = settings_for(data_dir)
     params = GenerateParams(seed=seed, clients=clients, products=products, days=days)
-    with progress_bar() as progress:
+    with flow_progress() as progress:
         summary = generate(settings, params, progress=progress)
     state = "already there" if summary.skipped else f"in {summary.seconds:.1f} s"
     get_run_logger().info("%s change events %s", f"{summary.total_events:,}", state)

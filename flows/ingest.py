@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger, task
 
-from flows._runtime import settings_for
+from flows._runtime import flow_progress, settings_for
 from lakehouse.cdc.lander import IngestReport, ingest
-from lakehouse.cli.console import progress_bar
 
 
 # Retrying is safe: every Delta commit carries its source offset, so a rerun resumes
@@ -18,7 +17,7 @@ def land_and_apply(
     settings = settings_for(data_dir)
     if changes_retention_hours is not None:
         settings = settings.model_copy(update={"changes_retention_hours": changes_retention_hours})
-    with progress_bar() as progress:
+    with flow_progress() as progress:
         return ingest(settings, progress=progress)
 
 

@@ -6,10 +6,9 @@ from datetime import date
 
 from prefect import flow, get_run_logger
 
-from flows._runtime import settings_for
-from lakehouse.cli.console import progress_bar
-from lakehouse.oltp.live import business_until, run_live
+from flows._runtime import flow_progress, settings_for
 from lakehouse.oltp.simulate import SimulateParams
+from lakehouse.pipeline.live import business_until, run_live
 
 
 @flow(name="simulate-and-capture", log_prints=True)
@@ -35,7 +34,7 @@ def live_flow(
         products=products,
     )
     logger = get_run_logger()
-    with progress_bar() as progress:
+    with flow_progress() as progress:
         report = run_live(settings, params, progress=progress, notify=logger.info)
     s = report.simulated
     logger.info(

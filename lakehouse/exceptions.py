@@ -33,3 +33,11 @@ class LakeBusy(LakehouseError):
 
 class LakeError(LakehouseError):
     """A Delta table of the lake cannot be read (a damaged transaction log, ...)."""
+
+
+class ServiceError(LakehouseError):
+    """A service cannot be installed, started or stopped; the message names the step."""
+
+
+class MissingTableError(LakehouseError):
+    """A table to read or check does not exist (yet): not ingested, or not built."""

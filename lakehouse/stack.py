@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from lakehouse.services import ServiceError
+from lakehouse.exceptions import ServiceError
 
 if TYPE_CHECKING:
     from lakehouse.settings import Settings

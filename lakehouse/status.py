@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 import pyarrow.compute as pc
 
 from lakehouse.contracts import load_source_contracts
-from lakehouse.lake import dead_letter, delta
+from lakehouse.lake import dead_letter, delta, quality_tables
 from lakehouse.settings import Settings
+from lakehouse.transform.docs import docs_sites
 
 
 @dataclass
@@ -80,8 +81,6 @@ def collect(settings: Settings) -> Status:
     status.dead_letters_by_reason = counts.to_pylist()
     status.marts, status.publication = _marts(settings)
     status.last_run = _last_run(settings)
-    from lakehouse.transform.docs import docs_sites
-
     status.docs = {name: str(p) for name, p in docs_sites(settings).items() if p.exists()}
     return status
 
@@ -115,7 +114,7 @@ def _marts(settings: Settings) -> tuple[dict[str, int], dict[str, object]]:
 def _last_run(settings: Settings) -> dict[str, object]:
     """The latest gate run (write-audit-publish), from the quality history."""
     table = delta.open_table(
-        settings.table_uri("quality", "pipeline_runs"), settings.lake_storage_options
+        settings.table_uri(quality_tables.LAYER, quality_tables.RUNS), settings.lake_storage_options
     )
     if table is None:
         return {}

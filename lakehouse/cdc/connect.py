@@ -17,12 +17,9 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from lakehouse.contracts import load_contracts
-
-if TYPE_CHECKING:
-    from lakehouse.settings import Settings
+from lakehouse.settings import Settings
 
 # how both connectors write values; the lander's decoding depends on these
 VALUE_MODES = {
@@ -104,8 +101,6 @@ def connector_files(settings: Settings) -> dict[str, str]:
 
 
 def main(argv: list[str]) -> None:
-    from lakehouse.settings import Settings
-
     out = Path(argv[0] if argv else "docker/connect")
     out.mkdir(parents=True, exist_ok=True)
     # the defaults, not this machine's environment: the files are the project's

@@ -35,7 +35,9 @@ from typing import TYPE_CHECKING, Any
 from lakehouse.cdc.change_log import ChangeLogWriter
 from lakehouse.cdc.kafka_sink import KafkaSink
 from lakehouse.contracts import load_source_contracts
+from lakehouse.contracts.infer import draft_captured, source_tables
 from lakehouse.exceptions import ContractError, LakehouseError, SourceError
+from lakehouse.oltp.cluster import SUPERUSER, Cluster, connect
 
 if TYPE_CHECKING:
     import psycopg
@@ -129,8 +131,6 @@ class _Drafts:
 
     def for_source(self) -> None:
         """At start: every captured table of the database."""
-        from lakehouse.contracts.infer import source_tables
-        from lakehouse.oltp.cluster import connect
 
         with connect(self.settings) as conn:
             tables = [t for t in source_tables(conn) if _captured(self.settings, *t)]
@@ -142,8 +142,6 @@ class _Drafts:
         if not missing:
             return
         import psycopg
-
-        from lakehouse.oltp.cluster import connect
 
         tables = []
         prefix = self.settings.topic_prefix + "."
@@ -167,8 +165,6 @@ class _Drafts:
 
     def _draft(self, conn: psycopg.Connection, tables: list[tuple[str, str]]) -> None:
         import psycopg
-
-        from lakehouse.contracts.infer import draft_captured
 
         for schema, table in tables:
             topic = self.settings.topic(table, schema)
@@ -209,9 +205,6 @@ def _prepare_publication(settings: Settings, name: str) -> None:
     the switch brings in is captured from then on: its earlier rows need a new snapshot.
     """
     from psycopg import sql
-
-    from lakehouse.contracts.infer import source_tables
-    from lakehouse.oltp.cluster import connect
 
     every_table = not settings.capture_tables
     with connect(settings, autocommit=True) as conn:
@@ -283,8 +276,6 @@ def _cluster_superuser(settings: Settings) -> psycopg.Connection:
     """The project's own cluster's superuser, on its unix socket, in the source database."""
     import psycopg
 
-    from lakehouse.oltp.cluster import SUPERUSER, Cluster
-
     return psycopg.connect(
         host=str(Cluster(settings).socket_dir),
         port=settings.oltp_port,
@@ -352,7 +343,6 @@ def _release_wal(settings: Settings, slot: str, offsets: Path, wait: float = 0.0
     if not commits:
         return
     lsn = max(commits)
-    from lakehouse.oltp.cluster import connect
 
     position = f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
     with connect(settings, autocommit=True) as conn:

@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
 
-from rich.progress import Progress
-
 from lakehouse.cdc.decode import bronze_schema, decode
 from lakehouse.cdc.file_source import FileSource
 from lakehouse.cdc.kafka_source import KafkaSource
 from lakehouse.cdc.pii import Masker, checked_key
 from lakehouse.cdc.source import ChangeSource
 from lakehouse.contracts import Contract, load_source_contracts
-from lakehouse.lake import bronze, dead_letter, delta, silver
+from lakehouse.lake import bronze, dead_letter, delta, quality_tables, silver
+from lakehouse.lake.catalog import register_tables
 from lakehouse.lease import hold
+from lakehouse.progress import Progress
 from lakehouse.settings import Settings
 
 DEAD_LETTER = ("dead_letter", "events")
@@ -119,8 +119,6 @@ def _ingest(
             settings, contracts.values(), progress=progress, engine=engine
         )
     if settings.profile == "stack":  # Trino queries what the lander wrote, new tables too
-        from lakehouse.lake.catalog import register_tables
-
         register_tables(settings)
     report.seconds = time.perf_counter() - started
     return report
@@ -140,7 +138,7 @@ def _land_topic(
     start: int,
     masker: Masker,
     progress: Progress | None,
-    task: object,
+    task: int | None,
 ) -> TopicReport:
     result = TopicReport(topic, contract.lake_name, last_offset=start - 1)
     bronze_uri = settings.table_uri("bronze", contract.lake_name)
@@ -165,7 +163,7 @@ def _land_topic(
         result.tombstones += decoded.tombstones
         result.last_offset = batch.last_offset
         if progress is not None and task is not None:
-            progress.advance(task, batch.count)  # type: ignore[arg-type]
+            progress.advance(task, batch.count)
     if isinstance(source, FileSource):  # landed and old enough: the lake is the record
         source.forget(topic, result.last_offset, settings.changes_retention_hours * 3600)
     return result
@@ -185,9 +183,7 @@ def _create_missing_tables(settings: Settings, contracts: Iterable[Contract]) ->
             ),
         ):
             delta.ensure_table(uri, schema, settings.lake_storage_options)  # another lander too
-    from lakehouse.quality import history  # the gate's history: a dbt source too
-
-    history.ensure_tables(settings)
+    quality_tables.ensure_tables(settings)  # the gate's history: a dbt source too
 
 
 def apply_silver(
@@ -201,7 +197,7 @@ def apply_silver(
     items: list[Contract] = list(contracts)  # type: ignore[call-overload]
     apply = silver.apply
     if engine == "spark":  # the same apply, run by Spark (the session stays up for reuse)
-        from lakehouse.lake import spark_silver
+        from lakehouse.lake import spark_silver  # pyspark: seconds to load, optional
         from lakehouse.lake.spark_session import spark_session
 
         apply = partial(spark_silver.apply, spark_session(settings))

@@ -31,7 +31,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lakehouse.contracts import Contract
+from lakehouse.contracts.infer import guess_pii
 from lakehouse.exceptions import ConfigError
+from lakehouse.lake import delta
 
 if TYPE_CHECKING:
     from lakehouse.settings import Settings
@@ -96,7 +98,6 @@ def checked_key(settings: Settings) -> bytes:
 
 
 def recorded_fingerprint(settings: Settings) -> str | None:
-    from lakehouse.lake import delta
 
     table = delta.open_table(settings.table_uri(*KEY_TABLE), settings.lake_storage_options)
     if table is None:
@@ -139,7 +140,6 @@ class Masker:
         """Columns the contract does not know (added in the source since) are masked
         when their name looks personal (email, phone, name, address, ...), or all of
         them when the contract is unreviewed."""
-        from lakehouse.contracts.infer import guess_pii
 
         known = set(contract.column_names)
         for i, name in enumerate(table.column_names):

@@ -1,4 +1,6 @@
-"""The `lakehouse` command line. Heavy libraries load inside the commands that use them."""
+"""The `lakehouse` command line. Heavy libraries load inside the commands that use them,
+and so do the project's modules (they bring deltalake, duckdb, dbt or Prefect): `lakehouse
+--help` stays fast."""
 
 from __future__ import annotations
 

@@ -16,11 +16,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from lakehouse.contracts import load_contracts
 from lakehouse.exceptions import LakehouseError
+from lakehouse.generate import ground_truth
+from lakehouse.generate.business import PRIMARY_KEYS, Business
+from lakehouse.generate.debezium import Recorder
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
-
+    from lakehouse.progress import Progress
     from lakehouse.settings import Settings
 
 MANIFEST = "manifest.json"
@@ -90,11 +93,6 @@ def generate(
     progress: Progress | None = None,
 ) -> GenerateSummary:
     """Write the change events and the ground truth under the data directory."""
-    from lakehouse.contracts import load_contracts
-    from lakehouse.generate import ground_truth
-    from lakehouse.generate.business import PRIMARY_KEYS, Business
-    from lakehouse.generate.debezium import Recorder
-
     changes, truth = settings.changes_path, settings.ground_truth_path
     manifest = read_manifest(settings)
     if manifest is not None and not force:

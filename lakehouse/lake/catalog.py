@@ -14,7 +14,7 @@ from typing import Any
 
 from pyarrow import fs
 
-from lakehouse.services import ServiceError
+from lakehouse.exceptions import ServiceError
 from lakehouse.settings import Settings
 
 LAYERS = ("bronze", "silver", "dead_letter", "quality")

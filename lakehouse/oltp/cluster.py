@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lakehouse.exceptions import OltpError
+from lakehouse.oltp.migrate import applied, migrate
 from lakehouse.services.apt import apt_install
 from lakehouse.services.process import process_command, process_cwd
 
@@ -200,7 +201,6 @@ class Cluster:
         waits until it accepts connections, creates the role and the database if they are
         missing, and applies the migrations not applied yet.
         """
-        from lakehouse.oltp.migrate import migrate
 
         if not self.managed:
             self._check_connection()
@@ -597,8 +597,6 @@ class Cluster:
 
 def _read_contents(conn: psycopg.Connection, status: ClusterStatus) -> None:
     from psycopg import sql
-
-    from lakehouse.oltp.migrate import applied
 
     row = conn.execute("show server_version").fetchone()
     status.server_version = row[0] if row else None

@@ -20,14 +20,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from lakehouse.contracts import load_contracts
 from lakehouse.exceptions import OltpError
+from lakehouse.generate.business import Business
 from lakehouse.generate.wire import to_python, to_wire
+from lakehouse.oltp.cluster import connect
 
 if TYPE_CHECKING:
     import psycopg
 
     from lakehouse.contracts import Contract
-    from lakehouse.generate.business import Business
     from lakehouse.generate.debezium import Row, Transaction
     from lakehouse.settings import Settings
 
@@ -360,10 +362,6 @@ def simulate(
 ) -> SimulateSummary:
     """Run the shop against the database until the duration or transaction budget is spent."""
     import psycopg
-
-    from lakehouse.contracts import load_contracts
-    from lakehouse.generate.business import Business
-    from lakehouse.oltp.cluster import connect
 
     contracts = load_contracts(settings.contracts_dir)
     missing = [t for t in LOAD_ORDER if t not in contracts]

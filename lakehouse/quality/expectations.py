@@ -53,10 +53,10 @@ from great_expectations.expectations.metadata_types import FailureSeverity
 from great_expectations.expectations.row_conditions import Column as RowColumn
 
 from lakehouse.contracts import DEFAULT_SCHEMAS, Column, Contract, load_source_contracts
-from lakehouse.exceptions import ContractError
+from lakehouse.exceptions import ContractError, MissingTableError
 from lakehouse.quality import CheckResult, Layer, Severity
 from lakehouse.quality.alerts import post_json
-from lakehouse.quality.frames import MissingTableError, read_lake_table, read_mart
+from lakehouse.quality.frames import read_lake_table, read_mart
 from lakehouse.settings import PROJECT_DIR, Settings
 
 log = logging.getLogger(__name__)

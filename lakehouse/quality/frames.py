@@ -19,16 +19,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakehouse.exceptions import LakehouseError
+from lakehouse.exceptions import MissingTableError
+from lakehouse.lake.catalog import trino_connection
 from lakehouse.lake.delta import open_table
 from lakehouse.settings import Settings
 
 DUCKDB_MARTS_SCHEMA = "main_marts"
 TRINO_MARTS_SCHEMA = "analytics_marts"
-
-
-class MissingTableError(LakehouseError):
-    """The table to check does not exist (yet): not ingested, or not built."""
 
 
 def read_lake_table(
@@ -107,8 +104,6 @@ def _duckdb_mart(settings: Settings, mart: str, columns: Sequence[str]) -> pa.Ta
 
 
 def _trino_mart(settings: Settings, mart: str, columns: Sequence[str]) -> pa.Table:
-    from lakehouse.lake.catalog import trino_connection
-
     catalog = settings.trino_catalog
     with trino_connection(settings) as connection:
         cursor = connection.cursor()

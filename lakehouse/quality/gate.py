@@ -22,7 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from lakehouse.contracts import load_source_contracts
 from lakehouse.exceptions import PipelineError
+from lakehouse.lake import dead_letter, delta, quality_tables
+from lakehouse.lake.catalog import register_tables
 from lakehouse.lease import hold
 from lakehouse.quality import CheckResult, Layer, Severity, history
 from lakehouse.quality.alerts import send_alert
@@ -104,7 +107,7 @@ def write(settings: Settings, progress: Progress | None = None) -> GateReport:
     say = progress or _log_progress
     started = datetime.now(UTC)
     report = GateReport(new_run_id(started), started)
-    history.ensure_tables(settings)
+    quality_tables.ensure_tables(settings)
     _register(settings)
     say("dbt build (write)")
     clock = time.perf_counter()
@@ -118,6 +121,7 @@ def write(settings: Settings, progress: Progress | None = None) -> GateReport:
 
 def audit(settings: Settings, report: GateReport, progress: Progress | None = None) -> None:
     """The checks beyond dbt's tests: freshness, reconciliation, Great Expectations."""
+    # Great Expectations and pandas take seconds to load: only a run that audits pays
     from lakehouse.quality.expectations import run_expectations
     from lakehouse.quality.reconcile import reconcile
 
@@ -195,8 +199,6 @@ def _register(settings: Settings) -> None:
     """On the stack profile Trino must know the lake's tables, the quality ones included."""
     if settings.profile != "stack":
         return
-    from lakehouse.lake.catalog import register_tables
-
     register_tables(settings)
 
 
@@ -302,9 +304,6 @@ def _age(seconds: float | None) -> str:
 
 def newest_source_commit(settings: Settings) -> datetime | None:
     """The newest source commit that reached silver, from the Delta file statistics."""
-    from lakehouse.contracts import load_source_contracts
-    from lakehouse.lake import delta
-
     newest: datetime | None = None
     for name in load_source_contracts(settings):
         table = delta.open_table(settings.table_uri("silver", name), settings.lake_storage_options)
@@ -315,8 +314,6 @@ def newest_source_commit(settings: Settings) -> datetime | None:
 
 
 def dead_letters(settings: Settings) -> int:
-    from lakehouse.lake import dead_letter
-
     counts = dead_letter.count(
         settings.table_uri("dead_letter", "events"), settings.lake_storage_options
     )

@@ -1,8 +1,7 @@
-"""The history of the gate: every check of every run, and every run, as Delta tables in
-the lake's ``quality`` layer. dbt reads them as the source ``quality`` and builds the
-marts ``mart_data_quality`` and ``mart_pipeline_health`` from them.
-
-Both tables exist (empty) before the first build, so that the dbt sources always resolve.
+"""The history of the gate: every check of every run, and every run, appended to the
+lake's ``quality`` tables (their schemas: ``lakehouse.lake.quality_tables``). dbt reads
+them as the source ``quality`` and builds the marts ``mart_data_quality`` and
+``mart_pipeline_health`` from them.
 """
 
 from __future__ import annotations
@@ -14,53 +13,9 @@ import pyarrow as pa
 from deltalake import write_deltalake
 
 from lakehouse.lake import delta
+from lakehouse.lake.quality_tables import CHECKS, CHECKS_SCHEMA, LAYER, RUNS, RUNS_SCHEMA
 from lakehouse.quality import CheckResult
 from lakehouse.settings import Settings
-
-LAYER = "quality"
-CHECKS = "check_results"
-RUNS = "pipeline_runs"
-
-_TS = pa.timestamp("us", tz="UTC")
-
-CHECKS_SCHEMA = pa.schema(
-    [
-        pa.field("run_id", pa.string(), nullable=False),
-        pa.field("checked_at", _TS, nullable=False),
-        pa.field("check_name", pa.string(), nullable=False),
-        pa.field("kind", pa.string(), nullable=False),
-        pa.field("layer", pa.string(), nullable=False),
-        pa.field("table_name", pa.string(), nullable=False),
-        pa.field("severity", pa.string(), nullable=False),
-        pa.field("passed", pa.bool_(), nullable=False),
-        pa.field("observed", pa.string()),
-        pa.field("expected", pa.string()),
-        pa.field("detail", pa.string()),
-    ]
-)
-
-RUNS_SCHEMA = pa.schema(
-    [
-        pa.field("run_id", pa.string(), nullable=False),
-        pa.field("profile", pa.string(), nullable=False),
-        pa.field("started_at", _TS, nullable=False),
-        pa.field("finished_at", _TS, nullable=False),
-        # published | published_with_warnings | blocked
-        pa.field("outcome", pa.string(), nullable=False),
-        pa.field("checks", pa.int64(), nullable=False),
-        pa.field("errors", pa.int64(), nullable=False),  # failed error-level checks
-        pa.field("warnings", pa.int64(), nullable=False),  # failed warn-level checks
-        # the run whose data marts are served after this one (itself when it published)
-        pa.field("served_run_id", pa.string()),
-        pa.field("newest_source_commit", _TS),  # newest source commit in silver
-        pa.field("published_at", _TS),
-        # freshness: published_at minus newest_source_commit (null when blocked)
-        pa.field("freshness_seconds", pa.float64()),
-        pa.field("dead_letters", pa.int64()),  # events in the dead-letter table
-        pa.field("build_seconds", pa.float64(), nullable=False),
-        pa.field("audit_seconds", pa.float64(), nullable=False),
-    ]
-)
 
 
 @dataclass(frozen=True)
@@ -80,13 +35,6 @@ class RunRecord:
     dead_letters: int
     build_seconds: float
     audit_seconds: float
-
-
-def ensure_tables(settings: Settings) -> None:
-    """Create the two tables, empty, when they do not exist yet."""
-    options = settings.lake_storage_options
-    for name, schema in ((CHECKS, CHECKS_SCHEMA), (RUNS, RUNS_SCHEMA)):
-        delta.ensure_table(settings.table_uri(LAYER, name), schema, options)  # a lander too
 
 
 def record(

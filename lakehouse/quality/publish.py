@@ -29,13 +29,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lakehouse.contracts.marts import PUBLISHED_SCHEMA, REGION_COLUMN, region_filter
 from lakehouse.exceptions import PipelineError
+from lakehouse.lake.catalog import trino_connection
 from lakehouse.settings import Settings
-from lakehouse.transform.regions import REGION_COLUMN, region_filter
 
 QUALITY_MARTS = ("mart_data_quality", "mart_pipeline_health")
 PUBLICATION = "_publication"
-SCHEMA = "marts"
+SCHEMA = PUBLISHED_SCHEMA
 _DUCKDB_BUILD_SCHEMA = "main_marts"
 _TRINO_BUILD_SCHEMA = "analytics_marts"
 
@@ -167,8 +168,6 @@ def _duckdb_tables(con: Any, catalog: str, schema: str) -> list[str]:
 def _publish_trino(
     settings: Settings, run_id: str, *, data: bool, served_run_id: str | None
 ) -> Publication:
-    from lakehouse.lake.catalog import trino_connection
-
     catalog = settings.trino_catalog
     published_at = datetime.now(UTC)
     data_run = run_id if data else served_run_id

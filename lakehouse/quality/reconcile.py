@@ -36,6 +36,7 @@ from lakehouse.cdc.pii import Masker, load_key
 from lakehouse.contracts import Contract, load_source_contracts
 from lakehouse.exceptions import LakehouseError
 from lakehouse.lake import delta
+from lakehouse.oltp.cluster import Cluster, connect
 from lakehouse.quality import CheckResult
 
 if TYPE_CHECKING:
@@ -298,8 +299,6 @@ def _live_tables(
     """Every contract table as of one snapshot of the database, in lake types."""
     import psycopg
 
-    from lakehouse.oltp.cluster import connect
-
     with ExitStack() as stack:
         try:
             stack.enter_context(_running(settings))
@@ -331,7 +330,6 @@ def _running(settings: Settings) -> Iterator[None]:
     if not settings.oltp_managed:
         yield
         return
-    from lakehouse.oltp.cluster import Cluster
 
     cluster = Cluster(settings)
     if cluster.pid() is not None or not cluster.initialised:

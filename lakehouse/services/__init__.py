@@ -2,13 +2,5 @@
 
 Each service installs itself from a package registry into ``~/.cache/lakehouse/`` once,
 keeps its state under a home directory it is given, and starts, stops and restarts as
-a process of its own.
+a process of its own. Their error is :class:`lakehouse.exceptions.ServiceError`.
 """
-
-from __future__ import annotations
-
-from lakehouse.exceptions import LakehouseError
-
-
-class ServiceError(LakehouseError):
-    """A service cannot be installed, started or stopped; the message names the step."""

@@ -30,7 +30,7 @@ import uuid
 from pathlib import Path
 from types import TracebackType
 
-from lakehouse.services import ServiceError
+from lakehouse.exceptions import ServiceError
 from lakehouse.services.process import pid_alive, process_command
 
 _log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-from lakehouse.services import ServiceError
+from lakehouse.exceptions import ServiceError
 from lakehouse.services.process import LocalProcess, ProcessService
 from lakehouse.settings import Settings
 

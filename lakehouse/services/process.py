@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from lakehouse.services import ServiceError
+from lakehouse.exceptions import ServiceError
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from lakehouse.services import ServiceError
+from lakehouse.contracts.marts import PUBLISHED_SCHEMA
+from lakehouse.exceptions import ServiceError
 from lakehouse.services.process import LocalProcess, ProcessService
 from lakehouse.settings import PROJECT_DIR
 
@@ -388,7 +389,7 @@ class SupersetClient:
         payload = {
             "database_id": database,
             "sql": sql,
-            "schema": "marts",
+            "schema": PUBLISHED_SCHEMA,
             "runAsync": False,
             "select_as_cta": False,
             "queryLimit": 10000,

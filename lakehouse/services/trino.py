@@ -34,11 +34,10 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from lakehouse.quality.publish import SCHEMA as PUBLISHED_SCHEMA
-from lakehouse.services import ServiceError
+from lakehouse.contracts.marts import PUBLISHED_SCHEMA, region_filter, region_marts
+from lakehouse.exceptions import ServiceError
 from lakehouse.services.process import LocalProcess, ProcessService
 from lakehouse.settings import PROJECT_DIR, Settings
-from lakehouse.transform.regions import region_filter, region_marts
 
 # 476 is the newest release Maven Central serves here as server core; it needs Java 24+
 DEFAULT_VERSION = "476"

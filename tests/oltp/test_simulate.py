@@ -207,7 +207,7 @@ def test_a_stuck_simulator_is_reported_not_waited_for(
     """The live path runs the simulator in a process of its own: when it says nothing for
     SIMULATOR_SILENCE_S (here every table is locked), the wait ends with a message."""
     from lakehouse.exceptions import SourceError
-    from lakehouse.oltp import live
+    from lakehouse.pipeline import live
 
     monkeypatch.setattr(live, "SIMULATOR_SILENCE_S", 10.0)
     with connect(settings) as blocker:

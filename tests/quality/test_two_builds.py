@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
-from lakehouse.quality import history
+from lakehouse.lake import quality_tables
 from tests.quality.gate_support import data_marts, published, small_lake
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("gate")]
@@ -45,7 +45,7 @@ def test_two_builds_at_once_publish_one_after_the_other(tmp_path: Path) -> None:
     assert sum("waiting for a build" in err for _, err in outputs) == 1, outputs
 
     runs = (
-        DeltaTable(settings.table_uri(history.LAYER, history.RUNS))
+        DeltaTable(settings.table_uri(quality_tables.LAYER, quality_tables.RUNS))
         .to_pyarrow_table()
         .sort_by("started_at")
         .to_pylist()

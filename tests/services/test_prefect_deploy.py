@@ -20,7 +20,7 @@ from tests.support.stack import running_stack
 
 RUN_TIMEOUT_S = 240.0
 # what writes to the operational database: the simulator, and the live path that runs it
-_WRITES_TO_OLTP = ("lakehouse.oltp.simulate", "lakehouse.oltp.live")
+_WRITES_TO_OLTP = ("lakehouse.oltp.simulate", "lakehouse.pipeline.live")
 
 
 def _imports(module: str, seen: set[str] | None = None) -> set[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from lakehouse.services import ServiceError
+from lakehouse.exceptions import ServiceError
 from lakehouse.services.kafka import KafkaBroker
 from lakehouse.services.process import LocalProcess, process_cwd, process_start_time
 from tests.support.ports import free_port

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse.services import ServiceError
+from lakehouse.exceptions import ServiceError
 from lakehouse.settings import load_settings
 from lakehouse.stack import SERVICES as SERVICE_ORDER
 from lakehouse.stack import Stack

@@ -20,8 +20,8 @@ from typing import Any
 import duckdb
 import pytest
 
+from lakehouse.contracts.marts import region_marts
 from lakehouse.services.superset import SupersetServer
-from lakehouse.transform.regions import region_marts
 from tests.superset.attacks import (
     READ,
     Judge,

@@ -1,9 +1,13 @@
-"""The marts a region's readers may read: those that carry a ``region`` column.
+"""The published marts' contract with their readers: the schema they are served in, and
+the marts a region's readers may read (those that carry a ``region`` column).
 
 One list, read from the dbt project (a mart whose documented columns include ``region``),
 for every layer that scopes readers to a region: the per-region published DuckDB files on
 ``local`` and Trino's row filters on ``stack``. A mart without a region column (weekly
 aggregates over every region, stock, data health) is not a region's to read at all.
+
+It sits with the contracts, below every stage, because the publisher, Trino's access
+rules and the consumers all read it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import yaml
 
 from lakehouse.settings import DBT_PROJECT_DIR, REGION_NAME_PATTERN
 
+PUBLISHED_SCHEMA = "marts"  # where readers find the audited marts, on both engines
 REGION_COLUMN = "region"
 REGION_NAME = re.compile(REGION_NAME_PATTERN)
 

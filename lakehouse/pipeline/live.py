@@ -9,21 +9,22 @@ The topic log it leaves is what ``lakehouse ingest`` lands.
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
-from typing import TYPE_CHECKING, Any
+from datetime import date, timedelta
+from typing import Any
 
-from lakehouse.exceptions import SourceError
-
-if TYPE_CHECKING:
-    from rich.progress import Progress
-
-    from lakehouse.cdc.debezium import CaptureReport
-    from lakehouse.oltp.simulate import SimulateParams, SimulateSummary
-    from lakehouse.settings import Settings
+from lakehouse import exceptions
+from lakehouse.cdc.debezium import CaptureReport, capture
+from lakehouse.exceptions import LakehouseError, SourceError
+from lakehouse.oltp.cluster import Cluster, connect
+from lakehouse.oltp.simulate import SimulateParams, SimulateSummary, simulate
+from lakehouse.progress import Progress
+from lakehouse.settings import Settings
 
 SLOT_TIMEOUT_S = 180.0  # the JVM and the connector start in ~10 s, much later when busy
 DRAIN_IDLE_S = 2.0  # no batch for this long once every change is in: the connector is done
@@ -63,9 +64,6 @@ def run_live(
     notify: Callable[[str], None] = lambda m: None,
 ) -> LiveReport:
     """Simulate the shop up to ``params`` while capturing it; stop when all is captured."""
-    from lakehouse.cdc.debezium import capture
-    from lakehouse.oltp.cluster import Cluster
-
     started = time.monotonic()
     cluster = Cluster(settings, notify=notify)
     was_running = not settings.oltp_managed or cluster.pid() is not None
@@ -124,9 +122,6 @@ def run_live(
 
 
 def _simulate_child(settings: Settings, params: SimulateParams, out: Any) -> None:
-    from lakehouse.exceptions import LakehouseError
-    from lakehouse.oltp.simulate import simulate
-
     def report(s: SimulateSummary) -> None:
         out.put(("progress", s.first_commit_us, s.last_commit_us))
 
@@ -144,12 +139,6 @@ def _simulate_in_child(
 ) -> SimulateSummary:
     """The simulator in a process of its own: in ours it would hold the GIL the capture
     handler (called from the JVM) needs, and the two would take turns."""
-    import multiprocessing as mp
-    import queue
-
-    from lakehouse import exceptions
-    from lakehouse.oltp.simulate import SimulateSummary
-
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     child = ctx.Process(target=_simulate_child, args=(settings, params, out), daemon=True)
@@ -202,8 +191,6 @@ def _days(params: SimulateParams) -> int | None:
 def _wait_for_slot(settings: Settings, thread: threading.Thread, result: dict[str, Any]) -> None:
     """Until the connector streams from its replication slot: every change committed from
     then on reaches it by streaming (what was there before came with its snapshot)."""
-    from lakehouse.oltp.cluster import connect
-
     slot = f"lakehouse_{settings.source_name}"
     deadline = time.monotonic() + SLOT_TIMEOUT_S
     with connect(settings, autocommit=True) as conn:
@@ -246,6 +233,4 @@ def _wait_drained(
 
 
 def business_until(start: date, days: int) -> date:
-    from datetime import timedelta
-
     return start + timedelta(days=days)
