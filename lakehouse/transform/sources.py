@@ -32,7 +32,7 @@ _REFERENCE_REASON = "reference data: days without a change are normal"
 _HEADER = """\
 # Generated from the data contracts (lakehouse/contracts/oltp) by
 # `python -m lakehouse.transform.sources`: change a contract, then run it; do not edit.
-# Column types are the lake's (integers bigint, decimals of 38 digits), which staging casts to.
+# Column types are the lake's (integers bigint, decimals of 38 digits).
 version: 2
 
 sources:
