@@ -7,7 +7,8 @@
   primary key, unique and not null, and foreign-key coverage (every non-null value of a
   ``references`` column exists in the referenced silver table).
 * Business rules are written by hand as GX suite JSON under ``expectations/`` (see its
-  README); the columns they need that no table has are derived here (``_MART_FRAMES``).
+  README): the rules on a table's own rows and columns. A rule that needs another table
+  (a sale against its order lines, a line against the catalogue) is a dbt test.
 
 Each table is validated by a Checkpoint of its own, on a pandas frame
 (:mod:`lakehouse.quality.frames`), whose actions write the Data Docs site under
@@ -23,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -255,50 +256,6 @@ def rule_suites(directory: Path = RULES_DIR) -> list[gx.ExpectationSuite]:
     return suites
 
 
-# -- frames -----------------------------------------------------------------------------------
-
-MartReader = Callable[[str, Sequence[str]], pd.DataFrame]
-
-
-def _order_item_frame(read: MartReader, columns: Sequence[str]) -> pd.DataFrame:
-    """Each line with its product's price range over all versions, the price of the
-    version it points at, and whether that history covers the order time."""
-    lines = read("fct_order_item", [*columns, "product_id", "product_key", "ordered_at"])
-    versions = read("dim_product", ["product_id", "product_key", "price", "valid_from"])
-    versions = versions[versions["product_id"] >= 0]  # not the unknown member
-    catalogue = versions.groupby("product_id").agg(
-        catalogue_min_price=("price", "min"),
-        catalogue_max_price=("price", "max"),
-        history_from=("valid_from", "min"),
-    )
-    lines = lines.join(catalogue, on="product_id")
-    # a duplicated surrogate key is dbt's test to report; here it must not stop the map
-    prices = versions.drop_duplicates("product_key").set_index("product_key")["price"]
-    lines["list_price"] = lines["product_key"].map(prices)
-    lines["has_price_history"] = (lines["ordered_at"] >= lines["history_from"]).fillna(False)
-    return lines.drop(columns="history_from")
-
-
-def _sale_frame(read: MartReader, columns: Sequence[str]) -> pd.DataFrame:
-    """Each sale with the sums of its order's lines and the time the order was placed."""
-    sales = read("fct_sale", [*columns, "order_id"])
-    measures = ["gross_amount", "discount_amount", "net_amount"]
-    lines = read("fct_order_item", ["order_id", "ordered_at", *measures])
-    cents = (lines[measures] * 100).round().astype("Int64")  # exact sums
-    cents["order_id"] = lines["order_id"]
-    sums = cents.groupby("order_id").sum().astype("float64") / 100
-    per_order = sums.add_prefix("order_lines_")
-    per_order["ordered_at"] = lines.groupby("order_id")["ordered_at"].min()
-    sales = sales.drop(columns=[c for c in per_order.columns if c in sales.columns])
-    return sales.join(per_order, on="order_id")
-
-
-_MART_FRAMES: dict[str, Callable[[MartReader, Sequence[str]], pd.DataFrame]] = {
-    "fct_order_item": _order_item_frame,
-    "fct_sale": _sale_frame,
-}
-
-
 @dataclass
 class _Target:
     """One table to validate, by its suites."""
@@ -375,10 +332,7 @@ class _Frames:
 
     def frame(self, target: _Target) -> pd.DataFrame:
         if target.layer == "marts":
-            build = _MART_FRAMES.get(target.table)
-            if build is not None:
-                return build(self._mart, target.columns())
-            return self._mart(target.table, target.columns())
+            return read_mart(self.settings, target.table, target.columns())
         frame = read_lake_table(self.settings, target.layer, target.table, target.columns())
         if target.layer == "silver" and target.contract is not None:
             for column in target.contract.columns:
@@ -387,9 +341,6 @@ class _Frames:
                     known = self._referenced_keys(*referenced(target.contract, column))
                     frame[column.name + ORPHAN] = values.where(~values.isin(known))
         return frame
-
-    def _mart(self, mart: str, columns: Sequence[str]) -> pd.DataFrame:
-        return read_mart(self.settings, mart, columns)
 
     def _referenced_keys(self, table: str, key: str) -> pd.Series:
         if (table, key) not in self._keys:

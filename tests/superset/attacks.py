@@ -167,7 +167,8 @@ def trino_attacks(catalog: str) -> list[Attack]:
             "build area", f"select distinct region from {catalog}.analytics_marts.mart_sales_lines"
         ),
         Attack(
-            "build area staging", f"select * from {catalog}.analytics_staging.stg_oltp__clients"
+            "build area staging",
+            f"select * from {catalog}.analytics_staging.stg_oltp__client_changes",
         ),
         Attack("aggregate mart", f"select * from {catalog}.marts.agg_sales_weekly"),
         Attack("system queries", "select query from system.runtime.queries"),

@@ -14,14 +14,14 @@ from lakehouse.transform.dbt import run_dbt
 STAGING = [
     f"stg_oltp__{entity}"
     for entity in (
-        "clients",
-        "products",
         "transporters",
         "promotions",
         "orders",
         "order_items",
         "sales",
-        "stocks",
+        "client_changes",
+        "product_changes",
+        "stock_changes",
     )
 ]
 INTERMEDIATE = ["int_clients_historized", "int_products_historized"]
@@ -113,3 +113,23 @@ def test_sources_read_the_lake_from_the_settings(manifest: dict) -> None:
         path = source["meta"]["delta_table_path"]
         assert path.endswith(f"/lake/{source['source_name']}/{source['name']}"), path
         assert "{{" not in path
+
+
+@pytest.mark.integration
+def test_every_staging_model_is_used(manifest: dict) -> None:
+    """A staging model feeds a model, or a test of another model (a relationship): one
+    that nothing reads is a copy of its source to keep up for nothing."""
+    nodes = manifest["nodes"]
+    unused = []
+    for uid, children in manifest["child_map"].items():
+        if not uid.startswith("model.lakehouse.stg_"):
+            continue
+        used = [
+            child
+            for child in children
+            if child.startswith("model.")
+            or (child.startswith("test.") and nodes[child].get("attached_node") != uid)
+        ]
+        if not used:
+            unused.append(uid.rsplit(".", 1)[-1])
+    assert unused == []

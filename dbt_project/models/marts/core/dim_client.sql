@@ -5,7 +5,7 @@ with versions as (
 
 known as (
     select
-        {{ surrogate_key(['client_id', 'version_number']) }} as client_key,
+        client_version_id as client_key,
         client_id,
         version_number,
         first_name,

@@ -6,7 +6,7 @@ with versions as (
 
 known as (
     select
-        {{ surrogate_key(['product_id', 'version_number']) }} as product_key,
+        product_version_id as product_key,
         product_id,
         version_number,
         sku,
