@@ -157,7 +157,8 @@ class Settings(BaseSettings):
     trino_host: str = "127.0.0.1"
     trino_bind_host: str = Field(
         default="127.0.0.1",
-        description="where the stack's Trino listens (0.0.0.0: every interface)",
+        description="where the stack's Trino listens (0.0.0.0: every interface; set "
+        "trino_authentication to password first)",
     )
     trino_port: int = Field(default=58080, ge=1, le=65535)
     trino_catalog: str = Field(default="lake", description="Trino's Delta Lake catalog")

@@ -3,13 +3,16 @@ tables on the object store.
 
 The server comes from Maven Central once into ``~/.cache/lakehouse/trino-<version>/server``:
 ``io.trino:trino-server-core:<version>:tar.gz`` plus the Delta Lake plugin
-``io.trino:trino-delta-lake:<version>:zip``, or, where a mirror does not serve the plugin,
-the full ``io.trino:trino-server`` tarball with every plugin but Delta Lake left out. Each
-instance has a home under ``<stack_dir>/trino``:
+``io.trino:trino-delta-lake:<version>:zip`` (and, with password authentication,
+``trino-password-authenticators``), or, where a mirror does not serve a plugin, the full
+``io.trino:trino-server`` tarball with every other plugin left out. Each instance has a
+home under ``<stack_dir>/trino``:
 
 =============================  ==================================================
 ``<home>/etc/``                node, config, JVM and log settings, written on start
 ``<home>/etc/catalog/``        the committed ``docker/trino/etc/catalog/lake.properties``
+``<home>/etc/password.db``     with ``trino_authentication`` password: the users' bcrypt
+                               hashes (the key and certificate are in the secrets)
 ``<home>/data/``               the node's data directory
 ``<home>/trino.log``           the server's console output
 =============================  ==================================================
@@ -75,7 +78,8 @@ _JVM_CONFIG = """\
 
 
 class TrinoServer(ProcessService):
-    """The stack's Trino: ``http://<trino_host>:<trino_port>``, catalog ``trino_catalog``."""
+    """The stack's Trino: ``http://<trino_host>:<trino_port>`` (``https://`` with password
+    authentication), catalog ``trino_catalog``."""
 
     name = "trino"
 
