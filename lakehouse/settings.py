@@ -42,6 +42,7 @@ DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
 REGION_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 
 Profile = Literal["local", "stack"]
+TrinoAuthentication = Literal["none", "password"]
 # A secret shorter than this (a typo, an empty file) is refused rather than used.
 MIN_SECRET_LENGTH = 32
 
@@ -156,11 +157,23 @@ class Settings(BaseSettings):
     trino_host: str = "127.0.0.1"
     trino_bind_host: str = Field(
         default="127.0.0.1",
-        description="where the stack's Trino listens (0.0.0.0: every interface)",
+        description="where the stack's Trino listens (0.0.0.0: every interface; set "
+        "trino_authentication to password first)",
     )
     trino_port: int = Field(default=58080, ge=1, le=65535)
     trino_catalog: str = Field(default="lake", description="Trino's Delta Lake catalog")
     trino_user: str = "lakehouse"
+    trino_authentication: TrinoAuthentication = Field(
+        default="none",
+        description="none: Trino believes the user name a client sends; password: the "
+        "stack's Trino serves HTTPS only, with a self-signed certificate, and asks the "
+        "pipeline's and each region's user for a password (file authenticator)",
+    )
+    trino_password: SecretStr | None = Field(
+        default=None,
+        description="trino_user's password when trino_authentication is password; default: "
+        "one generated in <data_dir>/secrets/trino-<trino_user>.password",
+    )
     kafka_port: int = Field(default=59092, ge=1, le=65535)
     kafka_controller_port: int = Field(default=59093, ge=1, le=65535)
     redis_port: int = Field(default=56379, ge=1, le=65535)
@@ -312,26 +325,16 @@ class Settings(BaseSettings):
                 options["AWS_ALLOW_HTTP"] = "true"
         return {**options, **self.storage_options}
 
+    def secret_path(self, name: str) -> Path:
+        """Where a generated secret lives: ``<data_dir>/secrets/<name>``."""
+        return self.root / "secrets" / name
+
     def generated_secret(self, name: str) -> str:
         """A random secret created once in ``<data_dir>/secrets/<name>`` (mode 0600), for
-        a setting left unset: never a default value shared by every installation.
-
-        Written whole to a temporary file, then linked into place: a crash never leaves
-        an empty or half-written key, and of two processes creating it at once the second
-        reads the first one's key instead of replacing it."""
-        path = self.root / "secrets" / name
+        a setting left unset: never a default value shared by every installation."""
+        path = self.secret_path(name)
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.")  # 0600
-            try:
-                with os.fdopen(fd, "w") as f:
-                    f.write(secrets.token_hex(32))
-                    f.flush()
-                    os.fsync(f.fileno())
-                with contextlib.suppress(FileExistsError):  # another process was first:
-                    os.link(partial, path)  # keep theirs
-            finally:
-                os.unlink(partial)
+            write_secret_once(path, secrets.token_hex(32))
         value = path.read_text().strip()
         if len(value) < MIN_SECRET_LENGTH:
             raise ConfigError(
@@ -340,6 +343,24 @@ class Settings(BaseSettings):
                 "to have a new one generated"
             )
         return value
+
+    def trino_secret(self, user: str | None = None) -> str:
+        """The password of ``user`` (default ``trino_user``) on Trino with password
+        authentication: the setting for the pipeline's user, else one generated once."""
+        user = user or self.trino_user
+        if user == self.trino_user and self.trino_password is not None:
+            return self.trino_password.get_secret_value()
+        return self.generated_secret(f"trino-{user}.password")
+
+    @property
+    def trino_certificate(self) -> Path:
+        """The certificate (PEM) the stack's Trino serves HTTPS with, which its clients
+        verify it against (trino_authentication password); written by the server."""
+        return self.secret_path("trino-tls.crt")
+
+    @property
+    def trino_http_scheme(self) -> str:
+        return "https" if self.trino_authentication == "password" else "http"
 
     def region_user(self, region: str) -> str:
         """The user who sees only ``region`` (in Superset, and in Trino through it)."""
@@ -407,7 +428,9 @@ class Settings(BaseSettings):
 
     @property
     def dbt_target(self) -> str:
-        return "local" if self.profile == "local" else "trino"
+        if self.profile == "local":
+            return "local"
+        return "trino_password" if self.trino_authentication == "password" else "trino"
 
     @cached_property
     def topic_schema(self) -> str:
@@ -428,6 +451,16 @@ class Settings(BaseSettings):
             "LAKEHOUSE_TRINO_PORT": str(self.trino_port),
             "LAKEHOUSE_TRINO_CATALOG": self.trino_catalog,
             "LAKEHOUSE_TRINO_USER": self.trino_user,
+            **(
+                {
+                    "LAKEHOUSE_TRINO_PASSWORD": self.trino_secret(),
+                    "LAKEHOUSE_TRINO_CERTIFICATE": str(self.trino_certificate),
+                    # requests lets this variable win over the profile's `cert`
+                    "REQUESTS_CA_BUNDLE": str(self.trino_certificate),
+                }
+                if self.trino_authentication == "password"
+                else {}
+            ),
         }
 
     def prefect_env(self) -> dict[str, str]:
@@ -439,6 +472,25 @@ class Settings(BaseSettings):
             # the in-process server starts in seconds, but much later on a busy machine
             "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
         }
+
+
+def write_secret_once(path: Path, text: str) -> None:
+    """``text`` as the file ``path`` (mode 0600, its directory 0700), unless it exists.
+
+    Written whole to a temporary file, then linked into place: a crash never leaves an
+    empty or half-written secret, and of two processes creating it at once the second
+    keeps the first one's instead of replacing it."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # 0600
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        with contextlib.suppress(FileExistsError):  # another process was first:
+            os.link(partial, path)  # keep theirs
+    finally:
+        os.unlink(partial)
 
 
 def load_settings(**overrides: Any) -> Settings:

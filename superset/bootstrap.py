@@ -47,6 +47,7 @@ def _import(spec: dict) -> None:
     import yaml
     from flask import g
     from superset import security_manager
+    from sqlalchemy.engine.url import make_url
     from superset.commands.importers.v1.assets import ImportAssetsCommand
 
     g.user = security_manager.find_user(username=spec["admin"])
@@ -69,7 +70,8 @@ def _import(spec: dict) -> None:
     except Exception as exc:
         messages = getattr(exc, "normalized_messages", lambda: None)() or str(exc)
         raise SystemExit(f"the assets of {root} do not import: {messages}") from None
-    print(f"imported {len(contents)} files of {root} ({spec['database_uri']})")
+    uri = make_url(spec["database_uri"]).render_as_string(hide_password=True)
+    print(f"imported {len(contents)} files of {root} ({uri})")
 
 
 def _region_database(spec: dict, region: str) -> object | None:

@@ -29,6 +29,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -172,7 +173,7 @@ class SupersetServer(ProcessService):
     # -- set-up ----------------------------------------------------------------------
 
     def _env(self) -> dict[str, str]:
-        return {
+        env = {
             "SUPERSET_CONFIG_PATH": str(self.config_path),
             "SUPERSET_HOME": str(self.home),
             "FLASK_APP": "superset",
@@ -180,6 +181,14 @@ class SupersetServer(ProcessService):
             # Superset's own log lines, not every SQL statement
             "SUPERSET_LOG_LEVEL": "warning",
         }
+        if self._trino_password():
+            # requests lets this variable win over the connection's `verify`
+            env["REQUESTS_CA_BUNDLE"] = str(self.settings.trino_certificate)
+        return env
+
+    def _trino_password(self) -> bool:
+        s = self.settings
+        return s.profile != "local" and s.trino_authentication == "password"
 
     def write_config(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -198,8 +207,14 @@ class SupersetServer(ProcessService):
             path = self.settings.published_warehouse
             return f"duckdb:///{path}", {"engine_params": {"connect_args": _DUCKDB_LOCKED}}
         s = self.settings
-        uri = f"trino://{s.trino_user}@{s.trino_host}:{s.trino_port}/{s.trino_catalog}"
-        return uri, {"engine_params": {}}
+        if not self._trino_password():
+            uri = f"trino://{s.trino_user}@{s.trino_host}:{s.trino_port}/{s.trino_catalog}"
+            return uri, {"engine_params": {}}
+        # the password goes to Superset's encrypted column on import, never into an export
+        secret = urllib.parse.quote(s.trino_secret(), safe="")
+        uri = f"trino://{s.trino_user}:{secret}@{s.trino_host}:{s.trino_port}/{s.trino_catalog}"
+        https = {"http_scheme": "https", "verify": str(s.trino_certificate)}
+        return uri, {"engine_params": {"connect_args": https}}
 
     def region_databases(self) -> dict[str, dict[str, Any]]:
         """On ``local``, one database per region: the region's published file, which holds

@@ -56,6 +56,18 @@ def test_each_profile_gets_its_own_connection(tmp_path: Path) -> None:
     uri, extra = stack.database_uri()
     assert uri == "trino://lakehouse@127.0.0.1:58080/lake"
     assert "connect_args" not in extra["engine_params"]
+    assert "REQUESTS_CA_BUNDLE" not in stack._env()
+
+
+def test_a_trino_with_passwords_gets_https_and_the_password(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path, profile="stack", trino_authentication="password")
+    server = SupersetServer(settings)
+    uri, extra = server.database_uri()
+    assert uri == f"trino://lakehouse:{settings.trino_secret()}@127.0.0.1:58080/lake"
+    certificate = str(settings.trino_certificate)
+    assert extra["engine_params"]["connect_args"] == {"http_scheme": "https", "verify": certificate}
+    # requests would verify against this variable's authorities instead of `verify`
+    assert server._env()["REQUESTS_CA_BUNDLE"] == certificate
 
 
 def test_the_config_holds_a_secret_of_its_own(tmp_path: Path) -> None:
