@@ -93,8 +93,8 @@ final as (
         filled.last_change_date,
         filled.quantity_on_hand,
         filled.reorder_point,
-        cast(coalesce(movements.units_issued, 0) as integer) as units_issued,
-        cast(coalesce(movements.units_received, 0) as integer) as units_received
+        cast(coalesce(movements.units_issued, 0) as bigint) as units_issued,
+        cast(coalesce(movements.units_received, 0) as bigint) as units_received
     from filled
     left join movements
         on filled.product_id = movements.product_id

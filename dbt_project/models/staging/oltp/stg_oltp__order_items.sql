@@ -11,7 +11,7 @@ final as (
         cast(product_id as bigint) as product_id,
         cast(promotion_id as bigint) as promotion_id,
         -- measures
-        cast(quantity as integer) as quantity,
+        cast(quantity as bigint) as quantity,
         cast(unit_price as decimal(38, 2)) as unit_price,
         cast(discount_pct as decimal(38, 2)) as discount_pct,
         cast(discount_amount as decimal(38, 2)) as discount_amount,

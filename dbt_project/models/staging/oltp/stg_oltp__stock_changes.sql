@@ -12,8 +12,8 @@ final as (
         -- change event
         {{ change_event_columns() }}
         -- row image
-        cast(quantity_on_hand as integer) as quantity_on_hand,
-        cast(reorder_point as integer) as reorder_point,
+        cast(quantity_on_hand as bigint) as quantity_on_hand,
+        cast(reorder_point as bigint) as reorder_point,
         -- timestamps (UTC)
         {{ to_utc_timestamp('updated_at') }} as updated_at
     from source
