@@ -4,6 +4,10 @@ Read from environment variables prefixed ``LAKEHOUSE_`` and from one YAML config
 (``lakehouse.yaml`` in the working directory, or the file named by ``LAKEHOUSE_CONFIG``).
 Environment variables win over the file. Everything else (dbt, Prefect, the CLI) gets its
 configuration from here, never from raw environment variables.
+
+Longer than 400 lines on purpose: one class holds every setting, each field with its
+default, bounds and description (the README's settings table), and the paths and secrets
+derived from them; split, a setting would have two homes.
 """
 
 from __future__ import annotations

@@ -5,6 +5,11 @@ as strings, ``timestamp`` as microseconds, ``timestamptz`` as ISO strings, dates
 days), so what is emitted and what ends up as the ground truth are the same values.
 Rows are never modified in place: an update stores a new dict, which keeps the ``before``
 images of not-yet-streamed transactions intact.
+
+Longer than 400 lines on purpose: ``Business`` is one state machine. Its rows, clock,
+schedule and single random stream are shared by every event of the shop, and the order of
+the random draws is what makes a seed reproduce the same history; split into modules,
+that order would be spread over them.
 """
 
 from __future__ import annotations
