@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger, task
 
-from flows._runtime import settings_for
+from flows._runtime import flow_progress, settings_for
 from lakehouse.lease import hold
 from lakehouse.quality.gate import GateReport, audit, publish_or_block, write
 from lakehouse.transform.docs import build_docs
@@ -14,7 +14,8 @@ from lakehouse.transform.docs import build_docs
 
 @task(name="write")
 def write_task(data_dir: str | None) -> GateReport:
-    return write(settings_for(data_dir), get_run_logger().info)
+    with flow_progress() as nodes:  # the models and tests built, not dbt's line per node
+        return write(settings_for(data_dir), get_run_logger().info, nodes=nodes)
 
 
 @task(name="audit")

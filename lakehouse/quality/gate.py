@@ -27,6 +27,7 @@ from lakehouse.exceptions import PipelineError
 from lakehouse.lake import dead_letter, delta, quality_tables
 from lakehouse.lake.catalog import register_tables
 from lakehouse.lease import hold
+from lakehouse.progress import Progress as NodeProgress
 from lakehouse.quality import CheckResult, Layer, Severity, history
 from lakehouse.quality.alerts import send_alert
 from lakehouse.quality.publish import Publication, publish
@@ -92,17 +93,22 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
-def build_audit_publish(settings: Settings, progress: Progress | None = None) -> GateReport:
+def build_audit_publish(
+    settings: Settings, progress: Progress | None = None, *, nodes: NodeProgress | None = None
+) -> GateReport:
     """One write-audit-publish run; raises :class:`PublicationBlocked` when it blocked.
     One build at a time per lake: it holds the build lease, so two runs never write the
-    build area or publish over each other (the second waits, see ``lakehouse.lease``)."""
+    build area or publish over each other (the second waits, see ``lakehouse.lease``).
+    ``progress`` hears each stage; ``nodes`` shows the dbt build's nodes as they finish."""
     with hold(settings, "build"):
-        report = write(settings, progress)
+        report = write(settings, progress, nodes=nodes)
         audit(settings, report, progress)
         return publish_or_block(settings, report, progress)
 
 
-def write(settings: Settings, progress: Progress | None = None) -> GateReport:
+def write(
+    settings: Settings, progress: Progress | None = None, *, nodes: NodeProgress | None = None
+) -> GateReport:
     """Build the models and run their dbt tests in the build area."""
     say = progress or _log_progress
     started = datetime.now(UTC)
@@ -111,7 +117,12 @@ def write(settings: Settings, progress: Progress | None = None) -> GateReport:
     _register(settings)
     say("dbt build (write)")
     clock = time.perf_counter()
-    build = run_dbt(settings, ["build", "--exclude", f"tag:{QUALITY_TAG}"], raise_on_failure=False)
+    build = run_dbt(
+        settings,
+        ["build", "--exclude", f"tag:{QUALITY_TAG}"],
+        raise_on_failure=False,
+        progress=nodes,
+    )
     report.build_seconds = time.perf_counter() - clock
     if not build.outcomes and not build.succeeded:
         raise PipelineError("dbt build failed before running any node (see the dbt log above)")

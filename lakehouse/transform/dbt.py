@@ -9,12 +9,14 @@ from __future__ import annotations
 import gc
 import json
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from lakehouse.exceptions import PipelineError
+from lakehouse.progress import Progress
 from lakehouse.settings import DBT_PROJECT_DIR, Settings
 
 # dbt commands that accept --vars
@@ -63,8 +65,16 @@ def _dbt_environment(settings: Settings) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def run_dbt(settings: Settings, args: list[str], *, raise_on_failure: bool = True) -> DbtResult:
-    """Run ``dbt <args>`` in the project directory against the profile's target."""
+def run_dbt(
+    settings: Settings,
+    args: list[str],
+    *,
+    raise_on_failure: bool = True,
+    progress: Progress | None = None,
+) -> DbtResult:
+    """Run ``dbt <args>`` in the project directory against the profile's target. With
+    ``progress``, the nodes done are shown there instead of dbt's line per node (dbt runs
+    ``--quiet``: its errors still print, and ``dbt.log`` keeps every line)."""
     from dbt.cli.main import dbtRunner  # heavy import: only when dbt runs
 
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
@@ -79,9 +89,14 @@ def run_dbt(settings: Settings, args: list[str], *, raise_on_failure: bool = Tru
     ]
     if args and args[0] in _TAKES_VARS and "--vars" not in args:
         full += ["--vars", json.dumps(settings.dbt_vars())]
+    shown = _NodeProgress(progress, f"dbt {args[0]}") if progress is not None else None
+    if shown is not None:
+        full = ["--quiet", *full]
     try:
         with _dbt_environment(settings):
-            result = dbtRunner().invoke(full)
+            result = dbtRunner(callbacks=[shown] if shown else []).invoke(full)
+        if shown is not None:
+            shown.finish()
     finally:
         _release_warehouse(settings)
     nodes: dict[str, int] = {}
@@ -96,6 +111,34 @@ def run_dbt(settings: Settings, args: list[str], *, raise_on_failure: bool = Tru
         detail = "; ".join(failures[:5]) or str(result.exception or "see the dbt log above")
         raise PipelineError(f"dbt {args[0]} failed: {detail}")
     return outcome
+
+
+class _NodeProgress:
+    """A dbt event callback that shows the nodes done of a run in ``progress``: dbt
+    announces each node's start with its index and the run's total (``LogStartLine``) and
+    its end (``NodeFinished``; a skipped node has none, ``finish`` counts it). dbt calls
+    it from its worker threads."""
+
+    def __init__(self, progress: Progress, description: str) -> None:
+        self.progress, self.description = progress, description
+        self.lock = threading.Lock()
+        self.task: int | None = None
+        self.total = 0
+
+    def __call__(self, event: Any) -> None:
+        name = event.info.name
+        if name not in ("LogStartLine", "NodeFinished"):
+            return
+        with self.lock:
+            if self.task is None and name == "LogStartLine":
+                self.total = int(event.data.total)
+                self.task = self.progress.add_task(self.description, total=self.total)
+            elif self.task is not None and name == "NodeFinished":
+                self.progress.advance(self.task)
+
+    def finish(self) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, completed=self.total)
 
 
 def _outcome(result: Any) -> NodeOutcome:

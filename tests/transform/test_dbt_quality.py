@@ -293,3 +293,41 @@ def test_a_null_where_the_contract_forbids_one_stops_the_mart(
             "select quantity from main_marts.fct_order_item where order_item_id = ?", [line]
         ).fetchone()
     assert kept is not None and kept[0] > 0
+
+
+class _Recorder:
+    """A :class:`lakehouse.progress.Progress` that keeps what it was told."""
+
+    def __init__(self) -> None:
+        self.tasks: list[tuple[str, float | None]] = []
+        self.done = 0.0
+
+    def add_task(self, description: str, *, total: float | None = None) -> int:
+        self.tasks.append((description, total))
+        return 0
+
+    def advance(self, task: int, steps: float = 1) -> None:
+        self.done += steps
+
+    def update(
+        self, task: int, *, completed: float | None = None, total: float | None = None
+    ) -> None:
+        self.done = self.done if completed is None else completed
+
+
+def test_a_run_shows_its_nodes_as_progress(
+    built: Build, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a progress, dbt's line per node gives way to the nodes done of the run's
+    total (here the date dimension and its tests, on the built lake)."""
+    settings, private = built.settings, built.settings.root / "target-progress"
+    target = ["--target-path", str(private), "--log-path", str(private / "logs")]
+    shown = _Recorder()
+    result = run_dbt(settings, ["build", "--select", "dim_date", *target], progress=shown)
+
+    assert result.succeeded
+    ran = sum(result.nodes.values())
+    assert ran > 1  # the model and its tests
+    assert shown.tasks == [("dbt build", ran)]
+    assert shown.done == ran
+    assert "START" not in capsys.readouterr().out  # dbt ran quiet

@@ -1,0 +1,43 @@
+"""Where to look once the pipeline has run: the last lines of ``lakehouse demo``.
+
+Each place is what a user opens next (the published marts and how to query them, the
+lake, the dbt docs, the Great Expectations Data Docs, the dashboards), with its path or
+address; a place the run did not make is left out.
+"""
+
+from __future__ import annotations
+
+from lakehouse.settings import Settings
+from lakehouse.transform.docs import docs_sites
+
+
+def where_to_look(settings: Settings, *, dashboards: str | None = None) -> list[tuple[str, str]]:
+    """(what, where) for each place the run made, in the order a newcomer opens them;
+    ``dashboards`` is Superset's address when it is served."""
+    places: list[tuple[str, str]] = []
+    if settings.profile == "local":
+        if settings.published_warehouse.exists():
+            places.append(
+                (
+                    "published marts (schema marts)",
+                    f"duckdb -readonly {settings.published_warehouse}",
+                )
+            )
+    else:
+        places.append(
+            (
+                "published marts",
+                f"Trino {settings.trino_host}:{settings.trino_port}, "
+                f"{settings.trino_catalog}.marts",
+            )
+        )
+    if dashboards:
+        places.append(("dashboards (Superset)", dashboards))
+    sites = docs_sites(settings)
+    labels = {"dbt": "models, lineage and tests (dbt docs)", "gx": "data quality (GX Data Docs)"}
+    for name, label in labels.items():
+        if sites[name].exists():
+            places.append((label, sites[name].as_uri()))
+    places.append(("the lake (Delta tables)", settings.lake_root))
+    places.append(("tables, freshness, dead letters", "lakehouse status"))
+    return places
