@@ -72,9 +72,9 @@ def run_live(
     stop = threading.Event()
     seen = {"records": 0, "at": time.monotonic()}
     result: dict[str, Any] = {}
-    capture_task = sim_task = None
+    capture_task = sim_task = commit_task = None
     if progress is not None:
-        capture_task = progress.add_task("capturing with Debezium", total=None)
+        capture_task = progress.add_task("change events captured by Debezium", total=None)
 
     def on_batch(n: int) -> None:
         seen["records"] += n
@@ -93,16 +93,22 @@ def run_live(
     try:
         _wait_for_slot(settings, thread, result)
         if progress is not None:
-            sim_task = progress.add_task("simulating the shop", total=_days(params))
+            sim_task = progress.add_task("simulating the shop, days", total=_days(params))
+            commit_task = progress.add_task("transactions committed", total=None)
 
         def on_progress(s: SimulateSummary) -> None:
-            if progress is not None and sim_task is not None and s.first_commit_us:
+            if progress is None or sim_task is None or commit_task is None:
+                return
+            progress.update(commit_task, completed=s.transactions)
+            if s.first_commit_us:
                 day = (s.last_commit_us or s.first_commit_us) - s.first_commit_us
                 progress.update(sim_task, completed=day // 86_400_000_000)
 
         summary = _simulate_in_child(settings, params, on_progress)
-        if progress is not None and sim_task is not None:
+        if progress is not None and sim_task is not None and commit_task is not None:
             progress.update(sim_task, completed=_days(params))
+            progress.update(commit_task, completed=summary.transactions)
+            progress.update(commit_task, total=summary.transactions)
         expected = expected_records(summary)
         if progress is not None and capture_task is not None:
             progress.update(capture_task, total=max(expected, seen["records"]))
@@ -123,7 +129,7 @@ def run_live(
 
 def _simulate_child(settings: Settings, params: SimulateParams, out: Any) -> None:
     def report(s: SimulateSummary) -> None:
-        out.put(("progress", s.first_commit_us, s.last_commit_us))
+        out.put(("progress", s.first_commit_us, s.last_commit_us, s.transactions))
 
     try:
         summary = simulate(settings, params, on_progress=report)
@@ -169,6 +175,7 @@ def _simulate_in_child(
             if message[0] == "progress":
                 shown = SimulateSummary(resumed=False)
                 shown.first_commit_us, shown.last_commit_us = message[1], message[2]
+                shown.transactions = message[3]
                 on_progress(shown)
             elif message[0] == "error":
                 error = getattr(exceptions, message[1], exceptions.LakehouseError)
