@@ -20,18 +20,22 @@ def write_task(data_dir: str | None) -> GateReport:
 
 @task(name="audit")
 def audit_task(data_dir: str | None, report: GateReport) -> GateReport:
-    audit(settings_for(data_dir), report, get_run_logger().info)
+    with flow_progress() as nodes:
+        audit(settings_for(data_dir), report, get_run_logger().info, nodes=nodes)
     return report
 
 
 @task(name="publish")
 def publish_task(data_dir: str | None, report: GateReport) -> GateReport:
-    return publish_or_block(settings_for(data_dir), report, get_run_logger().info)
+    with flow_progress() as nodes:
+        return publish_or_block(settings_for(data_dir), report, get_run_logger().info, nodes=nodes)
 
 
 @task(name="docs")
 def docs_task(data_dir: str | None) -> dict[str, str]:
-    return {name: str(path) for name, path in build_docs(settings_for(data_dir)).items()}
+    with flow_progress() as nodes:
+        sites = build_docs(settings_for(data_dir), nodes)
+    return {name: str(path) for name, path in sites.items()}
 
 
 @flow(name="transform", log_prints=True)

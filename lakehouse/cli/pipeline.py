@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
+from rich.table import Table
 
 from lakehouse.cli.console import console, progress_bar
 from lakehouse.cli.options import AsJson, DataDir, settings_for
@@ -45,7 +46,6 @@ def generate(
 
 
 def _print_generate(summary: Any, settings: Settings) -> None:
-    from rich.table import Table
 
     if summary.skipped:
         console.print(f"[green]already generated[/] at {settings.changes_path} (same parameters)")
@@ -96,7 +96,6 @@ def build(data_dir: DataDir = None) -> None:
 
 def print_checks(report: Any) -> None:
     """The failed checks of a gate run, errors first."""
-    from rich.table import Table
 
     failed = sorted(
         (c for c in report.checks if not c.passed), key=lambda c: (c.severity != "error", c.check)
@@ -172,9 +171,17 @@ def demo(
         days=days,
         source=source,  # type: ignore[call-overload]
     )
-    status(data_dir=settings.root, as_json=False)
-    if dashboards:
-        superset_up(data_dir=settings.root)
+    from lakehouse.pipeline.summary import where_to_look
+    from lakehouse.status import collect
+
+    _print_status(collect(settings), docs=False)  # what was built; the docs are below
+    url = superset_up(data_dir=settings.root) if dashboards else None
+    table = Table(title="where to look", show_header=False)
+    table.add_column("what")
+    table.add_column("where", overflow="fold")  # a path is copied whole, never cut
+    for what, where in where_to_look(settings, dashboards=url):
+        table.add_row(escape(what), escape(where))
+    console.print(table)
 
 
 def status(data_dir: DataDir = None, as_json: AsJson = False) -> None:
@@ -188,9 +195,7 @@ def status(data_dir: DataDir = None, as_json: AsJson = False) -> None:
     _print_status(report)
 
 
-def _print_status(report: Any) -> None:
-    from rich.table import Table
-
+def _print_status(report: Any, *, docs: bool = True) -> None:
     console.print(f"profile [bold]{escape(report.profile)}[/]  ·  lake {escape(report.lake)}")
     table = Table(title="lake")
     for col in (
@@ -240,7 +245,7 @@ def _print_status(report: Any) -> None:
         console.print(marts)
     else:
         console.print("marts: none published yet (run `lakehouse build`)")
-    for name, page in report.docs.items():
+    for name, page in report.docs.items() if docs else ():
         label = "dbt docs" if name == "dbt" else "Data Docs (Great Expectations)"
         console.print(f"{label}: file://{escape(page)}")
 

@@ -26,7 +26,7 @@ def _superset(data_dir: Path | None, notify: Any = None) -> Any:
 
 
 @app.command("up")
-def superset_up(data_dir: DataDir = None) -> None:
+def superset_up(data_dir: DataDir = None) -> str:
     """Install Superset (once), import the dashboards and the region roles, and serve."""
     with console.status("starting Superset") as spinner:
         server = _superset(data_dir, notify=spinner.update)
@@ -34,7 +34,7 @@ def superset_up(data_dir: DataDir = None) -> None:
     s = server.settings
     if not started:
         console.print(f"Superset was already up: {server.url}; the assets are imported again")
-        return
+        return str(server.url)
     secrets = s.root / "secrets"
     console.print(f"[green]Superset is up[/]: {server.url}  (reads the {s.profile} marts)")
     console.print(
@@ -46,6 +46,7 @@ def superset_up(data_dir: DataDir = None) -> None:
             f"  {region}_analyst (sees region {region} only): the password is in "
             f"{secrets / f'superset-{region}_analyst.password'}"
         )
+    return str(server.url)
 
 
 @app.command("down")

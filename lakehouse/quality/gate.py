@@ -102,8 +102,8 @@ def build_audit_publish(
     ``progress`` hears each stage; ``nodes`` shows the dbt build's nodes as they finish."""
     with hold(settings, "build"):
         report = write(settings, progress, nodes=nodes)
-        audit(settings, report, progress)
-        return publish_or_block(settings, report, progress)
+        audit(settings, report, progress, nodes=nodes)
+        return publish_or_block(settings, report, progress, nodes=nodes)
 
 
 def write(
@@ -130,7 +130,13 @@ def write(
     return report
 
 
-def audit(settings: Settings, report: GateReport, progress: Progress | None = None) -> None:
+def audit(
+    settings: Settings,
+    report: GateReport,
+    progress: Progress | None = None,
+    *,
+    nodes: NodeProgress | None = None,
+) -> None:
     """The checks beyond dbt's tests: freshness, reconciliation, Great Expectations."""
     # Great Expectations and pandas take seconds to load: only a run that audits pays
     from lakehouse.quality.expectations import run_expectations
@@ -139,7 +145,7 @@ def audit(settings: Settings, report: GateReport, progress: Progress | None = No
     say = progress or _log_progress
     clock = time.perf_counter()
     say("dbt source freshness (audit)")
-    freshness = run_dbt(settings, ["source", "freshness"], raise_on_failure=False)
+    freshness = run_dbt(settings, ["source", "freshness"], raise_on_failure=False, progress=nodes)
     report.checks += freshness_checks(settings, freshness)
     say("reconciliation with the source (audit)")
     report.checks += reconcile(settings)
@@ -149,7 +155,11 @@ def audit(settings: Settings, report: GateReport, progress: Progress | None = No
 
 
 def publish_or_block(
-    settings: Settings, report: GateReport, progress: Progress | None = None
+    settings: Settings,
+    report: GateReport,
+    progress: Progress | None = None,
+    *,
+    nodes: NodeProgress | None = None,
 ) -> GateReport:
     """Record the checks, build the quality marts, publish, alert; raise
     :class:`PublicationBlocked` when an error-level check failed."""
@@ -184,7 +194,7 @@ def publish_or_block(
     )
     _register(settings)
     # one thread: dbt-duckdb's delta plugin would create the source schema twice at once
-    run_dbt(settings, ["run", "--select", f"tag:{QUALITY_TAG}", "--threads", "1"])
+    run_dbt(settings, ["run", "--select", f"tag:{QUALITY_TAG}", "--threads", "1"], progress=nodes)
     say("publishing" if published else "publication blocked: publishing the quality marts only")
     report.publication = publish(
         settings, report.run_id, data=published, served_run_id=served_before

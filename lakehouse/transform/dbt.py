@@ -7,6 +7,7 @@ module sets those variables from the settings and calls dbt's programmatic runne
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import os
 import threading
@@ -89,7 +90,8 @@ def run_dbt(
     ]
     if args and args[0] in _TAKES_VARS and "--vars" not in args:
         full += ["--vars", json.dumps(settings.dbt_vars())]
-    shown = _NodeProgress(progress, f"dbt {args[0]}") if progress is not None else None
+    command = " ".join(itertools.takewhile(lambda arg: not arg.startswith("-"), args))
+    shown = _NodeProgress(progress, f"dbt {command}") if progress is not None else None
     if shown is not None:
         full = ["--quiet", *full]
     try:

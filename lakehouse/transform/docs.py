@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lakehouse.progress import Progress
 from lakehouse.settings import Settings
 from lakehouse.transform.dbt import run_dbt
 
@@ -17,9 +18,10 @@ def docs_sites(settings: Settings) -> dict[str, Path]:
     }
 
 
-def build_docs(settings: Settings) -> dict[str, Path]:
+def build_docs(settings: Settings, progress: Progress | None = None) -> dict[str, Path]:
     """``dbt docs generate --static`` into ``<docs_dir>/dbt``; the sites that exist."""
     target = settings.docs_dir / "dbt"
     target.mkdir(parents=True, exist_ok=True)
-    run_dbt(settings, ["docs", "generate", "--static", "--target-path", str(target)])
+    args = ["docs", "generate", "--static", "--target-path", str(target)]
+    run_dbt(settings, args, progress=progress)
     return {name: path for name, path in docs_sites(settings).items() if path.exists()}
