@@ -122,7 +122,7 @@ def duckdb_engine(settings: Settings) -> tuple[Callable[[], Run], Callable[[], N
 def trino_engine(
     stack: Settings, scale: int, tables: list[str]
 ) -> tuple[Callable[[], Run], Callable[[], None]]:
-    from lakehouse.services.trino import TrinoServer
+    from lakehouse.supervisors.trino import TrinoServer
 
     server = TrinoServer(stack)
     schema = f"bench_x{scale}"
@@ -191,8 +191,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
-    from lakehouse.services.minio import MinioServer
-    from lakehouse.services.trino import TrinoServer
+    from lakehouse.supervisors.minio import MinioServer
+    from lakehouse.supervisors.trino import TrinoServer
 
     stack = load_settings(data_dir=DATA / "stack", profile="stack")
     minio = MinioServer(stack)

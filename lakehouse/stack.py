@@ -88,7 +88,7 @@ class KafkaService:
     name = "kafka"
 
     def __init__(self, settings: Settings) -> None:
-        from lakehouse.services.kafka import KafkaBroker
+        from lakehouse.supervisors.kafka import KafkaBroker
 
         self.broker = KafkaBroker(
             settings.stack_dir / "kafka", settings.kafka_port, settings.kafka_controller_port
@@ -148,29 +148,29 @@ class KafkaService:
 def _make(name: str, settings: Settings) -> Service:
     """The service called ``name``; its module is imported only now."""
     if name == "minio":
-        from lakehouse.services.minio import MinioServer
+        from lakehouse.supervisors.minio import MinioServer
 
         return MinioServer(settings)
     if name == "kafka":
         return KafkaService(settings)
     if name == "trino":
-        from lakehouse.services.trino import TrinoServer
+        from lakehouse.supervisors.trino import TrinoServer
 
         return TrinoServer(settings)
     if name == "redis":
-        from lakehouse.services.redis import RedisServer
+        from lakehouse.supervisors.redis import RedisServer
 
         return RedisServer(settings)
     if name == "prefect-server":
-        from lakehouse.services.prefect import PrefectServer
+        from lakehouse.supervisors.prefect import PrefectServer
 
         return PrefectServer(settings)
     if name == "prefect-worker":
-        from lakehouse.services.prefect import PrefectWorker
+        from lakehouse.supervisors.prefect import PrefectWorker
 
         return PrefectWorker(settings)
     if name == "mlflow":
-        from lakehouse.services.mlflow import MlflowServer
+        from lakehouse.supervisors.mlflow import MlflowServer
 
         return MlflowServer(settings)
     raise ServiceError(f"unknown service {name!r}: choose from {', '.join(SERVICES)}")

@@ -32,7 +32,7 @@ LAYERS: tuple[Layer, ...] = (
     ),
     Layer(
         "infrastructure",
-        ("lakehouse.services", "lakehouse.lease"),
+        ("lakehouse.supervisors", "lakehouse.lease"),
         "process supervisors and the lake's writer lease: usable from the sources up, "
         "they know no stage",
     ),
@@ -126,7 +126,7 @@ def test_a_sideways_import_and_a_package_without_a_layer_are_reported(tmp_path: 
         tmp_path,
         {
             "lakehouse/__init__.py": "",
-            "lakehouse/services/__init__.py": "from lakehouse.lease import hold\n",
+            "lakehouse/supervisors/__init__.py": "from lakehouse.lease import hold\n",
             "lakehouse/lease.py": "",
             "lakehouse/ml/__init__.py": "from lakehouse.lake import delta\n",
             "lakehouse/lake/__init__.py": "",
@@ -136,6 +136,6 @@ def test_a_sideways_import_and_a_package_without_a_layer_are_reported(tmp_path: 
     assert found == [
         "lakehouse/ml/__init__.py:1: lakehouse.ml imports lakehouse.lake.delta: "
         "lakehouse.ml is in no layer: give it one",
-        "lakehouse/services/__init__.py:1: lakehouse.services imports lakehouse.lease: "
-        "lakehouse.lease (infrastructure) is beside lakehouse.services (infrastructure)",
+        "lakehouse/supervisors/__init__.py:1: lakehouse.supervisors imports lakehouse.lease: "
+        "lakehouse.lease (infrastructure) is beside lakehouse.supervisors (infrastructure)",
     ]

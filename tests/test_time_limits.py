@@ -70,7 +70,7 @@ def test_tests_that_may_fill_a_cold_cache_get_more() -> None:
     items = {
         "unit": _Item(tests / "cdc" / "test_decode.py"),
         "integration": _Item(tests / "oltp" / "test_cluster.py", pytest.mark.integration),
-        "stack": _Item(tests / "services" / "test_trino.py", pytest.mark.stack),
+        "stack": _Item(tests / "supervisors" / "test_trino.py", pytest.mark.stack),
         "e2e": _Item(tests / "e2e" / "test_demo.py", pytest.mark.e2e),
         "superset": _Item(tests / "superset" / "test_dashboards.py", pytest.mark.integration),
         "own limit": _Item(tests / "e2e" / "test_x.py", pytest.mark.e2e, pytest.mark.timeout(5)),

@@ -20,7 +20,7 @@ app = typer.Typer(
 
 
 def _superset(data_dir: Path | None, notify: Any = None) -> Any:
-    from lakehouse.services.superset import SupersetServer
+    from lakehouse.supervisors.superset import SupersetServer
 
     return SupersetServer(settings_for(data_dir), notify=notify or (lambda message: None))
 
@@ -72,7 +72,7 @@ def superset_status(data_dir: DataDir = None) -> None:
 def superset_export(data_dir: DataDir = None) -> None:
     """Write every chart, dataset and dashboard of the running Superset into
     superset/assets, to commit (the way to change the dashboards)."""
-    from lakehouse.services.superset import ASSETS_DIR, export_assets
+    from lakehouse.supervisors.superset import ASSETS_DIR, export_assets
 
     server = _superset(data_dir)
     if not server.healthy():

@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 from lakehouse.exceptions import OltpError
 from lakehouse.oltp.migrate import applied, migrate
-from lakehouse.services.apt import apt_install
-from lakehouse.services.process import process_command, process_cwd
+from lakehouse.supervisors.apt import apt_install
+from lakehouse.supervisors.process import process_command, process_cwd
 
 if TYPE_CHECKING:
     import psycopg

@@ -20,8 +20,8 @@ from lakehouse.contracts import load_contracts
 from lakehouse.exceptions import SourceError
 from lakehouse.generate import GenerateParams, generate
 from lakehouse.lake.bronze import identity
-from lakehouse.services.kafka import KafkaBroker
 from lakehouse.settings import Settings, load_settings
+from lakehouse.supervisors.kafka import KafkaBroker
 from tests.support.kafka import create_topics, produce, recorded, running_broker
 from tests.support.truth import assert_silver_equals_truth
 

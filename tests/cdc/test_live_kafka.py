@@ -22,8 +22,8 @@ from lakehouse.cdc.kafka_source import KafkaSource
 from lakehouse.cdc.lander import ingest
 from lakehouse.exceptions import SourceError
 from lakehouse.oltp.simulate import SimulateParams, SimulateSummary, simulate
-from lakehouse.services.kafka import KafkaBroker
 from lakehouse.settings import Settings
+from lakehouse.supervisors.kafka import KafkaBroker
 from tests.cdc.test_live_capture import Capture, _changes, _source_table, _streamed
 from tests.support.exactly_once import assert_bronze_exactly_once, streamed_changes
 from tests.support.kafka import running_broker

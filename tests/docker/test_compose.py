@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 import yaml
 
-from lakehouse.services.trino import COMPOSE_RULES, access_control_files
 from lakehouse.settings import PROJECT_DIR, Settings
+from lakehouse.supervisors.trino import COMPOSE_RULES, access_control_files
 
 DOCKER_DIR = PROJECT_DIR / "docker"
 COMPOSE_FILE = DOCKER_DIR / "compose.yaml"
@@ -253,7 +253,8 @@ def test_trino_has_the_access_control_of_the_settings(compose: dict[str, Any]) -
     want = access_control_files(Settings.model_construct(), COMPOSE_RULES)
     for name, text in want.items():
         assert (etc / name).read_text() == text, (
-            f"docker/trino/etc/{name} is stale: python -m lakehouse.services.trino docker/trino/etc"
+            f"docker/trino/etc/{name} is stale: "
+            "python -m lakehouse.supervisors.trino docker/trino/etc"
         )
     superset = _services(compose)["superset"]
     assert (
@@ -399,7 +400,7 @@ def _locked(package: str) -> str:
 def test_images_run_the_releases_of_the_local_stack_and_the_lock(
     compose: dict[str, Any],
 ) -> None:
-    from lakehouse.services import kafka, trino
+    from lakehouse.supervisors import kafka, trino
 
     services = _services(compose)
     assert _tag(services["trino"]["image"]) == trino.DEFAULT_VERSION

@@ -11,7 +11,7 @@ import pytest
 from lakehouse.cdc.lander import ingest
 from lakehouse.generate import GenerateParams, generate
 from lakehouse.quality.gate import build_audit_publish
-from lakehouse.services.superset import SupersetServer
+from lakehouse.supervisors.superset import SupersetServer
 from tests.quality.gate_support import lake_settings
 from tests.support.ports import free_port
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from lakehouse.services.superset import ASSETS_DIR, SupersetServer
 from lakehouse.settings import load_settings
+from lakehouse.supervisors.superset import ASSETS_DIR, SupersetServer
 from tests.support.ports import free_port
 from tests.support.superset import CHART_SQL, dashboards
 

@@ -21,7 +21,7 @@ import duckdb
 import pytest
 
 from lakehouse.contracts.marts import region_marts
-from lakehouse.services.superset import SupersetServer
+from lakehouse.supervisors.superset import SupersetServer
 from tests.superset.attacks import (
     READ,
     Judge,

@@ -13,8 +13,8 @@ from lakehouse.cdc.file_source import FileSource
 from lakehouse.cdc.lander import ingest
 from lakehouse.lake.catalog import trino_connection
 from lakehouse.quality.gate import build_audit_publish
-from lakehouse.services.superset import SupersetServer
 from lakehouse.settings import Settings
+from lakehouse.supervisors.superset import SupersetServer
 from tests.superset.attacks import (
     READ,
     Judge,

@@ -12,7 +12,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from lakehouse.cdc.file_source import FileSource
-from lakehouse.services.kafka import KafkaBroker
+from lakehouse.supervisors.kafka import KafkaBroker
 from tests.support.ports import free_port
 
 Record = tuple[bytes | None, bytes | None]  # (key JSON, value JSON or None for a tombstone)

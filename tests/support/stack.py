@@ -135,8 +135,8 @@ def lake_ports() -> dict[str, int]:
 def lake_services(settings: Settings) -> Iterator[None]:
     """MinIO and Trino of a stack-profile lake started in order, stopped in reverse
     whatever happens (a service that failed to start included)."""
-    from lakehouse.services.minio import MinioServer
-    from lakehouse.services.trino import TrinoServer
+    from lakehouse.supervisors.minio import MinioServer
+    from lakehouse.supervisors.trino import TrinoServer
 
     servers = [MinioServer(settings), TrinoServer(settings)]
     try:

@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from lakehouse.services.apt import apt_install
-from lakehouse.services.superset import ASSETS_DIR, SupersetClient, SupersetServer
+from lakehouse.supervisors.apt import apt_install
+from lakehouse.supervisors.superset import ASSETS_DIR, SupersetClient, SupersetServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 # without the background-networking flags Chromium keeps calling Google's hosts, which a

@@ -16,9 +16,9 @@ import trino
 from pydantic import SecretStr
 
 from lakehouse.lake.catalog import trino_connection, trino_https_session
-from lakehouse.services.superset import SupersetServer
-from lakehouse.services.trino import TrinoServer
 from lakehouse.settings import Settings, load_settings
+from lakehouse.supervisors.superset import SupersetServer
+from lakehouse.supervisors.trino import TrinoServer
 from tests.support.ports import free_port
 
 # one Trino for the module: its tests run on one worker under `--dist loadgroup`

@@ -17,8 +17,8 @@ import urllib.request
 from pathlib import Path
 
 from lakehouse.exceptions import ServiceError
-from lakehouse.services.process import LocalProcess, ProcessService
 from lakehouse.settings import Settings
+from lakehouse.supervisors.process import LocalProcess, ProcessService
 
 CACHE_ROOT = Path.home() / ".cache" / "lakehouse"
 MODULE = "github.com/minio/minio@latest"

@@ -43,8 +43,8 @@ from typing import Any
 
 from lakehouse.contracts.marts import PUBLISHED_SCHEMA, region_filter, region_marts
 from lakehouse.exceptions import ServiceError
-from lakehouse.services.process import LocalProcess, ProcessService
 from lakehouse.settings import PROJECT_DIR, Settings, write_secret_once
+from lakehouse.supervisors.process import LocalProcess, ProcessService
 
 # 476 is the newest release Maven Central serves here as server core; it needs Java 24+
 DEFAULT_VERSION = "476"
@@ -463,7 +463,7 @@ def _unzip_plugin(archive: zipfile.ZipFile, target: Path) -> None:
 
 def _write_properties(path: Path, values: dict[str, str], *, private: bool = False) -> None:
     text = "".join(f"{key}={value}\n" for key, value in values.items())
-    text = "# written by lakehouse.services.trino\n" + text
+    text = "# written by lakehouse.supervisors.trino\n" + text
     if private:  # it may hold a secret
         _write_private(path, text)
     else:
@@ -574,7 +574,7 @@ def _self_signed_pem(names: set[str]) -> str:
 
 
 def main(argv: list[str]) -> None:
-    """``python -m lakehouse.services.trino docker/trino/etc``: the access control files
+    """``python -m lakehouse.supervisors.trino docker/trino/etc``: the access control files
     of the compose deployment, from the default settings."""
     out = Path(argv[0] if argv else "docker/trino/etc")
     out.mkdir(parents=True, exist_ok=True)

@@ -39,8 +39,8 @@ import yaml
 
 from lakehouse.contracts.marts import PUBLISHED_SCHEMA
 from lakehouse.exceptions import ServiceError
-from lakehouse.services.process import LocalProcess, ProcessService
 from lakehouse.settings import PROJECT_DIR
+from lakehouse.supervisors.process import LocalProcess, ProcessService
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -16,8 +16,8 @@ import psutil
 import pytest
 
 from lakehouse.exceptions import ServiceError
-from lakehouse.services.kafka import KafkaBroker
-from lakehouse.services.process import LocalProcess, process_cwd, process_start_time
+from lakehouse.supervisors.kafka import KafkaBroker
+from lakehouse.supervisors.process import LocalProcess, process_cwd, process_start_time
 from tests.support.ports import free_port
 
 
@@ -102,7 +102,7 @@ def test_stop_never_signals_a_pid_that_is_now_another_program(
     else:  # the pid alone; the stranger does not run in the service's home
         assert process_cwd(stranger.pid) != tmp_path.resolve()
         service.pid_path.write_text(f"{stranger.pid}\n")
-    with caplog.at_level(logging.WARNING, logger="lakehouse.services.process"):
+    with caplog.at_level(logging.WARNING, logger="lakehouse.supervisors.process"):
         assert service.stop() is False
     time.sleep(0.5)  # a signal would have landed by now
     assert stranger.poll() is None, "the unrelated process was signalled"
@@ -150,7 +150,7 @@ def test_the_kafka_broker_never_signals_a_pid_that_is_now_another_program(
     broker.home.mkdir(parents=True, exist_ok=True)
     broker.pid_path.write_text(f"{stranger.pid}\n")
     assert not broker.running
-    with caplog.at_level(logging.WARNING, logger="lakehouse.services.kafka"):
+    with caplog.at_level(logging.WARNING, logger="lakehouse.supervisors.kafka"):
         broker.stop(timeout_s=5)
     time.sleep(0.5)  # a signal would have landed by now
     assert stranger.poll() is None, "the unrelated process was signalled"

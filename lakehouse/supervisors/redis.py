@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lakehouse.exceptions import ServiceError
-from lakehouse.services.apt import apt_install
-from lakehouse.services.process import LocalProcess, ProcessService
+from lakehouse.supervisors.apt import apt_install
+from lakehouse.supervisors.process import LocalProcess, ProcessService
 
 if TYPE_CHECKING:
     from lakehouse.settings import Settings
@@ -34,7 +34,7 @@ PACKAGE = "redis-server"
 START_TIMEOUT_S = 30.0
 
 _CONFIG = """\
-# written by lakehouse.services.redis on every start: edit the settings, not this file
+# written by lakehouse.supervisors.redis on every start: edit the settings, not this file
 port {port}
 bind 127.0.0.1
 protected-mode yes

@@ -26,9 +26,9 @@ from lakehouse.contracts import load_contracts
 from lakehouse.generate import GenerateParams, generate
 from lakehouse.lake import delta
 from lakehouse.lake.catalog import register_tables, trino_connection
-from lakehouse.services.minio import MinioServer
-from lakehouse.services.trino import TrinoServer
 from lakehouse.settings import Settings, load_settings
+from lakehouse.supervisors.minio import MinioServer
+from lakehouse.supervisors.trino import TrinoServer
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.stack

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lakehouse.exceptions import ServiceError
-from lakehouse.services.process import LocalProcess, ProcessService
 from lakehouse.settings import PROJECT_DIR
+from lakehouse.supervisors.process import LocalProcess, ProcessService
 
 if TYPE_CHECKING:
     from lakehouse.settings import Settings

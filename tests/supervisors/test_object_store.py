@@ -14,8 +14,8 @@ from deltalake.exceptions import CommitFailedError
 from pyarrow import fs
 
 from lakehouse.lake.catalog import lake_filesystem
-from lakehouse.services.minio import MinioServer
 from lakehouse.settings import Settings, load_settings
+from lakehouse.supervisors.minio import MinioServer
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.stack

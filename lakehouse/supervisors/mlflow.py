@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lakehouse.exceptions import ServiceError
-from lakehouse.services.process import LocalProcess, ProcessService
+from lakehouse.supervisors.process import LocalProcess, ProcessService
 
 if TYPE_CHECKING:
     from lakehouse.settings import Settings
