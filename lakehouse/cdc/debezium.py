@@ -37,7 +37,8 @@ from lakehouse.cdc.kafka_sink import KafkaSink
 from lakehouse.contracts import load_source_contracts
 from lakehouse.contracts.infer import draft_captured, source_tables
 from lakehouse.exceptions import ContractError, LakehouseError, SourceError
-from lakehouse.oltp.cluster import SUPERUSER, Cluster, connect
+from lakehouse.oltp.client import connect
+from lakehouse.supervisors.postgres import PostgresServer
 
 if TYPE_CHECKING:
     import psycopg
@@ -247,7 +248,8 @@ def _prepare_publication(settings: Settings, name: str) -> None:
             f"{settings.oltp_database}"
             + (", or list the tables to capture in capture_tables" if every_table else "")
         )
-    with _cluster_superuser(settings) as admin:
+    # the project's own cluster's superuser, on its unix socket, in the source database
+    with PostgresServer(settings).admin(settings.oltp_database) as admin:
         _run_in_transaction(admin, statements)
     _switched(name, every_table, settings, replaced=row is not None)
 
@@ -270,20 +272,6 @@ def _run_in_transaction(conn: psycopg.Connection, statements: list[Any]) -> None
     with conn.transaction():
         for statement in statements:
             conn.execute(statement)
-
-
-def _cluster_superuser(settings: Settings) -> psycopg.Connection:
-    """The project's own cluster's superuser, on its unix socket, in the source database."""
-    import psycopg
-
-    return psycopg.connect(
-        host=str(Cluster(settings).socket_dir),
-        port=settings.oltp_port,
-        user=SUPERUSER,
-        dbname=settings.oltp_database,
-        connect_timeout=5,
-        autocommit=True,
-    )
 
 
 def jvm_options(settings: Settings) -> list[str]:

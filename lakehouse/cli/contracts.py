@@ -44,7 +44,7 @@ def contracts_infer(
 ) -> None:
     """Draft a contract per table from the live database (the oltp_* settings)."""
     from lakehouse.contracts.infer import write_drafts
-    from lakehouse.oltp.cluster import connect
+    from lakehouse.oltp.client import connect
 
     settings = settings_for(data_dir)
     source = f"{settings.oltp_host}:{settings.oltp_port}/{settings.oltp_database}"

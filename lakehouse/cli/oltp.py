@@ -95,7 +95,7 @@ def oltp_status(data_dir: DataDir = None, as_json: AsJson = False) -> None:
 @app.command("migrate")
 def oltp_migrate(data_dir: DataDir = None) -> None:
     """Apply the shop's schema migrations to the configured database (yours, if unmanaged)."""
-    from lakehouse.oltp.cluster import connect
+    from lakehouse.oltp.client import connect
     from lakehouse.oltp.migrate import migrate
 
     with connect(settings_for(data_dir)) as conn:

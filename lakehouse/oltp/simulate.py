@@ -24,7 +24,7 @@ from lakehouse.contracts import load_contracts
 from lakehouse.exceptions import OltpError
 from lakehouse.generate.business import Business
 from lakehouse.generate.wire import to_python, to_wire
-from lakehouse.oltp.cluster import connect
+from lakehouse.oltp.client import connect
 
 if TYPE_CHECKING:
     import psycopg

@@ -21,7 +21,8 @@ from typing import Any
 from lakehouse import exceptions
 from lakehouse.cdc.debezium import CaptureReport, capture
 from lakehouse.exceptions import LakehouseError, SourceError
-from lakehouse.oltp.cluster import Cluster, connect
+from lakehouse.oltp.client import connect
+from lakehouse.oltp.cluster import Cluster
 from lakehouse.oltp.simulate import SimulateParams, SimulateSummary, simulate
 from lakehouse.progress import Progress
 from lakehouse.settings import Settings
@@ -65,59 +66,57 @@ def run_live(
 ) -> LiveReport:
     """Simulate the shop up to ``params`` while capturing it; stop when all is captured."""
     started = time.monotonic()
-    cluster = Cluster(settings, notify=notify)
-    was_running = not settings.oltp_managed or cluster.pid() is not None
-    for line in cluster.up():
-        notify(line)
-    stop = threading.Event()
-    seen = {"records": 0, "at": time.monotonic()}
-    result: dict[str, Any] = {}
-    capture_task = sim_task = commit_task = None
-    if progress is not None:
-        capture_task = progress.add_task("change events captured by Debezium", total=None)
-
-    def on_batch(n: int) -> None:
-        seen["records"] += n
-        seen["at"] = time.monotonic()
-        if progress is not None and capture_task is not None:
-            progress.update(capture_task, completed=seen["records"])
-
-    def run() -> None:
-        try:
-            result["report"] = capture(settings, stop=stop, on_batch=on_batch)
-        except BaseException as exc:  # reported on the caller's thread
-            result["error"] = exc
-
-    thread = threading.Thread(target=run, name="capture", daemon=True)
-    thread.start()
-    try:
-        _wait_for_slot(settings, thread, result)
+    # the database up while it is simulated and captured; stopped after if it was down
+    with Cluster(settings, notify=notify).running() as done:
+        for line in done:
+            notify(line)
+        stop = threading.Event()
+        seen = {"records": 0, "at": time.monotonic()}
+        result: dict[str, Any] = {}
+        capture_task = sim_task = commit_task = None
         if progress is not None:
-            sim_task = progress.add_task("simulating the shop, days", total=_days(params))
-            commit_task = progress.add_task("transactions committed", total=None)
+            capture_task = progress.add_task("change events captured by Debezium", total=None)
 
-        def on_progress(s: SimulateSummary) -> None:
-            if progress is None or sim_task is None or commit_task is None:
-                return
-            progress.update(commit_task, completed=s.transactions)
-            if s.first_commit_us:
-                day = (s.last_commit_us or s.first_commit_us) - s.first_commit_us
-                progress.update(sim_task, completed=day // 86_400_000_000)
+        def on_batch(n: int) -> None:
+            seen["records"] += n
+            seen["at"] = time.monotonic()
+            if progress is not None and capture_task is not None:
+                progress.update(capture_task, completed=seen["records"])
 
-        summary = _simulate_in_child(settings, params, on_progress)
-        if progress is not None and sim_task is not None and commit_task is not None:
-            progress.update(sim_task, completed=_days(params))
-            progress.update(commit_task, completed=summary.transactions)
-            progress.update(commit_task, total=summary.transactions)
-        expected = expected_records(summary)
-        if progress is not None and capture_task is not None:
-            progress.update(capture_task, total=max(expected, seen["records"]))
-        _wait_drained(thread, result, seen, expected)
-    finally:
-        stop.set()
-        thread.join(120)
-        if not was_running:
-            cluster.down()
+        def run() -> None:
+            try:
+                result["report"] = capture(settings, stop=stop, on_batch=on_batch)
+            except BaseException as exc:  # reported on the caller's thread
+                result["error"] = exc
+
+        thread = threading.Thread(target=run, name="capture", daemon=True)
+        thread.start()
+        try:
+            _wait_for_slot(settings, thread, result)
+            if progress is not None:
+                sim_task = progress.add_task("simulating the shop, days", total=_days(params))
+                commit_task = progress.add_task("transactions committed", total=None)
+
+            def on_progress(s: SimulateSummary) -> None:
+                if progress is None or sim_task is None or commit_task is None:
+                    return
+                progress.update(commit_task, completed=s.transactions)
+                if s.first_commit_us:
+                    day = (s.last_commit_us or s.first_commit_us) - s.first_commit_us
+                    progress.update(sim_task, completed=day // 86_400_000_000)
+
+            summary = _simulate_in_child(settings, params, on_progress)
+            if progress is not None and sim_task is not None and commit_task is not None:
+                progress.update(sim_task, completed=_days(params))
+                progress.update(commit_task, completed=summary.transactions)
+                progress.update(commit_task, total=summary.transactions)
+            expected = expected_records(summary)
+            if progress is not None and capture_task is not None:
+                progress.update(capture_task, total=max(expected, seen["records"]))
+            _wait_drained(thread, result, seen, expected)
+        finally:
+            stop.set()
+            thread.join(120)
     if "error" in result:
         raise result["error"]
     if "report" not in result:

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from typing import Literal
 
 from lakehouse.exceptions import ConfigError, OltpError
-from lakehouse.oltp.cluster import find_bindir
 from lakehouse.settings import Settings
+from lakehouse.supervisors.postgres_setup import find_bindir
 
 Source = Literal["auto", "live", "files"]
 

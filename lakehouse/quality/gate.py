@@ -18,19 +18,22 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from lakehouse.contracts import load_source_contracts
-from lakehouse.exceptions import PipelineError
+from lakehouse.exceptions import LakehouseError, PipelineError
 from lakehouse.lake import dead_letter, delta, quality_tables
 from lakehouse.lake.catalog import register_tables
 from lakehouse.lease import hold
+from lakehouse.oltp.cluster import Cluster
 from lakehouse.progress import Progress as NodeProgress
 from lakehouse.quality import CheckResult, Layer, Severity, history
 from lakehouse.quality.alerts import send_alert
 from lakehouse.quality.publish import Publication, publish
+from lakehouse.quality.reconcile import reconcile, source_kind
 from lakehouse.settings import Settings
 from lakehouse.transform.dbt import DbtResult, NodeOutcome, run_dbt
 
@@ -140,7 +143,6 @@ def audit(
     """The checks beyond dbt's tests: freshness, reconciliation, Great Expectations."""
     # Great Expectations and pandas take seconds to load: only a run that audits pays
     from lakehouse.quality.expectations import run_expectations
-    from lakehouse.quality.reconcile import reconcile
 
     say = progress or _log_progress
     clock = time.perf_counter()
@@ -148,10 +150,25 @@ def audit(
     freshness = run_dbt(settings, ["source", "freshness"], raise_on_failure=False, progress=nodes)
     report.checks += freshness_checks(settings, freshness)
     say("reconciliation with the source (audit)")
-    report.checks += reconcile(settings)
+    with source_up(settings):
+        report.checks += reconcile(settings)
     say("Great Expectations checkpoints (audit)")
     report.checks += run_expectations(settings, run_id=report.run_id)
     report.audit_seconds = time.perf_counter() - clock
+
+
+@contextmanager
+def source_up(settings: Settings) -> Iterator[None]:
+    """The database a live capture read, up for the block: reconciliation reads it and
+    starts nothing. A stopped managed cluster is started and stopped after; one that does
+    not start is left to reconciliation, whose checks say it is not reachable."""
+    with ExitStack() as stack:
+        if source_kind(settings) == "live":
+            try:
+                stack.enter_context(Cluster(settings).running(create=False))
+            except LakehouseError as exc:
+                log.warning("the source database did not start: %s", exc)
+        yield
 
 
 def publish_or_block(

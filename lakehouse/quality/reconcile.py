@@ -3,9 +3,10 @@
 The source is what the data directory was fed from:
 
 * **live**: the PostgreSQL database a Debezium capture reads (``capture/offsets.dat``);
-  every contract table is read in one repeatable-read snapshot with ``COPY ... (FORMAT
-  csv)``, the values turned into the contract's lake types the way the lander turns
-  Debezium's JSON into them;
+  every contract table is read in one read-only snapshot
+  (:mod:`lakehouse.oltp.snapshot`), in the contract's lake types. The caller has the
+  database up (the gate starts a stopped cluster for its audit); when it is not, every
+  table's checks fail with the one line that says where it could not connect;
 * **files**: recorded change files and the generator's ground truth, the source's final
   state (``ground_truth/<table>.parquet``).
 
@@ -21,27 +22,24 @@ give equal checksums; a changed, missing or extra row changes it but for a chanc
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import pyarrow as pa
-import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from lakehouse.cdc.pii import Masker, load_key
 from lakehouse.contracts import Contract, load_source_contracts
-from lakehouse.exceptions import LakehouseError
+from lakehouse.exceptions import LakehouseError, OltpError
 from lakehouse.lake import delta
-from lakehouse.oltp.cluster import Cluster, connect
+from lakehouse.oltp.snapshot import source_snapshot
 from lakehouse.quality import CheckResult
 
 if TYPE_CHECKING:
     import duckdb
-    import psycopg
 
     from lakehouse.settings import Settings
 
@@ -296,146 +294,19 @@ def _truth_tables(
 def _live_tables(
     settings: Settings, contracts: dict[str, Contract], masker: Masker
 ) -> Iterator[tuple[str, pa.Table | str]]:
-    """Every contract table as of one snapshot of the database, in lake types."""
-    import psycopg
-
+    """Every contract table as of one read-only snapshot of the database, in lake types.
+    The caller (the gate) has the database up; when it is not, every table says so."""
     with ExitStack() as stack:
         try:
-            stack.enter_context(_running(settings))
-            conn = stack.enter_context(connect(settings))
+            source = stack.enter_context(source_snapshot(settings))
         except LakehouseError as exc:
             for name in contracts:
                 yield name, str(exc)
             return
-        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        conn.read_only = True
-        # the first statement opens the transaction whose snapshot every table shares
-        conn.execute("set local time zone 'UTC'")
-        conn.execute("set local extra_float_digits = 1")  # shortest exact floats
         for name, contract in contracts.items():
             try:
-                with conn.transaction():  # a savepoint: a failure spoils only one table
-                    table = _read_source_table(conn, contract)
-            except (psycopg.Error, pa.ArrowInvalid) as exc:
-                where = f"{contract.schema}.{contract.table}"
-                yield name, f"cannot read {where} in the source: {str(exc).strip()}"
+                table = source.read(contract)
+            except OltpError as exc:
+                yield name, str(exc)
                 continue
             yield name, masker.mask_table(contract, table)
-
-
-@contextmanager
-def _running(settings: Settings) -> Iterator[None]:
-    """The project's own cluster up while it is read; stopped after when it was down
-    (the live demo stops it once the capture is done)."""
-    if not settings.oltp_managed:
-        yield
-        return
-
-    cluster = Cluster(settings)
-    if cluster.pid() is not None or not cluster.initialised:
-        yield
-        return
-    log.info("starting the source database to reconcile with it")
-    cluster.up()
-    try:
-        yield
-    finally:
-        cluster.down()
-
-
-def _read_source_table(conn: psycopg.Connection, contract: Contract) -> pa.Table:
-    """One table with ``COPY ... TO STDOUT (FORMAT csv)``, parsed by Arrow: dates and
-    timestamps travel as integers since the epoch, intervals as Debezium's ISO text,
-    everything else as PostgreSQL writes it (which is what Debezium sends)."""
-    from psycopg import sql
-
-    relation = sql.Identifier(contract.schema, contract.table)
-    catalog = conn.execute(
-        "select a.attname, a.atttypid = 'interval'::regtype from pg_attribute a "
-        "where a.attrelid = %s::regclass and a.attnum > 0 and not a.attisdropped",
-        [relation.as_string(conn)],
-    ).fetchall()
-    is_interval = {str(name): bool(flag) for name, flag in catalog}
-    exprs: list[sql.Composable] = []
-    read_types: dict[str, pa.DataType] = {}
-    for i, column in enumerate(contract.columns):
-        alias = f"c{i}"
-        if column.name not in is_interval:  # gone from the source: the lander lands nulls
-            exprs.append(sql.SQL("null"))
-        else:
-            exprs.append(_expression(column.type, column.name, is_interval[column.name]))
-        read_types[alias] = _read_type(column.type, column.arrow_type)
-    query = sql.SQL("copy (select {} from {}) to stdout (format csv)").format(
-        sql.SQL(", ").join(exprs), relation
-    )
-    data = bytearray()
-    with conn.cursor().copy(query) as copy:
-        for chunk in copy:
-            data += chunk
-    names = list(read_types)
-    if not data:
-        raw = pa.schema([pa.field(n, t) for n, t in read_types.items()]).empty_table()
-    else:
-        raw = pcsv.read_csv(
-            io.BytesIO(data),
-            read_options=pcsv.ReadOptions(column_names=names),
-            parse_options=pcsv.ParseOptions(newlines_in_values=True),
-            convert_options=pcsv.ConvertOptions(
-                column_types=read_types,
-                # PostgreSQL's CSV writes NULL unquoted and an empty string as ""
-                null_values=[""],
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=False,
-                true_values=["t"],
-                false_values=["f"],
-            ),
-        )
-    return pa.Table.from_arrays(
-        [
-            _to_lake(raw.column(n), c.type, c.arrow_type)
-            for n, c in zip(names, contract.columns, strict=True)
-        ],
-        names=contract.column_names,
-    )
-
-
-def _expression(ctype: str, name: str, is_interval: bool) -> psycopg.sql.Composable:
-    from psycopg import sql
-
-    col = sql.Identifier(name)
-    if ctype == "date":
-        return sql.SQL("({} - date '1970-01-01')").format(col)  # days since the epoch
-    if ctype in ("timestamp", "timestamp_ms", "timestamptz"):
-        # microseconds since the epoch, exact on every PostgreSQL version (extract
-        # returned a double before 14): whole seconds, plus the microseconds in them
-        return sql.SQL(
-            "(extract(epoch from date_trunc('second', {c}))::bigint * 1000000"
-            " + extract(microseconds from {c})::bigint % 1000000)"
-        ).format(c=col)
-    if is_interval:
-        # Debezium's interval.handling.mode=string: P<y>Y<m>M<d>DT<h>H<m>M<s>S, seconds
-        # without trailing zeros
-        return sql.SQL(
-            "('P' || extract(year from {c})::bigint || 'Y' || extract(month from {c})::bigint"
-            " || 'M' || extract(day from {c})::bigint || 'DT' || extract(hour from {c})::bigint"
-            " || 'H' || extract(minute from {c})::bigint || 'M'"
-            " || trim_scale(extract(second from {c})::numeric) || 'S')"
-        ).format(c=col)
-    return col
-
-
-def _read_type(ctype: str, lake: pa.DataType) -> pa.DataType:
-    """Arrow type the CSV column is read as."""
-    if ctype == "date":
-        return pa.int32()
-    if ctype.startswith("timestamp"):
-        return pa.int64()
-    if pa.types.is_decimal(lake):
-        return pa.string()  # cast as the lander casts Debezium's decimal strings
-    return lake
-
-
-def _to_lake(values: pa.ChunkedArray, ctype: str, lake: pa.DataType) -> pa.ChunkedArray:
-    if ctype == "timestamp_ms":  # read as microseconds, like the other timestamps
-        values = values.cast(pa.timestamp("us"))
-    return values.cast(lake)

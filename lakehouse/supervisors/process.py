@@ -285,3 +285,9 @@ def pid_alive(pid: int) -> bool:
         except OSError:
             continue
     return False
+
+
+def last_line(text: str) -> str:
+    """The last non-empty line of a program's (or a driver's) message, for a one-line error."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"

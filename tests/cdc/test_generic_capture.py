@@ -21,7 +21,7 @@ from deltalake import DeltaTable
 
 from lakehouse.cdc.lander import ingest
 from lakehouse.contracts import approve, load_source_contracts
-from lakehouse.oltp.cluster import connect
+from lakehouse.oltp.client import connect
 from lakehouse.settings import Settings
 from tests.cdc.test_live_capture import Capture
 from tests.support.oltp import oltp_cluster

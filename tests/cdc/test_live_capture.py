@@ -22,7 +22,7 @@ from deltalake import DeltaTable
 from lakehouse.cdc.debezium import CaptureReport, capture
 from lakehouse.cdc.lander import ingest
 from lakehouse.contracts import Contract, load_contracts
-from lakehouse.oltp.cluster import connect
+from lakehouse.oltp.client import connect
 from lakehouse.oltp.simulate import SimulateParams, simulate
 from lakehouse.settings import Settings
 from tests.support.oltp import oltp_cluster

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lakehouse.cdc.lander import ingest
-from lakehouse.oltp.cluster import connect
+from lakehouse.oltp.client import connect
 from lakehouse.oltp.simulate import SimulateParams, simulate
 from lakehouse.settings import Settings
 from tests.cdc.test_live_capture import Capture, _changes, _source_table

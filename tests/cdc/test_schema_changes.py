@@ -12,7 +12,7 @@ import pytest
 from deltalake import DeltaTable
 
 from lakehouse.cdc.lander import ingest
-from lakehouse.oltp.cluster import connect
+from lakehouse.oltp.client import connect
 from lakehouse.oltp.simulate import SimulateParams, simulate
 from lakehouse.settings import Settings
 from tests.cdc.test_live_capture import Capture

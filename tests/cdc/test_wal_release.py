@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lakehouse.cdc.lander import ingest
-from lakehouse.oltp.cluster import connect
+from lakehouse.oltp.client import connect
 from lakehouse.oltp.simulate import SimulateParams, simulate
 from lakehouse.settings import Settings
 from tests.cdc.test_live_capture import WORLD, Capture, _changes, _source_table, _streamed

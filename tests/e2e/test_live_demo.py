@@ -20,7 +20,8 @@ import pytest
 from deltalake import DeltaTable
 
 from lakehouse.contracts import load_contracts
-from lakehouse.oltp.cluster import Cluster, connect
+from lakehouse.oltp.client import connect
+from lakehouse.oltp.cluster import Cluster
 from lakehouse.settings import Settings
 from tests.cdc.test_live_capture import _source_table
 from tests.support.oltp import oltp_settings

@@ -17,9 +17,12 @@ from pydantic import SecretStr
 
 from lakehouse.contracts import Contract, load_contracts
 from lakehouse.exceptions import ConfigError, OltpError
-from lakehouse.oltp.cluster import SUPERUSER, Cluster, connect
+from lakehouse.oltp.client import connect
+from lakehouse.oltp.cluster import Cluster
 from lakehouse.oltp.migrate import migrations
 from lakehouse.settings import Settings
+from lakehouse.supervisors.postgres import PostgresServer
+from lakehouse.supervisors.postgres_setup import SUPERUSER
 from tests.support.oltp import oltp_cluster, oltp_settings
 from tests.support.ports import free_port
 
@@ -134,7 +137,7 @@ def test_the_password_is_generated_and_tcp_always_needs_it(settings: Settings) -
 def test_the_socket_is_closed_and_nothing_is_trusted(settings: Settings) -> None:
     import psycopg
 
-    cluster = Cluster(settings)
+    cluster = PostgresServer(settings)
     assert stat.S_IMODE(cluster.socket_dir.stat().st_mode) == 0o700
     rules = [
         line.split()
@@ -146,7 +149,7 @@ def test_the_socket_is_closed_and_nothing_is_trusted(settings: Settings) -> None
     assert not any("trust" in rule for rule in rules), rules
     assert {rule[2] for rule in rules if rule[0] == "local"} == {SUPERUSER}
     # the socket lets in the superuser (our own OS user, by peer), and no other role
-    with cluster._admin() as admin:
+    with cluster.admin() as admin:
         assert admin.execute("select current_user").fetchone() == (SUPERUSER,)
     with pytest.raises(psycopg.OperationalError, match=r"no pg_hba\.conf entry"):
         psycopg.connect(
@@ -168,14 +171,14 @@ def test_an_old_trusting_cluster_is_closed_by_up(tmp_path: Path) -> None:
         cluster.up()
         hba = cluster.pgdata / "pg_hba.conf"
         hba.write_text("local all all trust\nhost all all 127.0.0.1/32 trust\n")
-        cluster._reload()
-        cluster.socket_dir.chmod(0o755)
+        cluster.server.reload()
+        cluster.server.socket_dir.chmod(0o755)
         assert _tcp(settings, SUPERUSER, None) == ""  # the planted hole is open
-        with cluster._admin() as admin:
+        with cluster.server.admin() as admin:
             admin.execute(f"alter role {settings.oltp_user} password 'lakehouse'")
         cluster.up()
         assert "trust" not in hba.read_text()
-        assert stat.S_IMODE(cluster.socket_dir.stat().st_mode) == 0o700
+        assert stat.S_IMODE(cluster.server.socket_dir.stat().st_mode) == 0o700
         assert _tcp(settings, SUPERUSER, None)
         assert _tcp(settings, settings.oltp_user, "lakehouse")
         assert _tcp(settings, settings.oltp_user, settings.oltp_secret()) == ""

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from lakehouse.contracts import Contract, load_contracts
-from lakehouse.oltp.cluster import Cluster, connect
+from lakehouse.oltp.client import connect
+from lakehouse.oltp.cluster import Cluster
 from lakehouse.oltp.simulate import SimulateParams, SimulateSummary, simulate
 from lakehouse.settings import Settings
 from tests.support.oltp import oltp_cluster

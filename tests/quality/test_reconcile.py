@@ -17,9 +17,11 @@ from deltalake import DeltaTable, write_deltalake
 
 from lakehouse.cdc.lander import ingest
 from lakehouse.generate import GenerateParams, generate
-from lakehouse.oltp.cluster import Cluster, connect
+from lakehouse.oltp.client import connect
+from lakehouse.oltp.cluster import Cluster
 from lakehouse.oltp.simulate import SimulateParams, simulate
 from lakehouse.quality import CheckResult
+from lakehouse.quality.gate import source_up
 from lakehouse.quality.reconcile import reconcile, reconcile_tables, source_kind
 from lakehouse.settings import Settings, load_settings
 from tests.cdc.test_live_capture import Capture
@@ -226,13 +228,22 @@ def test_a_live_capture_reconciles_with_the_database(live: Settings) -> None:
 
 
 @pytest.mark.xdist_group("debezium")
-def test_a_stopped_database_is_started_for_the_reconciliation_and_stopped_again(
-    live: Settings,
-) -> None:
+def test_a_stopped_database_is_one_clear_line_and_the_gate_starts_it(live: Settings) -> None:
+    """Reconciliation starts nothing: with the database stopped, every check fails with
+    the one line that says where it could not connect. The gate has it up around
+    reconciliation (and stops it again); then it passes."""
     cluster = Cluster(live)
     cluster.down()
     try:
         checks = reconcile(live)
+        assert checks and not any(c.passed for c in checks)
+        reasons = {c.detail.split(" not reconciled: ", 1)[1] for c in checks}
+        assert len(reasons) == 1, reasons
+        assert reasons.pop().startswith(f"cannot connect to PostgreSQL at {live.oltp_host}")
+        assert cluster.pid() is None
+        with source_up(live):
+            assert cluster.pid() is not None
+            checks = reconcile(live)
         assert checks and all(c.passed for c in checks)
         assert cluster.pid() is None
     finally:

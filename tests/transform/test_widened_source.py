@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from lakehouse.cdc.lander import ingest
-from lakehouse.oltp.cluster import connect
+from lakehouse.oltp.client import connect
 from lakehouse.oltp.simulate import SimulateParams, simulate
 from lakehouse.settings import Settings
 from lakehouse.transform.dbt import run_dbt
