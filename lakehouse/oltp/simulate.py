@@ -1,9 +1,10 @@
 """Run the demo business live against the operational database.
 
 The shop of ``lakehouse.generate.business`` hands its transactions to a recorder; here the
-recorder is the database: each transaction's changes become INSERT/UPDATE/DELETE
-statements committed as one database transaction, paced to the requested rate. The rows'
-timestamps are the business's simulated time, which runs as fast as the pace allows.
+recorder is the database (``lakehouse.oltp.writer``): each transaction's changes become
+INSERT/UPDATE/DELETE statements committed as one database transaction, paced to the
+requested rate. The rows' timestamps are the business's simulated time, which runs as
+fast as the pace allows.
 
 On an empty database the shop's initial world is bulk-loaded first (COPY). On a database
 that already holds a shop, the simulation carries on from its rows: ids continue after the
@@ -25,30 +26,17 @@ from lakehouse.exceptions import OltpError
 from lakehouse.generate.business import Business
 from lakehouse.generate.wire import to_python, to_wire
 from lakehouse.oltp.client import connect
+from lakehouse.oltp.writer import LOAD_ORDER, DatabaseRecorder, Finished
 
 if TYPE_CHECKING:
     import psycopg
 
     from lakehouse.contracts import Contract
-    from lakehouse.generate.debezium import Row, Transaction
+    from lakehouse.generate.debezium import Row
     from lakehouse.settings import Settings
 
-# parents before children, for loading and for the foreign keys
-LOAD_ORDER = (
-    "transporter",
-    "client",
-    "product",
-    "promotion",
-    "stock",
-    "orders",
-    "order_item",
-    "sale",
-)
 HORIZON_DAYS = 3650  # the business's growth curve spans ten simulated years per run
 _LOCK_ID = 0x5348_4F50  # advisory lock: one simulator per database ("SHOP")
-_EPOCH = datetime(1970, 1, 1)
-_EPOCH_DAY = date(1970, 1, 1)
-_US = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -111,247 +99,6 @@ class SimulateSummary:
 
 
 Progress = Callable[[SimulateSummary], None]
-
-
-class _Finished(Exception):
-    """Raised by the sink right after the last transaction it may commit."""
-
-
-# -- the sink -----------------------------------------------------------------------------
-
-
-class DatabaseRecorder:
-    """A ``Recorder`` for ``Business`` that commits each transaction to PostgreSQL."""
-
-    def __init__(
-        self,
-        conn: psycopg.Connection,
-        contracts: dict[str, Contract],
-        params: SimulateParams,
-        summary: SimulateSummary,
-        *,
-        load_snapshot: bool,
-        on_progress: Progress | None = None,
-    ) -> None:
-        from psycopg import sql
-
-        self.conn = conn
-        self.contracts = contracts
-        self.params = params
-        self.summary = summary
-        self.load_snapshot = load_snapshot
-        self.on_progress = on_progress
-        self._types = {t: {c.name: c.type for c in k.columns} for t, k in contracts.items()}
-        self._sql: dict[tuple[str, str, tuple[str, ...]], bytes] = {}
-        self._ident = sql.Identifier
-        self._interval = 1 / params.tps if params.tps > 0 else 0.0
-        self._started = time.monotonic()
-        self._deadline = None if params.duration is None else self._started + params.duration
-        self._base = self._started  # the pace's origin, moved on after a stall
-        self._paced = 0  # transactions since the origin
-        self._last_report = 0.0
-        self._until_us = (
-            None if params.until is None else (params.until - _EPOCH_DAY).days * 86_400_000_000
-        )
-        self._columns = {
-            t: f'"{t}" (' + ", ".join(f'"{n}"' for n in types) + ")"
-            for t, types in self._types.items()
-        }
-        self._batch: list[str] = []  # statements not sent yet (unpaced)
-        self._batched: list[Any] = []  # their changes, to check what each one touched
-
-    # the Recorder interface ---------------------------------------------------------
-
-    def key_of(self, table: str, row: Row) -> Row:
-        return {k: row[k] for k in self.contracts[table].primary_key}
-
-    def snapshot(self, tables: dict[str, list[Row]], ts_us: int) -> None:
-        """The world before the first day: bulk-loaded into an empty database."""
-        if not self.load_snapshot:
-            return
-        from psycopg import sql
-
-        with self.conn.transaction(), self.conn.cursor() as cur:
-            for table in LOAD_ORDER:
-                rows = tables.get(table, [])
-                contract = self.contracts[table]
-                names = contract.column_names
-                types = [self._types[table][n] for n in names]
-                copy_sql = sql.SQL("copy {} ({}) from stdin").format(
-                    sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, names))
-                )
-                with cur.copy(copy_sql) as copy:
-                    for row in rows:
-                        copy.write_row(
-                            [to_python(t, row[n]) for n, t in zip(names, types, strict=True)]
-                        )
-                self.summary.loaded[table] = len(rows)
-        self._started = self._base = time.monotonic()  # pace the transactions, not the load
-        if self.params.duration is not None:
-            self._deadline = self._started + self.params.duration
-
-    def commit(self, tx: Transaction) -> None:
-        """One database transaction per business transaction, at the requested pace."""
-        if not tx.changes:
-            return
-        if self._until_us is not None and tx.commit_us >= self._until_us:
-            raise _Finished
-        if self._interval:
-            self._pace()
-            with self.conn.transaction():
-                with self.conn.pipeline():  # one round trip for the statements
-                    cursors = [(change, self._execute(change)) for change in tx.changes]
-                self._check(cursors)
-        else:
-            self._send(tx)
-        s = self.summary
-        s.transactions += 1
-        for change in tx.changes:
-            s.changes[(change.table, change.op)] += 1
-        if s.first_commit_us is None:
-            s.first_commit_us = tx.commit_us
-        s.last_commit_us = tx.commit_us
-        now = time.monotonic()
-        s.seconds = now - self._started
-        if self.on_progress is not None and now - self._last_report >= 0.2:
-            self._last_report = now
-            self.on_progress(s)
-        if self.params.transactions is not None and s.transactions >= self.params.transactions:
-            raise _Finished
-        if self._deadline is not None and self._next_slot(now) >= self._deadline:
-            raise _Finished
-
-    def close(self) -> None:
-        """Commit the transactions still waiting to be sent, and check them."""
-        self._flush()
-
-    def _send(self, tx: Transaction) -> None:
-        """Unpaced: transactions are sent many at a time, as one simple query holding
-        ``begin; ...; commit;`` for each of them, with the values as SQL literals. Each is
-        still its own database transaction; this only saves round trips."""
-        self._batch.append("begin")
-        for change in tx.changes:
-            statement = self._render(change)
-            if statement is not None:
-                self._batch.append(statement)
-                self._batched.append(change)
-        self._batch.append("commit")
-        if len(self._batch) >= 2048:
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self._batch:
-            return
-        text = ";\n".join(self._batch).encode()
-        changes, self._batch, self._batched = self._batched, [], []
-        with self.conn.cursor() as cur:
-            cur.execute(text)
-            results: list[tuple[Any, int]] = []
-            while True:
-                status = cur.statusmessage or ""
-                if status.startswith(("UPDATE", "DELETE", "INSERT")):
-                    results.append((changes[len(results)], int(status.rsplit(" ", 1)[1])))
-                if not cur.nextset():
-                    break
-        for change, count in results:
-            if count != 1:
-                raise OltpError(
-                    f"the database no longer matches the simulation: {change.op} of "
-                    f"{change.table} {change.key} touched {count} rows; is another "
-                    "program writing to it?"
-                )
-
-    def _render(self, change: Any) -> str | None:
-        table, types = change.table, self._types[change.table]
-        key = self.contracts[table].primary_key
-        where = " and ".join(f'"{k}" = {_literal(types[k], change.key[k])}' for k in key)
-        if change.op == "c":
-            row = change.after
-            values = ", ".join(_literal(t, row[n]) for n, t in types.items())
-            return f"insert into {self._columns[table]} values ({values})"
-        if change.op == "d":
-            return f'delete from "{table}" where {where}'
-        before, after = change.before, change.after
-        changed = [n for n in types if n not in key and before.get(n) != after.get(n)]
-        if not changed:
-            return None
-        sets = ", ".join(f'"{n}" = {_literal(types[n], after[n])}' for n in changed)
-        return f'update "{table}" set {sets} where {where}'
-
-    @staticmethod
-    def _check(cursors: list[tuple[Any, psycopg.Cursor[Any] | None]]) -> None:
-        for change, cur in cursors:
-            if change.op != "c" and cur is not None and cur.rowcount != 1:
-                raise OltpError(
-                    f"the database no longer matches the simulation: {change.op} of "
-                    f"{change.table} {change.key} touched {cur.rowcount} rows; is another "
-                    "program writing to it?"
-                )
-
-    # statements ---------------------------------------------------------------------
-
-    def _execute(self, change: Any) -> psycopg.Cursor[Any] | None:
-        table, types = change.table, self._types[change.table]
-        key = self.contracts[table].primary_key
-        if change.op == "c":
-            row = change.after
-            names = tuple(types)
-            statement = self._statement(table, "c", names)
-            return self.conn.execute(statement, [to_python(types[n], row[n]) for n in names])
-        where = [to_python(types[k], change.key[k]) for k in key]
-        if change.op == "d":
-            return self.conn.execute(self._statement(table, "d", ()), where)
-        before, after = change.before, change.after
-        changed = tuple(n for n in types if n not in key and before.get(n) != after.get(n))
-        if not changed:
-            return None
-        values = [to_python(types[n], after[n]) for n in changed]
-        return self.conn.execute(self._statement(table, "u", changed), [*values, *where])
-
-    def _statement(self, table: str, op: str, names: tuple[str, ...]) -> bytes:
-        cached = self._sql.get((table, op, names))
-        if cached is not None:
-            return cached
-        from psycopg import sql
-
-        ident = sql.Identifier
-        key = self.contracts[table].primary_key
-        where = sql.SQL(" and ").join(sql.SQL("{} = %s").format(ident(k)) for k in key)
-        if op == "c":
-            statement = sql.SQL("insert into {} ({}) values ({})").format(
-                ident(table),
-                sql.SQL(", ").join(map(ident, names)),
-                sql.SQL(", ").join(sql.Placeholder() * len(names)),
-            )
-        elif op == "u":
-            statement = sql.SQL("update {} set {} where {}").format(
-                ident(table),
-                sql.SQL(", ").join(sql.SQL("{} = %s").format(ident(n)) for n in names),
-                where,
-            )
-        else:
-            statement = sql.SQL("delete from {} where {}").format(ident(table), where)
-        text = statement.as_bytes(self.conn)
-        self._sql[(table, op, names)] = text
-        return text
-
-    # pace ---------------------------------------------------------------------------
-
-    def _next_slot(self, now: float) -> float:
-        if not self._interval:
-            return now
-        return max(now, self._base + self._paced * self._interval)
-
-    def _pace(self) -> None:
-        if not self._interval:
-            return
-        now = time.monotonic()
-        due = self._base + self._paced * self._interval
-        if now - due > 1.0:  # fell behind by more than a second: no burst to catch up
-            self._base, self._paced, due = now, 0, now
-        if due > now:
-            time.sleep(due - now)
-        self._paced += 1
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -428,7 +175,7 @@ def simulate(
         try:
             if params.until is None or start < params.until:
                 business.run()
-        except _Finished:
+        except Finished:
             pass
         except KeyboardInterrupt:  # Ctrl-C: the open transaction rolls back, the rest stays
             summary.interrupted = True
@@ -444,7 +191,7 @@ def simulate(
                     "the database refused a simulated transaction: "
                     f"{str(exc).strip().splitlines()[0]}"
                 ) from None
-            summary.seconds = time.monotonic() - sink._started
+            summary.seconds = time.monotonic() - sink.started
     if on_progress is not None:
         on_progress(summary)
     return summary
@@ -506,24 +253,7 @@ def _day_after_newest(conn: psycopg.Connection) -> date:
     return stamp.astimezone(UTC).date() + timedelta(days=1)
 
 
-def _literal(ctype: str, value: Any) -> str:
-    """A wire value as an SQL literal (``standard_conforming_strings`` is on: only quotes
-    need doubling)."""
-    if value is None:
-        return "null"
-    if ctype in ("smallint", "int", "bigint", "double") or ctype.startswith("decimal"):
-        return str(value)
-    if ctype == "boolean":
-        return "true" if value else "false"
-    if ctype == "timestamp":
-        return f"'{(_EPOCH + value * _US).isoformat()}'"
-    if ctype == "date":
-        return f"'{(_EPOCH_DAY + timedelta(days=value)).isoformat()}'"
-    text = str(value)
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _iso(us: int | None) -> str | None:
     if us is None:
         return None
-    return (datetime(1970, 1, 1, tzinfo=UTC) + us * _US).isoformat()
+    return to_python("timestamp", us).replace(tzinfo=UTC).isoformat()

@@ -19,9 +19,12 @@ from typing import Any
 import pytest
 
 from lakehouse.contracts import Contract, load_contracts
+from lakehouse.exceptions import OltpError
+from lakehouse.generate.debezium import Change, Transaction
 from lakehouse.oltp.client import connect
 from lakehouse.oltp.cluster import Cluster
 from lakehouse.oltp.simulate import SimulateParams, SimulateSummary, simulate
+from lakehouse.oltp.writer import DatabaseRecorder
 from lakehouse.settings import Settings
 from tests.support.oltp import oltp_cluster
 
@@ -157,6 +160,37 @@ def test_a_second_simulate_carries_on(
     assert new[1] > last_order[1]  # type: ignore[index]  # business time moves on
     assert _database(settings, contracts) == _business(second)
     assert set(_rule_breaks(settings).values()) == {0}
+
+
+def test_a_paced_run_writes_what_the_business_did(
+    settings: Settings, contracts: dict[str, Contract], first: SimulateSummary
+) -> None:
+    """At a requested pace each transaction is its own parameterised round trip (not the
+    unpaced batches of text): the same statements, so the same rows."""
+    paced = simulate(settings, SimulateParams(tps=2000, duration=None, transactions=150, seed=4))
+    assert paced.resumed and paced.transactions == 150
+    assert {op for _, op in paced.changes} == {"c", "u", "d"}
+    assert _database(settings, contracts) == _business(paced)
+    assert set(_rule_breaks(settings).values()) == {0}
+
+
+@pytest.mark.parametrize("tps", [0.0, 1000.0])
+def test_a_change_that_misses_its_row_is_reported(
+    settings: Settings, contracts: dict[str, Contract], first: SimulateSummary, tps: float
+) -> None:
+    """The positive control of the writer's check, paced and unpaced: an update of a row
+    another program deleted touches none, and the simulator says so."""
+    gone = {"transporter_id": -1}  # no such row
+    before = {**gone, "name": "Gone", "service_level": "economy", "cost_per_order": "1.00"}
+    change = Change("transporter", "u", gone, before, {**before, "cost_per_order": "2.00"})
+    params = SimulateParams(tps=tps, duration=None, transactions=10)
+    with connect(settings, autocommit=True) as conn:
+        sink = DatabaseRecorder(
+            conn, contracts, params, SimulateSummary(resumed=True), load_snapshot=False
+        )
+        with pytest.raises(OltpError, match=r"u of transporter .* touched 0 rows"):
+            sink.commit(Transaction(commit_us=0, changes=[change]))
+            sink.close()
 
 
 def test_status_reports_the_row_counts(settings: Settings, first: SimulateSummary) -> None:
