@@ -72,7 +72,8 @@ def superset_status(data_dir: DataDir = None) -> None:
 def superset_export(data_dir: DataDir = None) -> None:
     """Write every chart, dataset and dashboard of the running Superset into
     superset/assets, to commit (the way to change the dashboards)."""
-    from lakehouse.supervisors.superset import ASSETS_DIR, export_assets
+    from lakehouse.supervisors.superset import ASSETS_DIR
+    from lakehouse.supervisors.superset_api import export_assets
 
     server = _superset(data_dir)
     if not server.healthy():

@@ -31,7 +31,7 @@ from pathlib import Path
 from types import TracebackType
 
 from lakehouse.exceptions import ServiceError
-from lakehouse.supervisors.process import pid_alive, process_command
+from lakehouse.supervisors.process import pid_alive, process_command, wait_exited
 
 _log = logging.getLogger(__name__)
 
@@ -218,10 +218,10 @@ class KafkaBroker:
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        if not self._wait_exit(pid, timeout_s):
+        if not wait_exited(pid, timeout_s):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            self._wait_exit(pid, 10.0)
+            wait_exited(pid, 10.0)
         self._process = None
         self.pid_path.unlink(missing_ok=True)
 
@@ -342,17 +342,6 @@ class KafkaBroker:
             f"Kafka did not answer on {self.bootstrap_servers} within "
             f"{self.start_timeout_s:.0f} s: {self._log_tail()} (see {self.log_path})"
         )
-
-    def _wait_exit(self, pid: int, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._process is not None and self._process.pid == pid:
-                if self._process.poll() is not None:
-                    return True
-            elif not pid_alive(pid):
-                return True
-            time.sleep(0.1)
-        return False
 
     def _pid_from_file(self) -> int | None:
         """The pid in ``kafka.pid`` if that process is still this home's broker."""

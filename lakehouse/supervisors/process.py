@@ -166,13 +166,9 @@ class LocalProcess:
         if pid is None:
             return False
         _signal_group(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_exited(pid, timeout_s)
         _signal_group(pid, signal.SIGKILL)  # the leader or any child still there
-        deadline = time.monotonic() + 10
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_exited(pid, 10)
         self.pid_path.unlink(missing_ok=True)
         return True
 
@@ -285,6 +281,16 @@ def pid_alive(pid: int) -> bool:
         except OSError:
             continue
     return False
+
+
+def wait_exited(pid: int, timeout_s: float) -> bool:
+    """Until ``pid`` has exited (reaped, when it is our child); whether it did in time."""
+    deadline = time.monotonic() + timeout_s
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def last_line(text: str) -> str:

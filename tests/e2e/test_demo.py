@@ -25,7 +25,8 @@ from deltalake import DeltaTable
 
 from lakehouse.contracts import load_contracts
 from lakehouse.settings import Settings, load_settings
-from lakehouse.supervisors.superset import SupersetClient, SupersetServer
+from lakehouse.supervisors.superset import SupersetServer
+from lakehouse.supervisors.superset_api import SupersetClient
 from tests.support.pii_scan import params_of, personal_values_of, scan
 from tests.support.ports import free_port
 from tests.support.truth import assert_silver_equals_truth

@@ -15,7 +15,8 @@ from typing import Any
 import yaml
 
 from lakehouse.supervisors.apt import apt_install
-from lakehouse.supervisors.superset import ASSETS_DIR, SupersetClient, SupersetServer
+from lakehouse.supervisors.superset import ASSETS_DIR, SupersetServer
+from lakehouse.supervisors.superset_api import SupersetClient
 
 CHROMIUM = Path("/usr/bin/chromium")
 # without the background-networking flags Chromium keeps calling Google's hosts, which a
