@@ -23,7 +23,6 @@ lander.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections import Counter, defaultdict
@@ -34,11 +33,11 @@ from typing import TYPE_CHECKING, Any
 
 from lakehouse.cdc.change_log import ChangeLogWriter
 from lakehouse.cdc.kafka_sink import KafkaSink
+from lakehouse.cdc.source_setup import captured, prepare_publication, release_wal
 from lakehouse.contracts import load_source_contracts
 from lakehouse.contracts.infer import draft_captured, source_tables
 from lakehouse.exceptions import ContractError, LakehouseError, SourceError
 from lakehouse.oltp.client import connect
-from lakehouse.supervisors.postgres import PostgresServer
 
 if TYPE_CHECKING:
     import psycopg
@@ -80,7 +79,7 @@ def engine_properties(settings: Settings) -> dict[str, str]:
         "plugin.name": "pgoutput",
         "slot.name": name,
         "publication.name": name,
-        # every table, created later ones included (see _prepare_publication), or a list
+        # every table, created later ones included (see source_setup.prepare_publication), or a list
         "publication.autocreate.mode": "filtered" if settings.capture_tables else "all_tables",
         "snapshot.mode": "initial",
         "decimal.handling.mode": "string",
@@ -96,7 +95,7 @@ def engine_properties(settings: Settings) -> dict[str, str]:
         # Debezium would acknowledge positions to PostgreSQL ahead of the offsets it has
         # persisted (debezium/dbz#2460): after a hard kill the slot would no longer hold
         # what the restarted connector asks for. capture() acknowledges instead, from
-        # the persisted offsets, when it starts (_release_wal).
+        # the persisted offsets, when it starts (cdc.source_setup.release_wal).
         "flush.lsn.source": "false",
         # hand batches over soon rather than waiting for them to fill (latency)
         "poll.interval.ms": "100",
@@ -104,15 +103,6 @@ def engine_properties(settings: Settings) -> dict[str, str]:
     if settings.capture_tables:
         properties["table.include.list"] = ",".join(settings.capture_tables)
     return properties
-
-
-def _captured(settings: Settings, schema: str, table: str) -> bool:
-    """Whether Debezium captures the table: ``capture_tables`` holds regexes that must
-    match all of ``schema.table``, ignoring case, as Debezium applies them."""
-    if not settings.capture_tables:
-        return True
-    name = f"{schema}.{table}"
-    return any(re.fullmatch(p, name, re.IGNORECASE) for p in settings.capture_tables)
 
 
 class _Drafts:
@@ -134,7 +124,7 @@ class _Drafts:
         """At start: every captured table of the database."""
 
         with connect(self.settings) as conn:
-            tables = [t for t in source_tables(conn) if _captured(self.settings, *t)]
+            tables = [t for t in source_tables(conn) if captured(self.settings, *t)]
             self._draft(conn, tables)
 
     def for_topics(self, topics: Iterable[str]) -> None:
@@ -195,85 +185,6 @@ class _Drafts:
         self.refused[topic] = time.monotonic()
 
 
-def _prepare_publication(settings: Settings, name: str) -> None:
-    """Make the publication the kind the settings ask for, before the connector starts.
-
-    Debezium creates a missing one, but cannot turn one kind into the other (a list of
-    tables, or ``FOR ALL TABLES``), and only a superuser may create or drop an
-    all-tables one. The publication is replaced in one transaction, so every position
-    of the slot still finds a publication of that name. On the project's own cluster
-    that is done as its superuser; on a real database a superuser has to do it. A table
-    the switch brings in is captured from then on: its earlier rows need a new snapshot.
-    """
-    from psycopg import sql
-
-    every_table = not settings.capture_tables
-    with connect(settings, autocommit=True) as conn:
-        row = conn.execute(
-            "select puballtables from pg_publication where pubname = %s", [name]
-        ).fetchone()
-        if (row is None and not every_table) or (row is not None and row[0] == every_table):
-            return  # right as it is, or Debezium creates it from the table list
-        superuser = conn.execute(
-            "select rolsuper from pg_roles where rolname = current_user"
-        ).fetchone()
-        publication = sql.Identifier(name)
-        statements = [sql.SQL("drop publication {}").format(publication)] if row else []
-        if every_table:
-            statements.append(sql.SQL("create publication {} for all tables").format(publication))
-        else:
-            tables = [sql.Identifier(*t) for t in source_tables(conn) if _captured(settings, *t)]
-            statements.append(
-                sql.SQL("create publication {} for table {}").format(
-                    publication, sql.SQL(", ").join(tables)
-                )
-                if tables
-                else sql.SQL("create publication {}").format(publication)
-            )
-            # Debezium alters it when capture_tables changes: the capture user must own it
-            statements.append(
-                sql.SQL("alter publication {} owner to {}").format(
-                    publication, sql.Identifier(settings.oltp_user)
-                )
-            )
-        script = "; ".join(st.as_string(conn) for st in statements)
-        if superuser and superuser[0]:
-            _run_in_transaction(conn, statements)
-            _switched(name, every_table, settings, replaced=row is not None)
-            return
-    if not settings.oltp_managed:
-        raise SourceError(
-            f"capture needs publication {name} to be {_kind(every_table)}, and only a "
-            f"superuser can make it so: have one run `begin; {script}; commit;` in database "
-            f"{settings.oltp_database}"
-            + (", or list the tables to capture in capture_tables" if every_table else "")
-        )
-    # the project's own cluster's superuser, on its unix socket, in the source database
-    with PostgresServer(settings).admin(settings.oltp_database) as admin:
-        _run_in_transaction(admin, statements)
-    _switched(name, every_table, settings, replaced=row is not None)
-
-
-def _switched(name: str, every_table: bool, settings: Settings, *, replaced: bool) -> None:
-    log.info("publication %s is now %s", name, _kind(every_table))
-    if replaced:
-        log.warning(
-            "tables that were not captured before are captured from now on: for their "
-            "earlier rows, snapshot again (stop capture, remove %s, start it)",
-            capture_dir(settings) / "offsets.dat",
-        )
-
-
-def _kind(every_table: bool) -> str:
-    return "FOR ALL TABLES" if every_table else "for the tables of capture_tables"
-
-
-def _run_in_transaction(conn: psycopg.Connection, statements: list[Any]) -> None:
-    with conn.transaction():
-        for statement in statements:
-            conn.execute(statement)
-
-
 def jvm_options(settings: Settings) -> list[str]:
     """Options of the JVM that runs Debezium: its log goes to the data directory. A
     process starts one JVM, so the first engine of a process sets them."""
@@ -320,34 +231,6 @@ def _handler(
     return ToChangeLog()
 
 
-def _release_wal(settings: Settings, slot: str, offsets: Path, wait: float = 0.0) -> None:
-    """Move the idle replication slot up to the last commit the connector has durably
-    processed (``lsn_commit`` in its persisted offsets), so PostgreSQL can recycle the
-    WAL before it. Everything up to there is in the topic log already. ``wait``: seconds
-    to wait for the slot to be released by a connector that just stopped."""
-    if not offsets.exists():
-        return
-    commits = [int(v) for v in re.findall(rb'"lsn_commit":(\d+)', offsets.read_bytes())]
-    if not commits:
-        return
-    lsn = max(commits)
-
-    position = f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
-    with connect(settings, autocommit=True) as conn:
-        until = time.monotonic() + wait
-        while True:
-            row = conn.execute(
-                "select active, confirmed_flush_lsn < %s::pg_lsn from pg_replication_slots "
-                "where slot_name = %s",
-                [position, slot],
-            ).fetchone()
-            if row is None or not row[0] or time.monotonic() >= until:
-                break
-            time.sleep(0.1)
-        if row is not None and not row[0] and row[1]:
-            conn.execute("select pg_replication_slot_advance(%s, %s::pg_lsn)", [slot, position])
-
-
 def capture(
     settings: Settings,
     *,
@@ -371,8 +254,8 @@ def capture(
     deadline = None if duration is None else started + duration
     properties = engine_properties(settings)
     slot, offsets = properties["slot.name"], Path(properties["offset.storage.file.filename"])
-    _release_wal(settings, slot, offsets)
-    _prepare_publication(settings, properties["publication.name"])
+    release_wal(settings, slot, offsets)
+    prepare_publication(settings, properties["publication.name"], offsets)
     drafts = _Drafts(settings, report)
     drafts.for_source()
     every = settings.capture_release_wal_seconds
@@ -397,7 +280,7 @@ def capture(
                 break
             # a round is over: the engine flushed its offsets when it closed, so the
             # slot can move up to them and PostgreSQL recycle the WAL before
-            _release_wal(settings, slot, offsets, wait=5.0)
+            release_wal(settings, slot, offsets, wait=5.0)
             report.rounds += 1
     report.seconds = time.monotonic() - started
     if failure:
