@@ -1,8 +1,8 @@
 """The queries behind the dashboards (sales, inventory, clients), as an analyst would
 write them over the published marts, in SQL that DuckDB, Trino and Spark SQL all accept.
 
-``{m}`` stands for the qualified schema of the marts on each engine (``main_marts`` on
-DuckDB, ``lake.analytics_marts`` on Trino, the registered database on Spark).
+``{m}`` stands for the qualified schema of the marts on each engine (``Warehouse.schema``
+of the warehouse port on DuckDB, the bench's registered schema on Trino and Spark).
 """
 
 from __future__ import annotations

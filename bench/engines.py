@@ -5,7 +5,7 @@ The marts are built once per scale by the embedded pipeline (generate -> ingest 
 ``dbt build`` on DuckDB) under ``.lakehouse/bench/engines-x<scale>``. Each engine then
 reads the same marts in its own native form:
 
-- DuckDB:  the warehouse file, opened read-only (what analysts and Superset open);
+- DuckDB:  the build area through the warehouse port (a DuckDB file, read-only);
 - Trino:   the marts as Delta tables on the stack's MinIO, registered in its catalog;
 - Spark:   the same Delta tables (local copies), read with delta-spark.
 
@@ -28,7 +28,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import duckdb
 from rich.console import Console
 from rich.table import Table
 
@@ -38,10 +37,10 @@ from lakehouse.cdc.lander import ingest
 from lakehouse.generate import GenerateParams, generate
 from lakehouse.settings import Settings, load_settings
 from lakehouse.transform.dbt import run_dbt
+from lakehouse.warehouse import Warehouse, connect
 
 RESULTS = Path(__file__).parent / "results"
 DATA = Path(".lakehouse") / "bench"
-MARTS = "main_marts"
 console = Console()
 
 Run = Callable[[str], int]  # runs one query, returns its row count
@@ -60,23 +59,19 @@ def prepare(scale: int) -> Settings:
 
 
 def export_marts(settings: Settings, uri: str, storage_options: dict[str, str]) -> list[str]:
-    """Every mart of the DuckDB warehouse as a Delta table under ``uri``."""
+    """Every mart of the DuckDB build area as a Delta table under ``uri``."""
     from deltalake import write_deltalake
 
-    with duckdb.connect(str(settings.warehouse), read_only=True) as con:
-        tables = [
-            r[0]
-            for r in con.execute(
-                "select table_name from information_schema.tables where table_schema = ?",
-                [MARTS],
-            ).fetchall()
-        ]
+    with connect(settings, "build") as build:
+        tables = build.marts()
         for table in tables:
-            data = con.execute(f"select * from {MARTS}.{table}").fetch_arrow_table()
             write_deltalake(
-                f"{uri}/{table}", data, mode="overwrite", storage_options=storage_options or None
+                f"{uri}/{table}",
+                build.read_mart(table),
+                mode="overwrite",
+                storage_options=storage_options or None,
             )
-    return sorted(tables)
+    return tables
 
 
 def measure(start: Callable[[], Run], stop: Callable[[], None], repeat: int) -> dict[str, Any]:
@@ -109,14 +104,13 @@ def measure(start: Callable[[], Run], stop: Callable[[], None], repeat: int) -> 
 
 
 def duckdb_engine(settings: Settings) -> tuple[Callable[[], Run], Callable[[], None]]:
-    state: dict[str, Any] = {}
+    build = connect(settings, "build")
 
     def start() -> Run:
-        con = duckdb.connect(str(settings.warehouse), read_only=True)
-        state["con"] = con
-        return lambda name: len(con.execute(QUERIES[name].format(m=MARTS)).fetchall())
+        build.query("select 1")  # connect: a reader's start-up
+        return lambda name: build.query(QUERIES[name].format(m=build.schema)).num_rows
 
-    return start, lambda: state["con"].close()
+    return start, build.close
 
 
 def trino_engine(
@@ -127,31 +121,29 @@ def trino_engine(
     server = TrinoServer(stack)
     schema = f"bench_x{scale}"
 
-    def start() -> Run:
-        from lakehouse.lake.catalog import trino_connection
+    # the marts were built on DuckDB: Trino reads their Delta copies, registered in a
+    # schema of the bench's own, over the port's connection
+    trino: Warehouse = connect(stack, "build")
 
+    def start() -> Run:
         server.start()
-        cursor = trino_connection(stack).cursor()
-        cursor.execute(f"create schema if not exists {schema}")
-        cursor.fetchall()
-        cursor.execute(f"show tables from {schema}")
-        known = {r[0] for r in cursor.fetchall()}
+        trino.query(f"create schema if not exists {schema}")
+        known = set(trino.query(f"show tables from {schema}").column(0).to_pylist())
         for table in tables:
             if table not in known:
                 location = f"{stack.lake_root}/bench/x{scale}/{table}"
-                cursor.execute(
+                trino.query(
                     f"call system.register_table(schema_name => '{schema}', "
                     f"table_name => '{table}', table_location => '{location}')"
                 )
-                cursor.fetchall()
 
         def run(name: str) -> int:
-            cursor.execute(QUERIES[name].format(m=schema))
-            return len(cursor.fetchall())
+            return trino.query(QUERIES[name].format(m=schema)).num_rows
 
         return run
 
     def stop() -> None:
+        trino.close()
         server.stop()
 
     return start, stop
@@ -204,8 +196,9 @@ def main() -> None:
             local_uri = str((settings.root / "marts_delta").resolve())
             tables = export_marts(settings, local_uri, {})
             export_marts(settings, f"{stack.lake_root}/bench/x{scale}", stack.lake_storage_options)
-            with duckdb.connect(str(settings.warehouse), read_only=True) as con:
-                facts = con.execute(f"select count(*) from {MARTS}.fct_order_item").fetchone()
+            with connect(settings, "build") as build:
+                counted = build.query(f"select count(*) from {build.qualified('fct_order_item')}")
+                facts = int(counted.column(0)[0].as_py())
             by_engine = {}
             for name, (start, stop) in {
                 "duckdb": duckdb_engine(settings),
@@ -219,7 +212,7 @@ def main() -> None:
             }
             assert rows["duckdb"] == rows["trino"] == rows["spark"], rows
             results["scales"][str(scale)] = {
-                "fct_order_item_rows": facts[0] if facts else 0,
+                "fct_order_item_rows": facts,
                 "engines": by_engine,
             }
     finally:

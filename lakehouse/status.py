@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 import pyarrow.compute as pc
 
 from lakehouse.contracts import load_source_contracts
+from lakehouse.exceptions import ServiceError
 from lakehouse.lake import dead_letter, delta, quality_tables
 from lakehouse.settings import Settings
 from lakehouse.transform.docs import docs_sites
+from lakehouse.warehouse import connect
 
 
 @dataclass
@@ -33,7 +35,7 @@ class Status:
     profile: str
     data_dir: str
     lake: str
-    warehouse: str  # the published marts (local profile)
+    warehouse: str  # where the published marts are
     tables: list[TableStatus] = field(default_factory=list)
     dead_letters: int = 0
     dead_letters_by_reason: list[dict[str, object]] = field(default_factory=list)
@@ -52,7 +54,7 @@ def collect(settings: Settings) -> Status:
         settings.profile,
         str(settings.root),
         settings.lake_root,
-        str(settings.published_warehouse),
+        _published_location(settings),
     )
     now = datetime.now(UTC)
     opts = settings.lake_storage_options
@@ -85,29 +87,25 @@ def collect(settings: Settings) -> Status:
     return status
 
 
+def _published_location(settings: Settings) -> str:
+    with connect(settings) as published:
+        return published.location
+
+
 def _marts(settings: Settings) -> tuple[dict[str, int], dict[str, object]]:
     """Row counts of the published marts and what publication they belong to (empty when
-    nothing is published yet). On ``stack`` the marts are in Trino, not read here."""
-    path = settings.published_warehouse
-    if settings.dbt_target != "local" or not path.exists():
-        return {}, {}
-    import duckdb
-
-    con = duckdb.connect(str(path), read_only=True)  # no writer ever holds this file
+    nothing is published yet, or when the stack's Trino is not up to say)."""
     try:
-        rows = con.execute(
-            "select run_id, published_at, data_run_id, mart, row_count "
-            "from marts._publication order by mart"
-        ).fetchall()
-    finally:
-        con.close()
-    if not rows:
+        with connect(settings) as published:
+            publication = published.publication()
+    except ServiceError:
         return {}, {}
-    run_id, published_at, data_run_id = rows[0][:3]
-    return {f"marts.{r[3]}": int(r[4]) for r in rows}, {
-        "run_id": run_id,
-        "published_at": published_at.isoformat(),
-        "data_run_id": data_run_id,
+    if publication is None:
+        return {}, {}
+    return {f"marts.{mart}": n for mart, n in publication.rows.items()}, {
+        "run_id": publication.run_id,
+        "published_at": publication.published_at.isoformat(),
+        "data_run_id": publication.data_run_id,
     }
 
 

@@ -54,14 +54,15 @@ LAYERS: tuple[Layer, ...] = (
     ),
     Layer("transform", ("lakehouse.transform",), "dbt runs over the lake: reads no Python stage"),
     Layer(
+        "warehouse port",
+        ("lakehouse.warehouse",),
+        "one port to the build and published marts (DuckDB or Trino by profile): the gate "
+        "reads and publishes through it, consumers read through it",
+    ),
+    Layer(
         "gate",
         ("lakehouse.quality",),
         "write-audit-publish: checks what dbt built against the lake and the source",
-    ),
-    Layer(
-        "warehouse port (to come)",
-        ("lakehouse.warehouse",),
-        "one port to the build and published marts; consumers read marts through it",
     ),
     Layer(
         "pipeline",

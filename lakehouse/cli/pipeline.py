@@ -68,6 +68,7 @@ def build(data_dir: DataDir = None) -> None:
     from lakehouse.contracts import load_source_contracts
     from lakehouse.lake.delta import check_tables
     from lakehouse.quality.gate import PublicationBlocked, build_audit_publish
+    from lakehouse.warehouse import connect
 
     settings = settings_for(data_dir, existing=True)
     check_tables(  # a damaged table fails now, not after the dbt build
@@ -88,10 +89,8 @@ def build(data_dir: DataDir = None) -> None:
     print_checks(report)
     colour = "yellow" if report.warnings else "green"
     console.print(f"[{colour}]{escape(report.summary())}[/]")
-    if settings.dbt_target == "local":
-        console.print(f"published marts: {settings.published_warehouse} (schema marts)")
-    else:
-        console.print(f"published marts: Trino {settings.trino_catalog}.marts")
+    with connect(settings) as published:
+        console.print(f"published marts: {escape(published.location)}")
 
 
 def print_checks(report: Any) -> None:

@@ -1,6 +1,6 @@
 """Tables as pandas DataFrames, for the expectation checks (Great Expectations' pandas
-engine): a Delta table of the lake, or a mart of the build area (the DuckDB warehouse,
-schema ``main_marts``, on ``local``; Trino's ``analytics_marts`` on ``stack``).
+engine): a Delta table of the lake, or a mart of the build area (read through the
+warehouse port, on the profile's engine).
 
 Whatever the store, a column comes out with the same pandas type, so that one suite's type
 expectations hold everywhere: integers ``Int64``, booleans ``boolean``, strings
@@ -20,12 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lakehouse.exceptions import MissingTableError
-from lakehouse.lake.catalog import trino_connection
 from lakehouse.lake.delta import open_table
 from lakehouse.settings import Settings
-
-DUCKDB_MARTS_SCHEMA = "main_marts"
-TRINO_MARTS_SCHEMA = "analytics_marts"
+from lakehouse.warehouse import connect
 
 
 def read_lake_table(
@@ -43,9 +40,11 @@ def read_lake_table(
 
 def read_mart(settings: Settings, mart: str, columns: Sequence[str]) -> pd.DataFrame:
     """``columns`` of a mart in the build area (what dbt built, before publication)."""
-    if settings.profile == "local":
-        return to_pandas(_duckdb_mart(settings, mart, columns))
-    return to_pandas(_trino_mart(settings, mart, columns))
+    # opened and closed at once: dbt needs the DuckDB build file to itself
+    with connect(settings, "build") as build:
+        present = set(build.columns(mart))
+        table = build.read_mart(mart, [c for c in columns if c in present])
+    return to_pandas(table)
 
 
 def to_pandas(table: pa.Table) -> pd.DataFrame:
@@ -69,62 +68,3 @@ def _pandas_type(arrow_type: pa.DataType) -> object:
     if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
         return pd.StringDtype()
     return None  # pyarrow's default
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _duckdb_mart(settings: Settings, mart: str, columns: Sequence[str]) -> pa.Table:
-    import duckdb
-
-    path = settings.warehouse
-    if not path.exists():
-        raise MissingTableError(f"no warehouse at {path}: run `lakehouse build`")
-    # read-only and closed at once: dbt needs the file to itself
-    with duckdb.connect(str(path), read_only=True) as con:
-        rows = con.execute(
-            "select column_name from information_schema.columns "
-            "where table_schema = ? and table_name = ? order by ordinal_position",
-            [DUCKDB_MARTS_SCHEMA, mart],
-        ).fetchall()
-        if not rows:
-            raise MissingTableError(
-                f"no mart {DUCKDB_MARTS_SCHEMA}.{mart} in {path}: run `lakehouse build`"
-            )
-        present = [c for c in dict.fromkeys(columns) if c in {name for (name,) in rows}]
-        if not present:
-            return pa.table({})
-        query = (
-            f"select {', '.join(_quoted(c) for c in present)} "
-            f"from {_quoted(DUCKDB_MARTS_SCHEMA)}.{_quoted(mart)}"
-        )
-        table: pa.Table = con.execute(query).to_arrow_table()
-    return table
-
-
-def _trino_mart(settings: Settings, mart: str, columns: Sequence[str]) -> pa.Table:
-    catalog = settings.trino_catalog
-    with trino_connection(settings) as connection:
-        cursor = connection.cursor()
-        cursor.execute(
-            f"select column_name from {_quoted(catalog)}.information_schema.columns "
-            "where table_schema = ? and table_name = ? order by ordinal_position",
-            [TRINO_MARTS_SCHEMA, mart],
-        )
-        names = {name for (name,) in cursor.fetchall()}
-        if not names:
-            raise MissingTableError(
-                f"no mart {catalog}.{TRINO_MARTS_SCHEMA}.{mart} in Trino: run `lakehouse build`"
-            )
-        present = [c for c in dict.fromkeys(columns) if c in names]
-        if not present:
-            return pa.table({})
-        cursor.execute(
-            f"select {', '.join(_quoted(c) for c in present)} "
-            f"from {_quoted(catalog)}.{_quoted(TRINO_MARTS_SCHEMA)}.{_quoted(mart)}"
-        )
-        rows = cursor.fetchall()
-    # Trino's client gives Python values; Arrow infers the types (Decimal: decimal128)
-    frame = pd.DataFrame.from_records(rows, columns=present)
-    return pa.Table.from_pandas(frame, preserve_index=False)

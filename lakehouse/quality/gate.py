@@ -7,8 +7,9 @@ when no error-level check failed.
    with the source, and the Great Expectations checkpoints of bronze, silver and marts;
 3. **record**: every check and the run go to the lake's quality tables; dbt builds
    ``mart_data_quality`` and ``mart_pipeline_health`` from them;
-4. **publish**: the marts are served (``lakehouse.quality.publish``): all of them when the
-   audit passed, else the quality marts only, beside the last good data marts;
+4. **publish**: the marts are served (``lakehouse.quality.publish``, through the
+   warehouse port): all of them when the audit passed, else the quality marts only,
+   beside the last good data marts;
 5. **alert**: a failed check is logged, and reported to the webhook when one is set; a
    blocked run raises :class:`PublicationBlocked`, which names every failing check.
 """
@@ -26,7 +27,6 @@ from datetime import UTC, datetime
 from lakehouse.contracts import load_source_contracts
 from lakehouse.exceptions import LakehouseError, PipelineError
 from lakehouse.lake import dead_letter, delta, quality_tables
-from lakehouse.lake.catalog import register_tables
 from lakehouse.lease import hold
 from lakehouse.oltp.cluster import Cluster
 from lakehouse.progress import Progress as NodeProgress
@@ -36,6 +36,7 @@ from lakehouse.quality.publish import Publication, publish
 from lakehouse.quality.reconcile import reconcile, source_kind
 from lakehouse.settings import Settings
 from lakehouse.transform.dbt import DbtResult, NodeOutcome, run_dbt
+from lakehouse.warehouse import expose_lake
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def write(
     started = datetime.now(UTC)
     report = GateReport(new_run_id(started), started)
     quality_tables.ensure_tables(settings)
-    _register(settings)
+    expose_lake(settings)  # dbt's engine must know the lake's tables
     say("dbt build (write)")
     clock = time.perf_counter()
     build = run_dbt(
@@ -209,7 +210,7 @@ def publish_or_block(
         report.checks,
         checked_at=finished,
     )
-    _register(settings)
+    expose_lake(settings)  # the quality tables just written too
     # one thread: dbt-duckdb's delta plugin would create the source schema twice at once
     run_dbt(settings, ["run", "--select", f"tag:{QUALITY_TAG}", "--threads", "1"], progress=nodes)
     say("publishing" if published else "publication blocked: publishing the quality marts only")
@@ -231,13 +232,6 @@ def publish_or_block(
 
 def _log_progress(message: str) -> None:
     log.info("%s", message)
-
-
-def _register(settings: Settings) -> None:
-    """On the stack profile Trino must know the lake's tables, the quality ones included."""
-    if settings.profile != "stack":
-        return
-    register_tables(settings)
 
 
 def _layer(model: str | None) -> Layer:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
+import pyarrow as pa
 import pytest
 
 from lakehouse.cdc.file_source import FileSource
@@ -15,6 +16,7 @@ from lakehouse.lake.catalog import trino_connection
 from lakehouse.quality.gate import PublicationBlocked, build_audit_publish
 from lakehouse.quality.publish import QUALITY_MARTS
 from lakehouse.settings import Settings
+from lakehouse.warehouse import connect
 from tests.quality.gate_support import SMALL, lake_settings, negative_quantity
 from tests.support.stack import lake_ports, lake_services
 
@@ -80,6 +82,7 @@ def test_the_gate_publishes_on_trino_and_blocks_a_fault(stack: Settings) -> None
     assert run_id == good.run_id and len(served) >= 13
     for mart, rows in served.items():
         assert _query(stack, f'select count(*) from marts."{mart}"')[0][0] == rows, mart
+    _the_port_reads_what_trino_serves(stack, good.run_id, served)
 
     reader = Reader(stack)
     reader.start()
@@ -96,3 +99,16 @@ def test_the_gate_publishes_on_trino_and_blocks_a_fault(stack: Settings) -> None
     assert _data(after) == _data(served)
     assert after["mart_pipeline_health"] == served["mart_pipeline_health"] + 1
     assert reader.errors == [] and reader.reads > 5 and reader.negative == 0
+
+
+def _the_port_reads_what_trino_serves(stack: Settings, run_id: str, served: dict[str, int]) -> None:
+    """The warehouse port on Trino: the publication, and a mart's values and types, as the
+    DB-API client reads them."""
+    with connect(stack) as published:
+        publication = published.publication()
+        assert publication is not None
+        assert (publication.run_id, publication.rows) == (run_id, served)
+        lines = published.read_mart("fct_order_item", ["order_item_id", "net_amount"])
+    assert lines.schema.field("net_amount").type == pa.decimal128(14, 2)
+    raw = dict(_query(stack, "select order_item_id, net_amount from marts.fct_order_item"))
+    assert dict(zip(*lines.to_pydict().values(), strict=True)) == raw
