@@ -9,28 +9,16 @@ from __future__ import annotations
 
 from lakehouse.settings import Settings
 from lakehouse.transform.docs import docs_sites
+from lakehouse.warehouse import connect
 
 
 def where_to_look(settings: Settings, *, dashboards: str | None = None) -> list[tuple[str, str]]:
     """(what, where) for each place the run made, in the order a newcomer opens them;
     ``dashboards`` is Superset's address when it is served."""
     places: list[tuple[str, str]] = []
-    if settings.profile == "local":
-        if settings.published_warehouse.exists():
-            places.append(
-                (
-                    "published marts (schema marts)",
-                    f"duckdb -readonly {settings.published_warehouse}",
-                )
-            )
-    else:
-        places.append(
-            (
-                "published marts",
-                f"Trino {settings.trino_host}:{settings.trino_port}, "
-                f"{settings.trino_catalog}.marts",
-            )
-        )
+    with connect(settings) as published:
+        if published.marts():
+            places.append(("published marts", published.location))
     if dashboards:
         places.append(("dashboards (Superset)", dashboards))
     sites = docs_sites(settings)

@@ -74,7 +74,7 @@ def test_the_demo_ends_with_the_dashboards_served(demo: tuple[Settings, str]) ->
     assert "Superset is up" in out and server.url in out
     # the last lines: where to look, the dashboards and the published marts among them
     assert out.index("where to look") > out.index("Superset is up")
-    assert "dashboards (Superset)" in out and "published marts (schema marts)" in out
+    assert "dashboards (Superset)" in out and "published marts" in out
     assert server.healthy()
     # the source's ground truth, through the lake, the marts and Superset's chart-data API
     admin = SupersetClient(

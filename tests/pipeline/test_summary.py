@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
+
 from lakehouse.pipeline.summary import where_to_look
 from lakehouse.settings import load_settings
 from lakehouse.transform.docs import docs_sites
@@ -16,19 +18,14 @@ def test_only_the_places_the_run_made(tmp_path: Path) -> None:
     assert before["tables, freshness, dead letters"] == "lakehouse status"
 
     settings.published_warehouse.parent.mkdir(parents=True)
-    settings.published_warehouse.touch()
+    with duckdb.connect(str(settings.published_warehouse)) as con:
+        con.execute("create schema marts; create table marts.dim_date as select 1 as date_key")
     for page in docs_sites(settings).values():
         page.parent.mkdir(parents=True, exist_ok=True)
         page.touch()
     after = dict(where_to_look(settings, dashboards="http://127.0.0.1:8088"))
 
-    assert after["published marts (schema marts)"].endswith(str(settings.published_warehouse))
+    assert after["published marts"] == f"{settings.published_warehouse}, schema marts"
     assert after["dashboards (Superset)"] == "http://127.0.0.1:8088"
     assert after["models, lineage and tests (dbt docs)"].startswith("file://")
     assert after["data quality (GX Data Docs)"].endswith("gx/index.html")
-
-
-def test_the_stack_names_trino(tmp_path: Path) -> None:
-    settings = load_settings(data_dir=tmp_path / "data", profile="stack")
-    places = dict(where_to_look(settings))
-    assert places["published marts"].startswith(f"Trino {settings.trino_host}:")
