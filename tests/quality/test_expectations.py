@@ -20,7 +20,8 @@ from lakehouse.cdc.lander import ingest
 from lakehouse.contracts import load_contracts
 from lakehouse.generate import GenerateParams, generate
 from lakehouse.quality import CheckResult
-from lakehouse.quality.expectations import contract_suite, rule_suites, run_expectations
+from lakehouse.quality.expectations import run_expectations
+from lakehouse.quality.suites import contract_suite, rule_suites
 from lakehouse.settings import DEFAULT_CONTRACTS_DIR, PROJECT_DIR, Settings, load_settings
 from lakehouse.transform.dbt import run_dbt
 from tests.support.ports import free_port

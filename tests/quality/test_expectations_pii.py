@@ -16,7 +16,8 @@ from great_expectations import ExpectationSuite
 from lakehouse.cdc.lander import ingest
 from lakehouse.contracts import load_contract
 from lakehouse.generate import GenerateParams, generate
-from lakehouse.quality.expectations import contract_suite, run_expectations
+from lakehouse.quality.expectations import run_expectations
+from lakehouse.quality.suites import contract_suite
 from lakehouse.settings import DEFAULT_CONTRACTS_DIR, load_settings
 from tests.support.pii_scan import scan
 
