@@ -57,19 +57,24 @@ def _land_at_once(recorded: Settings, lake: Path, data_dirs: list[Path]) -> list
         "LAKEHOUSE_LAKE_URI": str(lake),
         "LAKEHOUSE_PII_KEY": PII_KEY,
     }
-    procs = [
-        subprocess.Popen(
-            [LAKEHOUSE, "ingest", "--data-dir", str(d)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for d in data_dirs
-    ]
+    # stderr goes to files: a lander waiting to be read through a full pipe would stall
+    logs = [d.parent / f"{d.name}-ingest-{i}.err" for i, d in enumerate(data_dirs)]
+    procs = []
+    for d, log in zip(data_dirs, logs, strict=True):
+        with log.open("w") as err:
+            procs.append(
+                subprocess.Popen(
+                    [LAKEHOUSE, "ingest", "--data-dir", str(d)],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=err,
+                    text=True,
+                )
+            )
     errors = []
-    for proc in procs:
-        _, err = proc.communicate(timeout=TIMEOUT)
+    for proc, log in zip(procs, logs, strict=True):
+        proc.wait(timeout=TIMEOUT)
+        err = log.read_text()
         assert proc.returncode == 0, err
         errors.append(err)
     return errors

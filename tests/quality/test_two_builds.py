@@ -28,18 +28,25 @@ def test_two_builds_at_once_publish_one_after_the_other(tmp_path: Path) -> None:
         "lease_wait_seconds: 1800\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")}
-    builds = [
-        subprocess.Popen(
-            [LAKEHOUSE, "build", "--data-dir", str(settings.root)],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    outputs = [build.communicate(timeout=1800) for build in builds]
+    # output goes to files, not pipes: the build holding the lease writes progress while
+    # the test waits on the other, and a full pipe would stall it (and the waiter with it)
+    logs = [(tmp_path / f"build-{i}.out", tmp_path / f"build-{i}.err") for i in range(2)]
+    builds = []
+    for out_path, err_path in logs:
+        with out_path.open("w") as out, err_path.open("w") as err:
+            builds.append(
+                subprocess.Popen(
+                    [LAKEHOUSE, "build", "--data-dir", str(settings.root)],
+                    cwd=tmp_path,
+                    env=env,
+                    stdout=out,
+                    stderr=err,
+                    text=True,
+                )
+            )
+    for build in builds:
+        build.wait(timeout=1800)
+    outputs = [(o.read_text(), e.read_text()) for o, e in logs]
     for build, (out, err) in zip(builds, outputs, strict=True):
         assert build.returncode == 0 and "Traceback" not in out + err, err
     assert sum("waiting for a build" in err for _, err in outputs) == 1, outputs
