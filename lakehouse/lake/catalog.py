@@ -17,7 +17,7 @@ from pyarrow import fs
 from lakehouse.exceptions import ServiceError
 from lakehouse.settings import Settings
 
-LAYERS = ("bronze", "silver", "dead_letter", "quality")
+LAYERS = ("bronze", "silver", "dead_letter", "quality", "ml")
 
 
 @dataclass

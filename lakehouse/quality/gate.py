@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 
 from lakehouse.contracts import load_source_contracts
 from lakehouse.exceptions import LakehouseError, PipelineError
-from lakehouse.lake import dead_letter, delta, quality_tables
+from lakehouse.lake import dead_letter, delta, ml_tables, quality_tables
 from lakehouse.lease import hold
 from lakehouse.oltp.cluster import Cluster
 from lakehouse.progress import Progress as NodeProgress
@@ -118,6 +118,7 @@ def write(
     started = datetime.now(UTC)
     report = GateReport(new_run_id(started), started)
     quality_tables.ensure_tables(settings)
+    ml_tables.ensure_tables(settings)  # sources of the forecast marts, before any model ran
     expose_lake(settings)  # dbt's engine must know the lake's tables
     say("dbt build (write)")
     clock = time.perf_counter()

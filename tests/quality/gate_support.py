@@ -138,11 +138,17 @@ def published(settings: Settings) -> dict[str, Any]:
     }
 
 
+# marts that a model job fills (lakehouse/lake/ml_tables.py): empty until a model scored
+MODEL_MARTS = ("mart_demand_forecast", "mart_forecast_backtest", "mart_replenishment")
+
+
 def data_marts(view: dict[str, Any]) -> dict[str, int]:
+    """The published marts of the source data, with their row counts (not the quality
+    marts, nor the marts of model outputs)."""
     return {
         mart: n
         for mart, n in view["counted"].items()
-        if mart not in ("mart_data_quality", "mart_pipeline_health")
+        if mart not in ("mart_data_quality", "mart_pipeline_health", *MODEL_MARTS)
     }
 
 

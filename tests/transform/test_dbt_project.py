@@ -23,7 +23,7 @@ STAGING = [
         "product_changes",
         "stock_changes",
     )
-]
+] + ["stg_ml__demand_forecasts", "stg_ml__forecast_backtests"]
 INTERMEDIATE = ["int_clients_historized", "int_products_historized"]
 MARTS = [
     "dim_date",
@@ -39,6 +39,9 @@ MARTS = [
     "mart_client_rfm",
     "mart_sales_lines",
     "mart_client_cohorts",
+    "mart_demand_forecast",
+    "mart_forecast_backtest",
+    "mart_replenishment",
 ]
 
 
