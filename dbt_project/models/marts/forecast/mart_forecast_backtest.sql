@@ -5,7 +5,7 @@ with backtests as (
 ),
 
 forecasts as (
-    select * from {{ ref('stg_ml__demand_forecasts') }}
+    select * from {{ ref('mart_demand_forecast') }}
 ),
 
 products as (
@@ -14,10 +14,7 @@ products as (
 ),
 
 serving_version as (
-    select model_version
-    from forecasts
-    order by scored_at desc, scoring_run_id desc
-    limit 1
+    select distinct model_version from forecasts
 ),
 
 -- a version's backtest is recorded once; should it be recorded again, the latest wins
