@@ -2,7 +2,8 @@
 
 ``generate(settings, params)`` simulates the shop (``business``), records every committed
 transaction as the PostgreSQL connector would (``debezium``), and writes the final state
-and totals the lake must reconcile with (``ground_truth``). Same parameters, same bytes.
+and totals the lake must reconcile with, and the demand the orders were drawn from
+(``ground_truth``, ``oracle``). Same parameters, same bytes.
 A second call with the same parameters does nothing.
 """
 
@@ -12,15 +13,18 @@ import json
 import random
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lakehouse.contracts import load_contracts
 from lakehouse.exceptions import LakehouseError
 from lakehouse.generate import ground_truth
-from lakehouse.generate.business import PRIMARY_KEYS, Business
+from lakehouse.generate.business import PRIMARY_KEYS, Business, DemandHook
 from lakehouse.generate.debezium import Recorder
+from lakehouse.generate.oracle import DemandOracle
 
 if TYPE_CHECKING:
     from lakehouse.progress import Progress
@@ -117,34 +121,18 @@ def generate(
     staging = changes.with_name(changes.name + ".partial")
     for path in (staging, changes, truth):
         _remove(path)
-    rng = random.Random(params.seed)
-    recorder = Recorder(
-        staging,
-        settings.topic_prefix,
-        PRIMARY_KEYS,
-        rng,
-        segment_events=params.segment_events,
-        duplicate_rate=params.duplicate_rate,
-    )
-    business = Business(
-        rng=rng,
-        recorder=recorder,
-        clients=params.clients,
-        products=params.products,
-        days=params.days,
-        start=params.start_date,
-        snapshot_day=params.first_streamed_day,
-        orders_per_day=params.order_rate,
-    )
     task = progress.add_task("simulating the shop", total=params.days) if progress else None
 
     def on_day(day: int) -> None:
         if progress is not None and task is not None:
             progress.update(task, completed=day + 1)
 
-    business.run(on_day)
+    oracle = DemandOracle()
+    business, recorder = simulate(
+        params, staging, settings.topic_prefix, random.Random(params.seed), oracle.observe, on_day
+    )
     final = {t: list(rows.values()) for t, rows in business.tables.items()}
-    ground_truth.write(truth, contracts, final, recorder.versions)
+    ground_truth.write(truth, contracts, final, recorder.versions, oracle.table())
     offsets = recorder.offsets
     summary = GenerateSummary(
         params,
@@ -167,6 +155,39 @@ def generate(
     )
     staging.rename(changes)
     return summary
+
+
+def simulate(
+    params: GenerateParams,
+    directory: Path,
+    topic_prefix: str,
+    rng: random.Random,
+    on_demand: DemandHook | None = None,
+    on_day: Callable[[int], None] | None = None,
+) -> tuple[Business, Recorder]:
+    """Run the shop with ``rng`` (the one stream every draw comes from), its change events
+    recorded under ``directory``; ``on_demand`` is told each day's demand."""
+    recorder = Recorder(
+        directory,
+        topic_prefix,
+        PRIMARY_KEYS,
+        rng,
+        segment_events=params.segment_events,
+        duplicate_rate=params.duplicate_rate,
+    )
+    business = Business(
+        rng=rng,
+        recorder=recorder,
+        clients=params.clients,
+        products=params.products,
+        days=params.days,
+        start=params.start_date,
+        snapshot_day=params.first_streamed_day,
+        orders_per_day=params.order_rate,
+        on_demand=on_demand,
+    )
+    business.run(on_day)
+    return business, recorder
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> str:

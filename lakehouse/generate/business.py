@@ -26,6 +26,11 @@ from typing import Any
 from lakehouse.generate import catalog as cat
 from lakehouse.generate.debezium import Change, Recorder, Row, Transaction
 
+Sampler = tuple[list[int], list[float]]  # ids and their cumulative weights
+# Told each day's demand before its orders are drawn: the day, its expected order count,
+# the summed activity of the clients who can order by segment, each segment's product sampler.
+DemandHook = Callable[[date, float, dict[str, float], dict[str, Sampler]], None]
+
 DAY_US = 86_400_000_000
 HOUR_US = 3_600_000_000
 MINUTE_US = 60_000_000
@@ -84,8 +89,10 @@ class Business:
         snapshot_day: int,
         orders_per_day: float,
         world: dict[str, list[Row]] | None = None,
+        on_demand: DemandHook | None = None,
     ) -> None:
         self.rng = rng
+        self.on_demand = on_demand
         self.rec = recorder
         self.days = days
         self.snapshot_day = snapshot_day
@@ -104,8 +111,8 @@ class Business:
         self.popularity: dict[int, float] = {}  # product_id -> relative demand
         self.launch_price: dict[int, int] = {}  # product_id -> first price in cents
         self.open_lines: dict[int, list[int]] = {}  # order_id -> its order_item_ids, until paid
-        self._client_sampler: tuple[list[int], list[float]] = ([], [])
-        self._product_sampler: dict[str, tuple[list[int], list[float]]] = {}
+        self._client_sampler: Sampler = ([], [])
+        self._product_sampler: dict[str, Sampler] = {}
         self.resumed = world is not None
         if world is None:
             self._init_world(clients, products)
@@ -355,7 +362,10 @@ class Business:
         if rng.random() < 1 / 200:
             self._schedule(self._at(day_us, 9, 12), self._change_transporter_cost)
         self._prepare_samplers(today)
-        for _ in range(self._poisson(self._order_rate(day, today))):
+        rate = self._order_rate(day, today)
+        if self.on_demand is not None:  # reads the samplers, draws nothing
+            self.on_demand(today, rate, self._segment_activity(), self._product_sampler)
+        for _ in range(self._poisson(rate)):
             self._schedule(self._at(day_us, 6.5, 23.9), self._place_order)
 
     def _order_rate(self, day: int, today: date) -> float:
@@ -403,8 +413,16 @@ class Business:
                 weights.append(w * relative_price**-elasticity)
             self._product_sampler[segment] = (pids, list(accumulate(weights)))
 
+    def _segment_activity(self) -> dict[str, float]:
+        """Summed activity of today's possible clients by segment: each segment's odds of
+        placing an order, as ``_place_order`` draws its client."""
+        totals = dict.fromkeys(cat.SEGMENTS, 0.0)
+        for cid in self._client_sampler[0]:
+            totals[self.tables["client"][(cid,)]["segment"]] += self.activity[cid]
+        return totals
+
     @staticmethod
-    def _draw(rng: random.Random, sampler: tuple[list[int], list[float]]) -> int:
+    def _draw(rng: random.Random, sampler: Sampler) -> int:
         ids, cumulative = sampler
         return ids[bisect_right(cumulative, rng.random() * cumulative[-1])]
 
@@ -571,9 +589,9 @@ class Business:
                 "updated_at": self.clock.iso(at),
             },
         )
-        n_lines = min(6, 1 + self._poisson(1.3))
+        n_lines = min(cat.MAX_LINES, 1 + self._poisson(cat.EXTRA_LINES))
         chosen: list[int] = []
-        for _ in range(n_lines * 3):
+        for _ in range(n_lines * cat.DRAWS_PER_LINE):
             pid = self._draw(rng, self._product_sampler[segment])
             if pid not in chosen:
                 chosen.append(pid)
@@ -589,11 +607,11 @@ class Business:
         self.orders_of[cid] += 1
         self.rec.commit(tx)
         roll = rng.random()
-        if roll < 0.07:
+        if roll < cat.CANCEL_SHARE:
             self._schedule(at + int(rng.uniform(0.3, 30) * HOUR_US), self._cancel, oid)
             return
         pay_at = at + int(rng.uniform(5, 240) * MINUTE_US)
-        if roll < 0.10:
+        if roll < cat.CANCEL_SHARE + cat.EDIT_SHARE:
             self._schedule(at + int(rng.uniform(1, 4) * MINUTE_US), self._edit_basket, oid)
         self._schedule(pay_at, self._pay, oid)
 

@@ -65,6 +65,16 @@ SEGMENT_EXTRA_UNITS: dict[str, float] = {
     "premium": 0.3,
     "professional": 2.0,
 }
+# Lines per order: 1 + Poisson(EXTRA_LINES) distinct products, at most MAX_LINES; each
+# order draws from its segment's weights up to DRAWS_PER_LINE times per line, skipping
+# products already in the basket.
+EXTRA_LINES = 1.3
+MAX_LINES = 6
+DRAWS_PER_LINE = 3
+# Share of orders cancelled before payment (their lines are deleted), and of orders whose
+# basket is edited before payment (one line, at random, gets one more unit).
+CANCEL_SHARE = 0.07
+EDIT_SHARE = 0.03
 SEGMENT_SERVICE_LEVEL: dict[str, tuple[float, float, float]] = {
     # share of orders shipped economy, standard, express
     "bargain": (0.7, 0.3, 0.0),

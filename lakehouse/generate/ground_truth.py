@@ -6,7 +6,12 @@ Written next to the change events for the reconciliation tests:
   sorted by primary key;
 * ``versions.parquet``: per client and product, how many row versions (snapshot reads,
   inserts and updates) the stream carried, which is what SCD2 history must hold;
-* ``totals.json``: row counts and money/quantity totals of order lines and sales.
+* ``totals.json``: row counts and money/quantity totals of order lines and sales;
+* ``expected_demand.parquet``: the demand the orders were drawn from, the floor of any
+  forecast (``lakehouse.generate.oracle``): ``product_id`` (int64), ``week_start_date``
+  (date32, the ISO week's Monday), ``expected_units`` (float64, the expected units on
+  lines of orders not cancelled, by order date), one row per product and week in which
+  the product could be ordered; the first and last weeks hold only the simulated days.
 
 The conversion (lakehouse.generate.wire) is plain Python, independent of the lander's
 Arrow casts, so a conversion bug in the lander cannot hide in both.
@@ -65,6 +70,7 @@ def write(
     contracts: dict[str, Contract],
     tables: dict[str, list[Row]],
     versions: Counter[tuple[str, tuple[Any, ...]]],
+    expected_demand: pa.Table,
 ) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for name, rows in tables.items():
@@ -80,4 +86,5 @@ def write(
         ),
         directory / "versions.parquet",
     )
+    pq.write_table(expected_demand, directory / "expected_demand.parquet")
     (directory / "totals.json").write_text(json.dumps(totals(tables), indent=2) + "\n")
