@@ -51,3 +51,15 @@ select
 from sequenced
 where change_op in ('r', 'c', 'u')
 {%- endmacro %}
+
+{#-
+    The validity columns of an SCD2 dimension's unknown member (the row facts point to
+    when their key is missing): valid since forever, current, not deleted.
+-#}
+{% macro scd2_unknown_member_validity() -%}
+        cast('1900-01-01 00:00:00' as {{ dbt.type_timestamp() }}) as valid_from,
+        cast(null as {{ dbt.type_timestamp() }}) as valid_to,
+        true as is_current,
+        false as is_deleted,
+        true as is_unknown_member
+{%- endmacro %}

@@ -37,11 +37,7 @@ unknown_member as (
         cast('unknown' as {{ dbt.type_string() }}) as region,
         cast('unknown' as {{ dbt.type_string() }}) as segment,
         cast(null as {{ dbt.type_timestamp() }}) as created_at,
-        cast('1900-01-01 00:00:00' as {{ dbt.type_timestamp() }}) as valid_from,
-        cast(null as {{ dbt.type_timestamp() }}) as valid_to,
-        true as is_current,
-        false as is_deleted,
-        true as is_unknown_member
+        {{ scd2_unknown_member_validity() }}
 ),
 
 final as (

@@ -1,58 +1,27 @@
--- one row per product x warehouse with stock on the last day of data: the product's
--- forecast split over its warehouses by their share of its recent issues, how long the
--- stock lasts at that rate, and how much to order now so that the stock covers the upper
--- bound of the 80% interval over the lead time and the review period
+-- one row per product x warehouse with stock on the last day of data (mart_stock_coverage):
+-- the product's forecast split over its warehouses by their share of its recent sales (the
+-- stock coverage window), how long the stock lasts at that rate, and how much to order now
+-- so that the stock covers the upper bound of the 80% interval over the lead time and the
+-- review period
 {%- set lead_weeks = var('replenishment_lead_time_weeks') %}
 {%- set review_weeks = var('replenishment_review_weeks') %}
-{%- set share_days = var('replenishment_share_window_days') %}
 
-with snapshots as (
-    select * from {{ ref('fct_inventory_snapshot') }}
+with coverage as (
+    select * from {{ ref('mart_stock_coverage') }}
 ),
 
 forecasts as (
     select * from {{ ref('mart_demand_forecast') }}
 ),
 
-products as (
-    select * from {{ ref('dim_product') }}
-    where is_current and not is_unknown_member
-),
-
-last_day as (
-    select max(snapshot_date) as last_date from snapshots
-),
-
-current_stock as (
-    select snapshots.*
-    from snapshots
-    inner join last_day
-        on snapshots.snapshot_date = last_day.last_date
-),
-
-recent_issues as (
-    select
-        snapshots.product_id,
-        snapshots.warehouse_id,
-        sum(snapshots.units_issued) as units_issued
-    from snapshots
-    inner join last_day
-        on snapshots.snapshot_date > {{ dbt.dateadd('day', -share_days, 'last_day.last_date') }}
-    group by snapshots.product_id, snapshots.warehouse_id
-),
-
 shares as (
     select
-        current_stock.product_id,
-        current_stock.warehouse_id,
-        coalesce(recent_issues.units_issued, 0) as units_issued,
-        sum(coalesce(recent_issues.units_issued, 0))
-            over (partition by current_stock.product_id) as product_units_issued,
-        count(*) over (partition by current_stock.product_id) as product_warehouses
-    from current_stock
-    left join recent_issues
-        on current_stock.product_id = recent_issues.product_id
-        and current_stock.warehouse_id = recent_issues.warehouse_id
+        product_id,
+        warehouse_id,
+        units_sold_in_window,
+        sum(units_sold_in_window) over (partition by product_id) as product_units_sold,
+        count(*) over (partition by product_id) as product_warehouses
+    from coverage
 ),
 
 weeks_ahead as (
@@ -82,8 +51,8 @@ split as (
         shares.product_id,
         shares.warehouse_id,
         case
-            when shares.product_units_issued > 0
-                then cast(shares.units_issued as double) / shares.product_units_issued
+            when shares.product_units_sold > 0
+                then cast(shares.units_sold_in_window as double) / shares.product_units_sold
             else 1.0 / shares.product_warehouses
         end as warehouse_share
     from shares
@@ -105,34 +74,32 @@ demand as (
 
 final as (
     select
-        {{ surrogate_key(['current_stock.product_id', 'current_stock.warehouse_id']) }}
+        {{ surrogate_key(['coverage.product_id', 'coverage.warehouse_id']) }}
             as replenishment_id,
-        current_stock.product_id,
-        current_stock.warehouse_id,
-        products.product_name,
-        products.category,
-        current_stock.snapshot_date as as_of_date,
-        current_stock.quantity_on_hand,
-        current_stock.reorder_point,
+        coverage.product_id,
+        coverage.warehouse_id,
+        coverage.product_name,
+        coverage.category,
+        coverage.as_of_date,
+        coverage.quantity_on_hand,
+        coverage.reorder_point,
         cast(demand.warehouse_share as double) as warehouse_share,
         cast({{ lead_weeks }} as integer) as lead_time_weeks,
         cast(demand.lead_time_units as double) as forecast_units_lead_time,
         cast(demand.daily_units as double) as forecast_daily_units,
         case
-            when current_stock.quantity_on_hand <= 0 then cast(0 as double)
+            when coverage.quantity_on_hand <= 0 then cast(0 as double)
             when demand.daily_units > 0
-                then cast(current_stock.quantity_on_hand / demand.daily_units as double)
+                then cast(coverage.quantity_on_hand / demand.daily_units as double)
         end as days_until_stockout,
         cast(
-            greatest(ceiling(demand.cover_upper_units - current_stock.quantity_on_hand), 0)
+            greatest(ceiling(demand.cover_upper_units - coverage.quantity_on_hand), 0)
             as bigint
         ) as suggested_order_units
-    from current_stock
+    from coverage
     inner join demand
-        on current_stock.product_id = demand.product_id
-        and current_stock.warehouse_id = demand.warehouse_id
-    left join products
-        on current_stock.product_id = products.product_id
+        on coverage.product_id = demand.product_id
+        and coverage.warehouse_id = demand.warehouse_id
 )
 
 select * from final
