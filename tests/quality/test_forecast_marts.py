@@ -8,7 +8,6 @@ checks, whatever model wrote the rows (tests/ml covers the models)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,70 +20,9 @@ from lakehouse.lake import ml_tables
 from lakehouse.quality.gate import PublicationBlocked, build_audit_publish
 from lakehouse.settings import Settings
 from tests.quality.gate_support import copy_lake, small_lake
+from tests.support.forecasts import HORIZON, active_products, plant
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("gate")]
-
-HORIZON = 8
-
-
-def _active_products(settings: Settings) -> list[int]:
-    rows = DeltaTable(settings.table_uri("silver", "product")).to_pyarrow_table().to_pylist()
-    return sorted(r["product_id"] for r in rows if r["is_active"] and not r.get("_deleted"))
-
-
-def _monday(day: date) -> date:
-    return day - timedelta(days=day.weekday())
-
-
-def _plant(
-    settings: Settings, run_id: str, version: str, scale: float, skip: int | None = None
-) -> date:
-    """Forecasts of every active product (but ``skip``) for the 8 weeks after the lake's
-    last complete week, and a backtest of 8 origins x 8 target weeks; the first week."""
-    last_order = DeltaTable(settings.table_uri("silver", "orders")).to_pyarrow_table()
-    newest = max(last_order.column("ordered_at").to_pylist()).date()
-    first_week = _monday(newest)  # the week in progress: forecasts start there
-    now = datetime.now(UTC)
-    forecasts: list[dict[str, Any]] = []
-    backtest: list[dict[str, Any]] = []
-    for n, pid in enumerate(_active_products(settings)):
-        if pid == skip:
-            continue
-        for h in range(HORIZON):
-            units = scale * (1 + n % 5) + h
-            forecasts.append(
-                {
-                    "scoring_run_id": run_id,
-                    "product_id": pid,
-                    "week_start_date": first_week + timedelta(weeks=h),
-                    "forecast_units": units,
-                    "lower_80": units * 0.5,
-                    "upper_80": units * 1.5,
-                    "model_name": "planted",
-                    "model_version": version,
-                    "features_as_of": datetime.combine(first_week, datetime.min.time(), UTC),
-                    "scored_at": now,
-                }
-            )
-        for origin in range(HORIZON):
-            origin_week = first_week - timedelta(weeks=HORIZON + origin)
-            for h in range(1, HORIZON + 1):
-                backtest.append(
-                    {
-                        "model_version": version,
-                        "product_id": pid,
-                        "origin_week": origin_week,
-                        "week_start_date": origin_week + timedelta(weeks=h),
-                        "forecast_units": 2.0,
-                        "lower_80": 1.0,
-                        "upper_80": 3.0,
-                        "actual_units": float(h % 3),
-                        "recorded_at": now,
-                    }
-                )
-    ml_tables.append(settings, ml_tables.FORECASTS, pa.Table.from_pylist(forecasts))
-    ml_tables.append(settings, ml_tables.BACKTESTS, pa.Table.from_pylist(backtest))
-    return first_week
 
 
 def _read(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
@@ -96,8 +34,8 @@ def _read(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
 def forecast_lake(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """A small lake with two scoring runs planted (version 1, then version 2): no build."""
     settings = small_lake(tmp_path_factory.mktemp("forecast") / "lake")
-    _plant(settings, "run-1", "1", scale=100.0)
-    _plant(settings, "run-2", "2", scale=1.0)
+    plant(settings, "run-1", "1", scale=100.0)
+    plant(settings, "run-2", "2", scale=1.0)
     return settings
 
 
@@ -107,7 +45,7 @@ def test_the_latest_scoring_run_is_published_with_its_backtest_and_replenishment
     settings = copy_lake(forecast_lake, tmp_path / "lake")
     report = build_audit_publish(settings)
     assert report.outcome == "published", [c.check for c in report.blocking]
-    products = _active_products(settings)
+    products = active_products(settings)
     served = _read(
         settings,
         "select model_version, count(*), count(distinct product_id), max(forecast_units) "
@@ -148,7 +86,7 @@ def test_the_latest_scoring_run_is_published_with_its_backtest_and_replenishment
 
 def test_a_negative_forecast_blocks_publication(forecast_lake: Settings, tmp_path: Path) -> None:
     settings = copy_lake(forecast_lake, tmp_path / "lake")
-    bad = _plant(settings, "run-3", "3", scale=1.0)
+    bad = plant(settings, "run-3", "3", scale=1.0)
     rows = DeltaTable(settings.table_uri(ml_tables.LAYER, ml_tables.FORECASTS))
     table = rows.to_pyarrow_table().filter(
         pa.compute.equal(pa.compute.field("scoring_run_id"), "run-3")
@@ -174,7 +112,7 @@ def test_an_active_product_without_a_forecast_blocks_publication(
     forecast_lake: Settings, tmp_path: Path
 ) -> None:
     settings = copy_lake(forecast_lake, tmp_path / "lake")
-    _plant(settings, "run-3", "3", scale=1.0, skip=_active_products(settings)[0])
+    plant(settings, "run-3", "3", scale=1.0, skip=active_products(settings)[0])
     with pytest.raises(PublicationBlocked) as blocked:
         build_audit_publish(settings)
     named = [c.check for c in blocked.value.report.blocking]

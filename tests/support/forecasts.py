@@ -1,0 +1,75 @@
+"""Forecasts planted in the lake's ``ml`` tables, as a model job writes them: for tests of
+what reads the forecast marts (the gate, the dashboards), whatever model made them."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+from deltalake import DeltaTable
+
+from lakehouse.lake import ml_tables
+from lakehouse.settings import Settings
+
+HORIZON = 8
+
+
+def active_products(settings: Settings) -> list[int]:
+    rows = DeltaTable(settings.table_uri("silver", "product")).to_pyarrow_table().to_pylist()
+    return sorted(r["product_id"] for r in rows if r["is_active"] and not r.get("_deleted"))
+
+
+def monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def plant(
+    settings: Settings, run_id: str, version: str, scale: float, skip: int | None = None
+) -> date:
+    """Forecasts of every active product (but ``skip``) for the 8 weeks after the lake's
+    last complete week, and a backtest of 8 origins x 8 target weeks; the first week."""
+    last_order = DeltaTable(settings.table_uri("silver", "orders")).to_pyarrow_table()
+    newest = max(last_order.column("ordered_at").to_pylist()).date()
+    first_week = monday(newest)  # the week in progress: forecasts start there
+    now = datetime.now(UTC)
+    forecasts: list[dict[str, Any]] = []
+    backtest: list[dict[str, Any]] = []
+    for n, pid in enumerate(active_products(settings)):
+        if pid == skip:
+            continue
+        for h in range(HORIZON):
+            units = scale * (1 + n % 5) + h
+            forecasts.append(
+                {
+                    "scoring_run_id": run_id,
+                    "product_id": pid,
+                    "week_start_date": first_week + timedelta(weeks=h),
+                    "forecast_units": units,
+                    "lower_80": units * 0.5,
+                    "upper_80": units * 1.5,
+                    "model_name": "planted",
+                    "model_version": version,
+                    "features_as_of": datetime.combine(first_week, datetime.min.time(), UTC),
+                    "scored_at": now,
+                }
+            )
+        for origin in range(HORIZON):
+            origin_week = first_week - timedelta(weeks=HORIZON + origin)
+            for h in range(1, HORIZON + 1):
+                backtest.append(
+                    {
+                        "model_version": version,
+                        "product_id": pid,
+                        "origin_week": origin_week,
+                        "week_start_date": origin_week + timedelta(weeks=h),
+                        "forecast_units": 2.0,
+                        "lower_80": 1.0,
+                        "upper_80": 3.0,
+                        "actual_units": float(h % 3),
+                        "recorded_at": now,
+                    }
+                )
+    ml_tables.append(settings, ml_tables.FORECASTS, pa.Table.from_pylist(forecasts))
+    ml_tables.append(settings, ml_tables.BACKTESTS, pa.Table.from_pylist(backtest))
+    return first_week
