@@ -148,15 +148,19 @@ class GlobalBoosted:
         )
         self._exog = exogenous_columns(history)
         # keep rows whose long lags are unknown yet: LightGBM splits on missing values
-        self._model.fit(history, static_features=[], dropna=False)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Found null values", UserWarning)
+            self._model.fit(history, static_features=[], dropna=False)
         return self
 
     def predict(self, history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
         horizon = int(future.groupby(ID).size().max())
         columns = [ID, DS, *self._exog]
-        out = self._model.predict(
-            h=horizon, new_df=history[[ID, DS, Y, *self._exog]], X_df=future[columns]
-        )
+        with warnings.catch_warnings():  # missing long lags of young series, as in fit
+            warnings.filterwarnings("ignore", "Found null values", UserWarning)
+            out = self._model.predict(
+                h=horizon, new_df=history[[ID, DS, Y, *self._exog]], X_df=future[columns]
+            )
         out = future[[ID, DS]].merge(out, on=[ID, DS], how="left")
         out[self.name] = np.clip(out[self.name], 0, None)
         return out
