@@ -96,6 +96,8 @@ class GlobalBoosted:
     n_estimators: int = 300
     learning_rate: float = 0.05
     num_leaves: int = 31
+    min_child_samples: int = 20
+    tweedie_variance_power: float = 1.2
     lags: tuple[int, ...] = (1, 2, 3, 4, 8, 13, 26, 52)
     windows: tuple[int, ...] = (4, 8, 13, 26)
     seed: int = 0
@@ -111,6 +113,8 @@ class GlobalBoosted:
             "n_estimators": self.n_estimators,
             "learning_rate": self.learning_rate,
             "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples,
+            "tweedie_variance_power": self.tweedie_variance_power,
             "lags": list(self.lags),
             "windows": list(self.windows),
         }
@@ -122,11 +126,11 @@ class GlobalBoosted:
 
         regressor = lgb.LGBMRegressor(
             objective="tweedie",
-            tweedie_variance_power=1.2,
+            tweedie_variance_power=self.tweedie_variance_power,
             n_estimators=self.n_estimators,
             learning_rate=self.learning_rate,
             num_leaves=self.num_leaves,
-            min_child_samples=20,
+            min_child_samples=self.min_child_samples,
             subsample=0.8,
             subsample_freq=1,
             colsample_bytree=0.8,
