@@ -98,8 +98,8 @@ class GlobalBoosted:
     num_leaves: int = 31
     min_child_samples: int = 20
     tweedie_variance_power: float = 1.2
-    lags: tuple[int, ...] = (1, 2, 3, 4, 8, 13, 26, 52)
-    windows: tuple[int, ...] = (4, 8, 13, 26)
+    lags: tuple[int, ...] = (1, 2, 3, 4, SEASON)
+    windows: tuple[int, ...] = (4, 8, 13, 26, SEASON)
     seed: int = 0
     names: tuple[str, ...] = field(init=False)
     _model: Any = field(default=None, init=False, repr=False)
