@@ -41,3 +41,8 @@ class ServiceError(LakehouseError):
 
 class MissingTableError(LakehouseError):
     """A table to read or check does not exist (yet): not ingested, or not built."""
+
+
+class ForecastError(LakehouseError):
+    """A forecasting job cannot run on its input (the panel breaks its contract, no
+    champion to score with, ...)."""

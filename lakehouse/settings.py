@@ -219,6 +219,26 @@ class Settings(BaseSettings):
         description="a source whose newest commit is older than this blocks publication "
         "(None: never; recorded change files are as old as their recording)",
     )
+    # demand forecasting (ml/): MLflow tracking and the registry's promotion gate
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking and registry store; default on local a SQLite file "
+        "<data_dir>/mlflow/mlflow.db (no server, artefacts under <data_dir>/mlflow/artifacts), "
+        "on stack the stack's MLflow server",
+    )
+    forecast_promotion_margin: float = Field(
+        default=0.02,
+        ge=0,
+        lt=1,
+        description="a new forecast model becomes champion only if its backtest WAPE is at "
+        "least this fraction lower than the champion's and the best baseline's",
+    )
+    forecast_coverage_min: float = Field(
+        default=0.75, gt=0, lt=1, description="lowest backtest coverage of 80% intervals"
+    )
+    forecast_coverage_max: float = Field(
+        default=0.85, gt=0, le=1, description="highest backtest coverage of 80% intervals"
+    )
     alert_webhook_url: str | None = Field(
         default=None,
         description="POSTed a JSON report when a check fails or publication is blocked",
@@ -246,6 +266,15 @@ class Settings(BaseSettings):
         clashes = [" and ".join(group) for group in by_port.values() if len(group) > 1]
         if clashes:
             raise ValueError(f"ports must differ: {'; '.join(clashes)} share a port")
+        return self
+
+    @model_validator(mode="after")
+    def _coverage_band(self) -> Settings:
+        if self.forecast_coverage_min >= self.forecast_coverage_max:
+            raise ValueError(
+                "forecast_coverage_min must be below forecast_coverage_max (the band a "
+                "promoted model's interval coverage must fall in)"
+            )
         return self
 
     @model_validator(mode="after")
@@ -415,6 +444,27 @@ class Settings(BaseSettings):
     @property
     def published_regions_dir(self) -> Path:
         return self.root / "published" / "regions"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        """The local MLflow store: ``mlflow.db`` and ``artifacts/``."""
+        return self.root / "mlflow"
+
+    @property
+    def mlflow_uri(self) -> str:
+        """Where MLflow tracks runs and keeps the registry: the setting, else a SQLite file
+        under the data directory (local) or the stack's server."""
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        if self.profile == "stack":
+            return f"http://127.0.0.1:{self.mlflow_port}"
+        return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifacts_uri(self) -> str:
+        """Artefact root of the experiments this project creates on a SQLite store (without
+        it MLflow writes ``./mlruns`` of whatever the working directory is)."""
+        return (self.mlflow_dir / "artifacts").as_uri()
 
     @property
     def docs_dir(self) -> Path:

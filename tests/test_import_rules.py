@@ -13,7 +13,7 @@ from pathlib import Path
 from lakehouse.settings import PROJECT_DIR
 from tests.support.imports import Layer, check
 
-PACKAGES = ("lakehouse", "flows")
+PACKAGES = ("lakehouse", "flows", "ml")
 
 LAYERS: tuple[Layer, ...] = (
     Layer("errors", ("lakehouse.exceptions",), "the one exception hierarchy: imports nothing"),
@@ -68,6 +68,12 @@ LAYERS: tuple[Layer, ...] = (
         "pipeline",
         ("lakehouse.pipeline", "lakehouse.status"),
         "what spans several stages: the live demo, the choice of source, the status report",
+    ),
+    Layer(
+        "ml jobs",
+        ("ml",),
+        "training, evaluation and batch scoring over the published marts and features: "
+        "the package never imports them, the flows and the CLI run them",
     ),
     Layer("flows", ("flows",), "Prefect flows: thin, they call the package"),
     Layer("cli", ("lakehouse.cli",), "the `lakehouse` command: runs flows and renders results"),

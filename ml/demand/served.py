@@ -1,0 +1,45 @@
+"""The served demand model: a fitted forecaster with its interval calibration, as one
+``frame -> frame`` callable that MLflow wraps as a pyfunc.
+
+Its input is one long frame: each series' history (rows with ``y``) followed by the
+weeks to forecast (rows with ``y`` null) carrying the exogenous values known at the
+origin. The origin is the history's last week. Output: ``unique_id, ds, forecast,
+lower_80, upper_80``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ml.demand.backtest import FORECAST, STEP
+from ml.demand.intervals import LOWER, UPPER, Calibration
+from ml.demand.models import Forecaster
+from ml.demand.panel import DS, ID, WEEK, Y, checked_future, exogenous_columns, validate_panel
+
+OUTPUT = (ID, DS, FORECAST, LOWER, UPPER)
+
+
+@dataclass
+class DemandModel:
+    forecaster: Forecaster
+    model_name: str
+    calibration: Calibration
+    horizon: int
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        is_future = frame[Y].isna()
+        history = validate_panel(frame[~is_future])
+        origin = history[DS].max()
+        future = checked_future(frame[is_future], history, origin, self.horizon)
+        wide = self.forecaster.predict(history, future)
+        out = wide[[ID, DS, self.model_name]].rename(columns={self.model_name: FORECAST})
+        out[STEP] = ((out[DS] - origin) // WEEK).astype("int64")
+        return self.calibration.apply(out)[list(OUTPUT)]
+
+
+def model_input(history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
+    """The served model's input frame: ``history`` then ``future`` with ``y`` null."""
+    columns = [ID, DS, Y, *exogenous_columns(history)]
+    return pd.concat([history, future.assign(**{Y: float("nan")})], ignore_index=True)[columns]

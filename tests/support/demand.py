@@ -1,0 +1,105 @@
+"""Weekly demand panels built from the generator's ground truth, for the ``ml`` tests.
+
+A test fixture, not the product path (that is dbt's feature tables read through Feast):
+computed here with pandas, independently of dbt, from the final source state. Lines of
+cancelled orders are gone from ``order_item``; orders are dated by ``ordered_at``.
+
+``holiday_days`` and ``stockout_days`` are left out: the truth keeps no holiday calendar
+and no stock history (only the final stock)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ml.demand.panel import DS, HORIZON, ID, WEEK, Y, future_weeks
+
+DAY = pd.Timedelta(days=1)
+
+
+def truth_panel(truth: Path) -> pd.DataFrame:
+    """The panel of ``truth`` (a ``ground_truth`` directory): complete ISO weeks only,
+    each product from its first sold week to the last complete week, zeros filled."""
+    lines = pd.read_parquet(truth / "order_item.parquet")
+    orders = pd.read_parquet(truth / "orders.parquet", columns=["order_id", "ordered_at", "status"])
+    orders = orders[orders["status"] != "cancelled"]
+    lines = lines.merge(orders, on="order_id")
+    lines[DS] = lines["ordered_at"].dt.to_period("W-SUN").dt.start_time.astype("datetime64[ns]")
+    last_complete = (orders["ordered_at"].max() + DAY).to_period("W-SUN").start_time - WEEK
+    lines = lines[lines[DS] <= last_complete]
+    lines["paid"] = lines["quantity"] * lines["unit_price"].astype(float)
+    weekly = lines.groupby(["product_id", DS]).agg(y=("quantity", "sum"), paid=("paid", "sum"))
+    first = weekly.reset_index().groupby("product_id")[DS].min()
+    grid = pd.concat(
+        [
+            pd.DataFrame({ID: pid, DS: pd.date_range(start, last_complete, freq="W-MON")})
+            for pid, start in first.items()
+        ],
+        ignore_index=True,
+    )
+    weekly = weekly.reset_index().rename(columns={"product_id": ID})
+    panel = grid.merge(weekly, on=[ID, DS], how="left")
+    panel[Y] = panel[Y].fillna(0.0).astype("float64")
+    price = (panel["paid"] / panel[Y].where(panel[Y] > 0)).groupby(panel[ID]).ffill()
+    panel["avg_unit_price"] = price.groupby(panel[ID]).bfill()
+    promos = _promotion_weeks(truth, panel, announced_by=None)
+    panel = panel.drop(columns="paid").merge(promos, on=[ID, DS], how="left")
+    panel[["promo_discount_pct", "promo_days"]] = panel[
+        ["promo_discount_pct", "promo_days"]
+    ].fillna(0.0)
+    panel["week_of_year"] = panel[DS].dt.isocalendar().week.astype("float64")
+    return panel
+
+
+def _promotion_weeks(
+    truth: Path, keys: pd.DataFrame, announced_by: pd.Timestamp | None
+) -> pd.DataFrame:
+    """Per product and week: the best discount of its category's promotions active that
+    week and the days one was active, counting only promotions created (announced) before
+    ``announced_by`` when given."""
+    promos = pd.read_parquet(truth / "promotion.parquet")
+    if announced_by is not None:
+        created = promos["updated_at"].dt.tz_localize(None)
+        promos = promos[created < announced_by]
+    category = pd.read_parquet(truth / "product.parquet", columns=["product_id", "category"])
+    days = [
+        pd.DataFrame(
+            {
+                "category": p.category,
+                "day": pd.date_range(pd.Timestamp(p.starts_on), pd.Timestamp(p.ends_on)),
+                "pct": float(p.discount_pct),
+            }
+        )
+        for p in promos.itertuples()
+    ]
+    if not days:
+        return pd.DataFrame(columns=[ID, DS, "promo_discount_pct", "promo_days"])
+    daily = pd.concat(days).groupby(["category", "day"])["pct"].max().reset_index()
+    daily[DS] = daily["day"].dt.to_period("W-SUN").dt.start_time.astype("datetime64[ns]")
+    per_week = daily.groupby(["category", DS]).agg(
+        promo_discount_pct=("pct", "max"), promo_days=("day", "nunique")
+    )
+    ids = keys[[ID]].drop_duplicates().merge(category.rename(columns={"product_id": ID}), on=ID)
+    out = ids.merge(per_week.reset_index(), on="category").drop(columns="category")
+    return out.astype({"promo_days": "float64"})
+
+
+class AnnouncedFuture:
+    """The :data:`~ml.demand.panel.FutureExog` of the truth: the calendar, the last known
+    price, and the promotions announced (created) by the end of the origin's week."""
+
+    def __init__(self, truth: Path) -> None:
+        self.truth = truth
+
+    def __call__(self, origin: pd.Timestamp, history: pd.DataFrame) -> pd.DataFrame:
+        keys = future_weeks(history, origin, HORIZON)
+        last_price = history.groupby(ID)["avg_unit_price"].last()
+        keys["avg_unit_price"] = keys[ID].map(last_price)
+        promos = _promotion_weeks(self.truth, keys, announced_by=origin + WEEK)
+        keys = keys.merge(promos, on=[ID, DS], how="left")
+        keys[["promo_discount_pct", "promo_days"]] = keys[
+            ["promo_discount_pct", "promo_days"]
+        ].fillna(0.0)
+        keys["week_of_year"] = keys[DS].dt.isocalendar().week.astype("float64")
+        return keys
