@@ -41,3 +41,8 @@ class ServiceError(LakehouseError):
 
 class MissingTableError(LakehouseError):
     """A table to read or check does not exist (yet): not ingested, or not built."""
+
+
+class FeatureStoreError(LakehouseError):
+    """The feature store cannot be applied, materialized or read (no exported tables, an
+    unknown feature service, a Feast repository that does not load)."""

@@ -83,9 +83,7 @@ def _models(manifest: dict) -> dict[str, dict]:
 @pytest.mark.integration
 def test_every_expected_model_parses(manifest: dict) -> None:
     models = _models(manifest)
-    missing = [
-        name for name in STAGING + INTERMEDIATE + MARTS + FEATURES if name not in models
-    ]
+    missing = [name for name in STAGING + INTERMEDIATE + MARTS + FEATURES if name not in models]
     assert missing == []
 
 

@@ -88,8 +88,8 @@ final as (
         promotion_id,
         announced_at as event_timestamp,
         -- the category-week's promotions as known then
-        cast(promo_days as integer) as promo_days,
-        promo_discount_pct
+        cast(promo_days as integer) as announced_promo_days,
+        promo_discount_pct as announced_discount_pct
     from known
 )
 
