@@ -55,17 +55,30 @@ def features_apply(data_dir: DataDir = None) -> None:
     console.print(f"[green]applied[/] feature_repo/ (registry in {settings.features_dir})")
 
 
-@app.command("materialize")
-def features_materialize(data_dir: DataDir = None, end: End = None) -> None:
-    """Export the feature tables, then `feast materialize-incremental` up to --end."""
+Start = Annotated[
+    datetime | None,
+    typer.Option(
+        help="load rows from this time, UTC (default: incremental, from the last run or, "
+        "the first time, --end minus each view's TTL)"
+    ),
+]
+
+
+def _utc(moment: datetime | None) -> datetime | None:
     from datetime import UTC
 
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+@app.command("materialize")
+def features_materialize(data_dir: DataDir = None, end: End = None, start: Start = None) -> None:
+    """Export the feature tables, then `feast materialize-incremental` up to --end (or
+    `feast materialize` from --start)."""
     from lakehouse.features import materialize
 
     settings = settings_for(data_dir, existing=True)
-    until = end.replace(tzinfo=UTC) if end is not None and end.tzinfo is None else end
     with progress_bar() as progress:
-        exported = materialize(settings, until, progress)
+        exported = materialize(settings, _utc(end), progress, start=_utc(start))
     _show(exported)
     online = "SQLite" if settings.profile == "local" else "Redis"
     console.print(f"[green]materialized[/] into the online store ({online})")

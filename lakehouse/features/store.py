@@ -91,16 +91,27 @@ def apply(settings: Settings, progress: Progress | None = None) -> dict[str, int
 
 
 def materialize(
-    settings: Settings, end: datetime | None = None, progress: Progress | None = None
+    settings: Settings,
+    end: datetime | None = None,
+    progress: Progress | None = None,
+    *,
+    start: datetime | None = None,
 ) -> dict[str, int]:
-    """Export the published feature tables again, then ``materialize-incremental`` up to
-    ``end`` (default now): the online store gets each entity's latest values."""
+    """Export the published feature tables again, then load the online store with each
+    entity's latest values up to ``end`` (default now): Feast's materialize-incremental,
+    or its materialize from ``start`` when given. The first incremental run starts at
+    ``end`` minus each view's TTL: rows older than that (a demo's history) need
+    ``start``."""
     exported = export(settings, progress)
-    task = progress.add_task("feast materialize-incremental", total=1) if progress else 0
+    task = progress.add_task("feast materialize", total=1) if progress else 0
+    until = end or datetime.now(UTC)
     with feature_store(settings) as store:
         if not store.list_feature_views():
             raise FeatureStoreError("no feature views registered: run `lakehouse features apply`")
-        store.materialize_incremental(end_date=end or datetime.now(UTC))
+        if start is None:
+            store.materialize_incremental(end_date=until)
+        else:
+            store.materialize(start_date=start, end_date=until)
     if progress is not None:
         progress.advance(task)
     return exported
