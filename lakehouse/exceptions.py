@@ -46,3 +46,8 @@ class MissingTableError(LakehouseError):
 class ForecastError(LakehouseError):
     """A forecasting job cannot run on its input (the panel breaks its contract, no
     champion to score with, ...)."""
+
+
+class FeatureStoreError(LakehouseError):
+    """The feature store cannot be applied, materialized or read (no exported tables, an
+    unknown feature service, a Feast repository that does not load)."""

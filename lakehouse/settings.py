@@ -467,6 +467,12 @@ class Settings(BaseSettings):
         return (self.mlflow_dir / "artifacts").as_uri()
 
     @property
+    def features_dir(self) -> Path:
+        """Feast's files: the feature tables exported as Parquet (its offline store reads
+        them), its registry and its SQLite online store."""
+        return self.root / "features"
+
+    @property
     def docs_dir(self) -> Path:
         """Static sites: ``gx/`` (Great Expectations Data Docs) and ``dbt/`` (dbt docs)."""
         return self.root / "docs"

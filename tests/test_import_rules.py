@@ -65,6 +65,12 @@ LAYERS: tuple[Layer, ...] = (
         "write-audit-publish: checks what dbt built against the lake and the source",
     ),
     Layer(
+        "consumers",
+        ("lakehouse.features",),
+        "consumers of the published marts (the feature store): read them through the "
+        "warehouse port, never the gate, the CDC or the source",
+    ),
+    Layer(
         "pipeline",
         ("lakehouse.pipeline", "lakehouse.status"),
         "what spans several stages: the live demo, the choice of source, the status report",

@@ -21,6 +21,9 @@ import yaml
 from lakehouse.settings import DBT_PROJECT_DIR, REGION_NAME_PATTERN
 
 PUBLISHED_SCHEMA = "marts"  # where readers find the audited marts, on both engines
+# where the ML jobs find the audited feature tables (dbt's models/features), on both
+# engines: beside the marts, never in a region's published file nor a region user's rules
+PUBLISHED_FEATURES_SCHEMA = "features"
 REGION_COLUMN = "region"
 REGION_NAME = re.compile(REGION_NAME_PATTERN)
 

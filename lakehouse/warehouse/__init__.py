@@ -20,15 +20,25 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 
 from lakehouse.settings import Settings
-from lakehouse.warehouse.base import AREAS, PUBLICATION, Area, Publication, Warehouse
+from lakehouse.warehouse.base import (
+    AREAS,
+    PUBLICATION,
+    SECTIONS,
+    Area,
+    Publication,
+    Section,
+    Warehouse,
+)
 from lakehouse.warehouse.duckdb_files import DuckDBWarehouse
 from lakehouse.warehouse.trino_catalog import TrinoWarehouse
 
 __all__ = [
     "AREAS",
     "PUBLICATION",
+    "SECTIONS",
     "Area",
     "Publication",
+    "Section",
     "Warehouse",
     "connect",
     "expose_lake",
@@ -42,11 +52,16 @@ def engine(settings: Settings) -> type[Warehouse]:
 
 
 def connect(
-    settings: Settings, area: Area = "published", *, region: str | None = None
+    settings: Settings,
+    area: Area = "published",
+    *,
+    region: str | None = None,
+    section: Section = "marts",
 ) -> Warehouse:
     """One area of the marts on the profile's engine; ``region``: the published marts as
-    that region's readers see them (only its rows). Use it in a ``with`` block."""
-    return engine(settings)(settings, area, region)
+    that region's readers see them (only its rows); ``section="features"``: the area's
+    feature tables instead of its marts. Use it in a ``with`` block."""
+    return engine(settings)(settings, area, region, section)
 
 
 def publish(
@@ -57,10 +72,10 @@ def publish(
     required: Sequence[str] = (),
     data_run_id: str | None = None,
 ) -> Publication:
-    """Serve the build area's marts: all of them (``refresh`` None), or only those in
-    ``refresh``, the other served marts kept as they are. Refuses when a ``required`` mart
-    is not built. ``_publication`` then lists every served mart with its row count, the
-    run and ``data_run_id`` (the run whose data the served marts hold)."""
+    """Serve the build area's marts and feature tables: all of them (``refresh`` None),
+    or only those in ``refresh``, the other served ones kept as they are. Refuses when a
+    ``required`` mart is not built. ``_publication`` then lists every served mart with its
+    row count, the run and ``data_run_id`` (the run whose data the served marts hold)."""
     return engine(settings).publish(
         settings, run_id, refresh=refresh, required=required, data_run_id=data_run_id
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
 from typing import Any, ClassVar, Literal
@@ -24,7 +24,10 @@ from lakehouse.settings import Settings
 
 Area = Literal["build", "published"]
 Engine = Literal["duckdb", "trino"]
+# what an area holds: the marts (BI's), or the feature tables (the ML jobs')
+Section = Literal["marts", "features"]
 AREAS: tuple[Area, ...] = ("build", "published")
+SECTIONS: tuple[Section, ...] = ("marts", "features")
 PUBLICATION = "_publication"  # the published area's table of what it serves
 BUILD_COMMAND = "lakehouse build"  # what makes a missing mart, in either area
 
@@ -37,6 +40,7 @@ class Publication:
     published_at: datetime
     data_run_id: str | None  # the run whose data marts are served (None: none yet)
     rows: dict[str, int]  # mart -> rows
+    features: dict[str, int] = field(default_factory=dict)  # feature table -> rows
 
 
 class Warehouse(ABC):
@@ -45,19 +49,28 @@ class Warehouse(ABC):
     be free again for dbt)."""
 
     engine: ClassVar[Engine]
-    schemas: ClassVar[Mapping[Area, str]]  # the schema of each area, on this engine
+    schemas: ClassVar[Mapping[Area, str]]  # the schema of each area's marts, on this engine
+    feature_schemas: ClassVar[Mapping[Area, str]]  # and of its feature tables
 
-    def __init__(self, settings: Settings, area: Area, region: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        area: Area,
+        region: str | None = None,
+        section: Section = "marts",
+    ) -> None:
         if area not in AREAS:
             raise ValueError(f"not an area of the marts: {area!r} (one of {', '.join(AREAS)})")
-        if region is not None and area != "published":
-            raise ValueError("only the published area is served per region")
-        self.settings, self.area, self.region = settings, area, region
+        if section not in SECTIONS:
+            raise ValueError(f"not a section: {section!r} (one of {', '.join(SECTIONS)})")
+        if region is not None and (area != "published" or section != "marts"):
+            raise ValueError("only the published marts are served per region")
+        self.settings, self.area, self.region, self.section = settings, area, region, section
 
     @property
     def schema_name(self) -> str:
-        """The area's schema, unqualified (``main_marts``, ``marts``, ...)."""
-        return self.schemas[self.area]
+        """The area's schema, unqualified (``main_marts``, ``marts``, ``features``, ...)."""
+        return (self.schemas if self.section == "marts" else self.feature_schemas)[self.area]
 
     @property
     @abstractmethod

@@ -3,7 +3,10 @@
 * build: the file dbt builds (``Settings.warehouse``), schema ``main_marts`` (dbt's
   target schema ``main`` and the models' ``+schema: marts``);
 * published: ``published/lakehouse.duckdb``, schema ``marts``, and one file per region
-  under ``published/regions/`` with only that region's rows.
+  under ``published/regions/`` with only that region's rows of the marts.
+
+The feature tables (dbt's ``models/features``) are built in ``main_features`` and served
+in schema ``features`` of the published file, never in a region's file.
 
 Publishing writes a new file beside the served one and renames it over it. A reader
 holding the old file keeps reading it whole; the next connection opens the new one. No
@@ -22,7 +25,12 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from lakehouse.contracts.marts import PUBLISHED_SCHEMA, REGION_COLUMN, region_filter
+from lakehouse.contracts.marts import (
+    PUBLISHED_FEATURES_SCHEMA,
+    PUBLISHED_SCHEMA,
+    REGION_COLUMN,
+    region_filter,
+)
 from lakehouse.exceptions import MissingTableError
 from lakehouse.settings import Settings
 from lakehouse.warehouse.base import (
@@ -31,6 +39,7 @@ from lakehouse.warehouse.base import (
     Area,
     Engine,
     Publication,
+    Section,
     Warehouse,
     quoted,
     require_built,
@@ -41,9 +50,19 @@ from lakehouse.warehouse.base import (
 class DuckDBWarehouse(Warehouse):
     engine: ClassVar[Engine] = "duckdb"
     schemas: ClassVar[dict[Area, str]] = {"build": "main_marts", "published": PUBLISHED_SCHEMA}
+    feature_schemas: ClassVar[dict[Area, str]] = {
+        "build": "main_features",
+        "published": PUBLISHED_FEATURES_SCHEMA,
+    }
 
-    def __init__(self, settings: Settings, area: Area, region: str | None = None) -> None:
-        super().__init__(settings, area, region)
+    def __init__(
+        self,
+        settings: Settings,
+        area: Area,
+        region: str | None = None,
+        section: Section = "marts",
+    ) -> None:
+        super().__init__(settings, area, region, section)
         self._con: Any = None
 
     @property
@@ -104,43 +123,56 @@ class DuckDBWarehouse(Warehouse):
     ) -> Publication:
         """A new published file, then the regions' files (see
         :func:`lakehouse.warehouse.publish`)."""
-        build, served = cls.schemas["build"], cls.schemas["published"]
         target = settings.published_warehouse
         target.parent.mkdir(parents=True, exist_ok=True)
         published_at = datetime.now(UTC)
         with _replaced_whole(target, run_id) as con:
             con.execute(f"ATTACH '{sql_text(str(settings.warehouse))}' AS build (READ_ONLY)")
-            built = _tables(con, "build", build)
-            require_built(built, required)
-            sources = {
-                name: f"build.{quoted(build)}"
-                for name in built
-                if refresh is None or name in refresh
-            }
-            if refresh is not None and target.exists():
+            carried = refresh is not None and target.exists()
+            if carried:
                 con.execute(f"ATTACH '{sql_text(str(target))}' AS served (READ_ONLY)")
-                for name in _tables(con, "served", served):
-                    if name not in refresh and name != PUBLICATION:
-                        sources.setdefault(name, f"served.{quoted(served)}")
-            con.execute(f"CREATE SCHEMA {quoted(served)}")
-            rows: dict[str, int] = {}
-            for name, source in sorted(sources.items()):
-                mart = f"{quoted(served)}.{quoted(name)}"
-                con.execute(f"CREATE TABLE {mart} AS SELECT * FROM {source}.{quoted(name)}")
-                count = con.execute(f"SELECT count(*) FROM {mart}").fetchone()
-                rows[name] = int(count[0]) if count else 0
+            require_built(_tables(con, "build", cls.schemas["build"]), required)
+            rows = _serve(con, cls.schemas, refresh, carried)
+            features = _serve(con, cls.feature_schemas, refresh, carried)
+            served = quoted(cls.schemas["published"])
             con.execute(
-                f"CREATE TABLE {quoted(served)}.{quoted(PUBLICATION)} (run_id VARCHAR, "
+                f"CREATE TABLE {served}.{quoted(PUBLICATION)} (run_id VARCHAR, "
                 "published_at TIMESTAMP WITH TIME ZONE, data_run_id VARCHAR, mart VARCHAR, "
                 "row_count BIGINT)"
             )
             con.executemany(
-                f"INSERT INTO {quoted(served)}.{quoted(PUBLICATION)} VALUES (?, ?, ?, ?, ?)",
+                f"INSERT INTO {served}.{quoted(PUBLICATION)} VALUES (?, ?, ?, ?, ?)",
                 [(run_id, published_at, data_run_id, name, n) for name, n in sorted(rows.items())],
             )
             con.execute("DETACH build")
         _publish_regions(settings, target, run_id)
-        return Publication(run_id, published_at, data_run_id, rows)
+        return Publication(run_id, published_at, data_run_id, rows, features)
+
+
+def _serve(
+    con: Any, schemas: dict[Area, str], refresh: Collection[str] | None, carried: bool
+) -> dict[str, int]:
+    """Copy one section's tables into the new file's published schema: the build area's
+    (all, or those in ``refresh``), and when ``carried`` the served ones not refreshed.
+    Returns each table's row count."""
+    build, served = schemas["build"], schemas["published"]
+    sources = {
+        name: f"build.{quoted(build)}"
+        for name in _tables(con, "build", build)
+        if refresh is None or name in refresh
+    }
+    if carried:
+        for name in _tables(con, "served", served):
+            if name != PUBLICATION:
+                sources.setdefault(name, f"served.{quoted(served)}")
+    con.execute(f"CREATE SCHEMA {quoted(served)}")
+    rows: dict[str, int] = {}
+    for name, source in sorted(sources.items()):
+        table = f"{quoted(served)}.{quoted(name)}"
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM {source}.{quoted(name)}")
+        count = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+        rows[name] = int(count[0]) if count else 0
+    return rows
 
 
 def _publish_regions(settings: Settings, served: Path, run_id: str) -> None:

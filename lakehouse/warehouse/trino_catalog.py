@@ -5,6 +5,9 @@
 * published: schema ``marts``. A region's readers connect as the region's user, whose
   rows Trino's access rules filter.
 
+The feature tables are built in ``analytics_features`` and served in schema ``features``,
+which only the pipeline's user reads (Trino's access rules grant the others ``marts``).
+
 The connection is the pipeline's (``lakehouse.lake.catalog.trino_connection``: password
 authentication over HTTPS when the settings ask for it). Publishing replaces each mart with
 ``CREATE OR REPLACE TABLE ... AS SELECT``, one Delta commit per mart: a reader sees a
@@ -20,7 +23,7 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 
-from lakehouse.contracts.marts import PUBLISHED_SCHEMA
+from lakehouse.contracts.marts import PUBLISHED_FEATURES_SCHEMA, PUBLISHED_SCHEMA
 from lakehouse.exceptions import ServiceError
 from lakehouse.lake.catalog import register_tables, trino_connection
 from lakehouse.settings import Settings
@@ -30,6 +33,7 @@ from lakehouse.warehouse.base import (
     Area,
     Engine,
     Publication,
+    Section,
     Warehouse,
     quoted,
     require_built,
@@ -43,9 +47,19 @@ class TrinoWarehouse(Warehouse):
         "build": "analytics_marts",
         "published": PUBLISHED_SCHEMA,
     }
+    feature_schemas: ClassVar[dict[Area, str]] = {
+        "build": "analytics_features",
+        "published": PUBLISHED_FEATURES_SCHEMA,
+    }
 
-    def __init__(self, settings: Settings, area: Area, region: str | None = None) -> None:
-        super().__init__(settings, area, region)
+    def __init__(
+        self,
+        settings: Settings,
+        area: Area,
+        region: str | None = None,
+        section: Section = "marts",
+    ) -> None:
+        super().__init__(settings, area, region, section)
         self._connection: Any = None
 
     @property
@@ -95,25 +109,9 @@ class TrinoWarehouse(Warehouse):
         """Each mart replaced in turn, then ``_publication`` (see
         :func:`lakehouse.warehouse.publish`)."""
         published_at = datetime.now(UTC)
-        with cls(settings, "build") as build, cls(settings, "published") as served:
-            location = f"{settings.lake_root.rstrip('/')}/{served.schema_name}"
-            served.query(
-                f"CREATE SCHEMA IF NOT EXISTS {served.schema} "
-                f"WITH (location = '{sql_text(location)}')"
-            )
-            built = build.marts()
-            require_built(built, required)
-            for name in built:
-                if refresh is None or name in refresh:
-                    served.query(
-                        f"CREATE OR REPLACE TABLE {served.qualified(name)} AS "
-                        f"SELECT * FROM {build.qualified(name)}"
-                    )
-            rows: dict[str, int] = {}
-            for name in served.marts():
-                if name != PUBLICATION:
-                    count = served.query(f"SELECT count(*) FROM {served.qualified(name)}")
-                    rows[name] = int(count.column(0)[0].as_py())
+        rows = _serve(settings, "marts", refresh, required)
+        features = _serve(settings, "features", refresh, ())
+        with cls(settings, "published") as served:
             values = ", ".join(
                 # Delta keeps a timestamp with time zone at milliseconds
                 f"({_varchar(run_id)}, CAST(from_iso8601_timestamp('{published_at.isoformat()}') "
@@ -126,12 +124,44 @@ class TrinoWarehouse(Warehouse):
                 f"SELECT * FROM (VALUES {values}) "
                 "AS t (run_id, published_at, data_run_id, mart, row_count)"
             )
-        return Publication(run_id, published_at, data_run_id, rows)
+        return Publication(run_id, published_at, data_run_id, rows, features)
 
     @classmethod
     def expose_lake(cls, settings: Settings) -> None:
         """Trino knows a Delta table only once it is registered in its catalog."""
         register_tables(settings)
+
+
+def _serve(
+    settings: Settings,
+    section: Section,
+    refresh: Collection[str] | None,
+    required: Sequence[str],
+) -> dict[str, int]:
+    """Replace each built table of ``section`` in the published schema (all, or those in
+    ``refresh``); returns the row count of every table the published schema serves."""
+    with (
+        TrinoWarehouse(settings, "build", section=section) as build,
+        TrinoWarehouse(settings, "published", section=section) as served,
+    ):
+        location = f"{settings.lake_root.rstrip('/')}/{served.schema_name}"
+        served.query(
+            f"CREATE SCHEMA IF NOT EXISTS {served.schema} WITH (location = '{sql_text(location)}')"
+        )
+        built = build.marts()
+        require_built(built, required)
+        for name in built:
+            if refresh is None or name in refresh:
+                served.query(
+                    f"CREATE OR REPLACE TABLE {served.qualified(name)} AS "
+                    f"SELECT * FROM {build.qualified(name)}"
+                )
+        rows: dict[str, int] = {}
+        for name in served.marts():
+            if name != PUBLICATION:
+                count = served.query(f"SELECT count(*) FROM {served.qualified(name)}")
+                rows[name] = int(count.column(0)[0].as_py())
+        return rows
 
 
 def _varchar(text: str | None) -> str:

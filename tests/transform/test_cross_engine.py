@@ -1,6 +1,6 @@
 """The same dbt project on both engines: one change log landed twice, into a local lake
 built by DuckDB and into the object store built by Trino (`dbt build --target trino`),
-gives the same marts, row for row over all columns.
+gives the same marts and feature tables, row for row over all columns.
 
 One loss is Trino's and documented: its Delta Lake connector reads a Delta timestamp
 with time zone (the lake's ``timestamptz`` columns) at millisecond precision, rounding
@@ -29,7 +29,7 @@ from tests.support.stack import lake_ports, lake_services
 pytestmark = [pytest.mark.stack, pytest.mark.xdist_group("trino")]
 SMALL = GenerateParams(clients=60, products=20, days=90, snapshot_day=10)
 PII_KEY = "cross-engine-test-key-0123456789abcdef"  # the same tokens in both lakes
-MARTS = "marts"
+SCHEMAS = ("marts", "features")  # dbt's +schema of the marts and of the feature tables
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +54,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, 
         yield local, stack
 
 
-def test_every_mart_is_identical_on_duckdb_and_trino(built: tuple[Settings, Settings]) -> None:
+@pytest.mark.parametrize("layer", SCHEMAS)
+def test_every_mart_is_identical_on_duckdb_and_trino(
+    built: tuple[Settings, Settings], layer: str
+) -> None:
     local, stack = built
     with duckdb.connect(str(local.warehouse), read_only=True) as con:
-        schema = f"main_{MARTS}"
+        schema = f"main_{layer}"
         tables = [
             r[0]
             for r in con.execute(
@@ -66,7 +69,7 @@ def test_every_mart_is_identical_on_duckdb_and_trino(built: tuple[Settings, Sett
                 [schema],
             ).fetchall()
         ]
-        assert len(tables) >= 10
+        assert len(tables) >= (10 if layer == "marts" else 4)
         expected = {}
         for table in tables:
             columns = [
@@ -80,10 +83,10 @@ def test_every_mart_is_identical_on_duckdb_and_trino(built: tuple[Settings, Sett
             rows = con.execute(f"select {', '.join(columns)} from {schema}.{table}").fetchall()
             expected[table] = (columns, _multiset(rows))
     with _trino(stack) as cursor:
-        cursor.execute(f"show tables from analytics_{MARTS}")
+        cursor.execute(f"show tables from analytics_{layer}")
         assert sorted(r[0] for r in cursor.fetchall()) == tables
         for table, (columns, rows) in expected.items():
-            cursor.execute(f"select {', '.join(columns)} from analytics_{MARTS}.{table}")
+            cursor.execute(f"select {', '.join(columns)} from analytics_{layer}.{table}")
             got = _multiset(cursor.fetchall())
             assert sum(got.values()) == sum(rows.values()), table
             missing, extra = rows - got, got - rows
@@ -97,10 +100,10 @@ def test_marts_are_delta_tables_on_the_object_store(built: tuple[Settings, Setti
     """dbt on Trino writes Delta tables (no rename anywhere), under the lake's bucket."""
     _, stack = built
     with _trino(stack) as cursor:
-        cursor.execute(f'select "$path" from analytics_{MARTS}.fct_sale limit 1')
+        cursor.execute('select "$path" from analytics_marts.fct_sale limit 1')
         (path,) = cursor.fetchone()
         assert path.startswith(f"s3://{stack.s3_bucket}/"), path
-        cursor.execute(f"show create table analytics_{MARTS}.fct_sale")
+        cursor.execute("show create table analytics_marts.fct_sale")
         assert "location = 's3://" in cursor.fetchone()[0]
 
 

@@ -43,6 +43,12 @@ MARTS = [
     "mart_forecast_backtest",
     "mart_replenishment",
 ]
+FEATURES = [
+    "feat_product_weekly",
+    "feat_product_warehouse_weekly",
+    "feat_promotion_calendar",
+    "feat_client",
+]
 
 
 @pytest.fixture(scope="module")
@@ -80,18 +86,22 @@ def _models(manifest: dict) -> dict[str, dict]:
 @pytest.mark.integration
 def test_every_expected_model_parses(manifest: dict) -> None:
     models = _models(manifest)
-    missing = [name for name in STAGING + INTERMEDIATE + MARTS if name not in models]
+    missing = [name for name in STAGING + INTERMEDIATE + MARTS + FEATURES if name not in models]
     assert missing == []
 
 
 @pytest.mark.integration
 def test_models_land_in_their_layer_schema(manifest: dict) -> None:
     models = _models(manifest)
-    expected = {"stg_": "main_staging", "int_": "main_intermediate"}
+    expected = {
+        "stg_": "main_staging",
+        "int_": "main_intermediate",
+        "feat_": "main_features",
+    }
     for name, node in models.items():
         schema = next((s for prefix, s in expected.items() if name.startswith(prefix)), None)
         assert node["schema"] == (schema or "main_marts"), name
-    for name in MARTS:
+    for name in MARTS + FEATURES:
         assert models[name]["config"]["materialized"] == "table", name
     for name in STAGING:
         assert models[name]["config"]["materialized"] == "view", name
