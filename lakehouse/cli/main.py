@@ -3,9 +3,9 @@ Heavy libraries load inside the commands that use them, and so do the project's 
 (they bring deltalake, duckdb, dbt or Prefect): `lakehouse --help` stays fast.
 
 A command group is a module of this package with its own ``typer.Typer()`` named ``app``
-(`oltp`, `dlq`, `contracts`, `stack`, `superset`, `features`), added below with ``app.add_typer``;
-the top-level commands live in the module of their stage and are registered here, in the
-order `lakehouse --help` lists them."""
+(`oltp`, `dlq`, `contracts`, `stack`, `superset`, `features`, `ml`), added below with
+``app.add_typer``; the top-level commands live in the module of their stage and are
+registered here, in the order `lakehouse --help` lists them."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import sys
 import typer
 from rich.markup import escape
 
-from lakehouse.cli import capture, contracts, dlq, features, oltp, pipeline, stack, superset
+from lakehouse.cli import capture, contracts, dlq, features, ml, oltp, pipeline, stack, superset
 from lakehouse.cli.console import err_console
 from lakehouse.exceptions import LakehouseError
 
@@ -41,6 +41,7 @@ app.add_typer(contracts.app, name="contracts")
 app.add_typer(stack.app, name="stack")
 app.add_typer(superset.app, name="superset")
 app.add_typer(features.app, name="features")
+app.add_typer(ml.app, name="ml")
 
 
 def run() -> None:

@@ -1,0 +1,111 @@
+"""The demand jobs as the pipeline runs them: read the panel from the feature store, train
+(backtest, MLflow run, registry, promotion gate) or score with the champion, and append
+what scoring produced to the lake's ``ml`` tables, for dbt to publish through the gate.
+
+The feature tables must be published and exported, and the Feast repository applied,
+first (``lakehouse features apply``); the flows do it in that order.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from lakehouse.lake import delta, ml_tables
+from lakehouse.progress import Progress
+from lakehouse.quality.history import last_served_run
+from lakehouse.settings import Settings
+from ml.demand.dataset import AnnouncedFuture, Dataset, load_panel
+from ml.demand.score import score
+from ml.demand.train import TrainResult, train
+
+# the source tables the demand features are built from: their Delta versions are the
+# data version of a training run
+SOURCE_TABLES = ("order_item", "orders", "product", "promotion", "stock")
+
+
+@dataclass(frozen=True)
+class Scoring:
+    run_id: str
+    model_version: str
+    model_name: str
+    forecasts: int
+    backtest_rows: int  # appended now (0 when the version's backtest was recorded already)
+    features_as_of: datetime
+
+
+def data_version(settings: Settings, dataset: Dataset) -> dict[str, Any]:
+    """What a training run read: the publication, the feature service, and the Delta
+    version of each silver table the features come from."""
+    versions: dict[str, Any] = {"publication_run_id": last_served_run(settings)}
+    for table in SOURCE_TABLES:
+        found = delta.open_table(settings.table_uri("silver", table), settings.lake_storage_options)
+        versions[f"silver.{table}"] = None if found is None else found.version()
+    return {**dataset.data_version, **versions}
+
+
+def _read(settings: Settings, progress: Progress | None) -> tuple[Dataset, AnnouncedFuture]:
+    task = progress.add_task("reading the demand panel from Feast", total=1) if progress else 0
+    dataset = load_panel(settings)
+    if progress is not None:
+        progress.advance(task)
+    return dataset, AnnouncedFuture(settings, dataset.categories)
+
+
+def train_job(settings: Settings, progress: Progress | None = None) -> TrainResult:
+    """Backtest every model on the feature store's panel, log the run, register the
+    chosen model and let the promotion gate decide on ``champion``."""
+    dataset, future = _read(settings, progress)
+    task = progress.add_task("training and backtesting", total=1) if progress else 0
+    result = train(dataset.panel, future, settings, data_version(settings, dataset))
+    if progress is not None:
+        progress.advance(task)
+    return result
+
+
+def _recorded_versions(settings: Settings) -> set[str]:
+    table = delta.open_table(
+        settings.table_uri(ml_tables.LAYER, ml_tables.BACKTESTS), settings.lake_storage_options
+    )
+    if table is None:
+        return set()
+    versions = table.to_pyarrow_table(columns=["model_version"]).column("model_version")
+    return set(versions.unique().to_pylist())
+
+
+def score_job(settings: Settings, progress: Progress | None = None) -> Scoring:
+    """Forecast the weeks after the last complete one with ``demand_forecast@champion``
+    and append the forecasts (and the champion's backtest, once per version) to the lake."""
+    dataset, future = _read(settings, progress)
+    task = progress.add_task("scoring with the champion", total=1) if progress else 0
+    origin = dataset.panel["ds"].max()
+    scored = score(
+        dataset.panel,
+        future(origin, dataset.panel),
+        settings,
+        features_as_of=dataset.features_as_of.to_pydatetime(),
+    )
+    now = datetime.now(UTC)
+    run_id = f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    forecast = scored.forecast.assign(scoring_run_id=run_id)
+    ml_tables.append(settings, ml_tables.FORECASTS, pa.Table.from_pandas(forecast))
+    version = str(forecast["model_version"].iloc[0])
+    backtest_rows = 0
+    if version not in _recorded_versions(settings):
+        backtest = scored.backtest.assign(recorded_at=now)
+        ml_tables.append(settings, ml_tables.BACKTESTS, pa.Table.from_pandas(backtest))
+        backtest_rows = len(backtest)
+    if progress is not None:
+        progress.advance(task)
+    return Scoring(
+        run_id=run_id,
+        model_version=version,
+        model_name=str(forecast["model_name"].iloc[0]),
+        forecasts=len(forecast),
+        backtest_rows=backtest_rows,
+        features_as_of=dataset.features_as_of.to_pydatetime(),
+    )
