@@ -1,4 +1,5 @@
-"""Flow: the whole demo pipeline: the shop's changes -> ingest -> dbt build.
+"""Flow: the whole demo pipeline: the shop's changes -> ingest -> dbt build -> the demand
+forecast (feature store, training, scoring, the forecast marts published).
 
 The changes come from the live path (the shop simulated in PostgreSQL, captured by
 Debezium) when PostgreSQL is available, or from recorded Debezium files (``generate``).
@@ -9,11 +10,15 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from flows._runtime import settings_for
+from flows.forecast import forecast_flow, since_the_beginning
 from flows.generate import generate_flow
 from flows.ingest import ingest_flow
 from flows.live import live_flow
 from flows.transform import transform_flow
 from lakehouse.pipeline.source import Source, choose_source
+
+# the history the demand forecast needs: a year (last year's week) and 8 origins of 8 weeks
+FORECAST_MIN_DAYS = 7 * (52 + 18)
 
 
 @flow(name="demo", log_prints=True)
@@ -41,8 +46,28 @@ def demo(
     # the demo lands all it made at once: its change log (the source's raw personal
     # data) goes as soon as it has landed, whatever the retention setting
     landed = ingest_flow(data_dir=data_dir, changes_retention_hours=0)
-    nodes = transform_flow(data_dir=data_dir)
-    return {"source": chosen, "changes": changes, "ingest": landed, "dbt": nodes}
+    forecasting = days >= FORECAST_MIN_DAYS
+    # the docs sites are built once, by the last publication
+    nodes = transform_flow(data_dir=data_dir, docs=not forecasting)
+    forecast: object = None
+    if forecasting:
+        forecast = forecast_flow(
+            data_dir=data_dir, train=True, materialize_from=since_the_beginning(), docs=True
+        )
+    else:
+        get_run_logger().warning(
+            "demand forecast skipped: %s days of history are fewer than the %s it needs "
+            "(a year for last year's week, and 8 origins x 8 weeks of backtest)",
+            days,
+            FORECAST_MIN_DAYS,
+        )
+    return {
+        "source": chosen,
+        "changes": changes,
+        "ingest": landed,
+        "dbt": nodes,
+        "forecast": forecast,
+    }
 
 
 if __name__ == "__main__":

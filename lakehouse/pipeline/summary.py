@@ -1,8 +1,9 @@
 """Where to look once the pipeline has run: the last lines of ``lakehouse demo``.
 
 Each place is what a user opens next (the published marts and how to query them, the
-lake, the dbt docs, the Great Expectations Data Docs, the dashboards), with its path or
-address; a place the run did not make is left out.
+lake, the dbt docs, the Great Expectations Data Docs, the dashboards, the forecast's
+MLflow runs), with its path, address or command; a place the run did not make is left
+out.
 """
 
 from __future__ import annotations
@@ -26,6 +27,13 @@ def where_to_look(settings: Settings, *, dashboards: str | None = None) -> list[
     for name, label in labels.items():
         if sites[name].exists():
             places.append((label, sites[name].as_uri()))
+    if settings.profile == "local" and settings.mlflow_dir.exists():
+        places.append(
+            (
+                "forecast models and runs (MLflow)",
+                f"mlflow ui --backend-store-uri {settings.mlflow_uri}",
+            )
+        )
     places.append(("the lake (Delta tables)", settings.lake_root))
     places.append(("tables, freshness, dead letters", "lakehouse status"))
     return places
