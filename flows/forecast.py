@@ -1,7 +1,8 @@
 """Flow: the demand forecast. Feature store (export the published feature tables, feast
 apply, materialize the online store) -> train (backtest, MLflow run, registry, promotion
-gate) -> score with the champion -> write-audit-publish, which publishes the forecast
-marts. Weekly with training, daily without (prefect.yaml)."""
+gate) -> score with the champion (and measure drift: above ``drift_retrain_psi`` it
+trains again and scores with what the gate lets through) -> write-audit-publish, which
+publishes the forecast marts. Weekly with training, daily without (prefect.yaml)."""
 
 from __future__ import annotations
 
@@ -56,10 +57,15 @@ def score_task(data_dir: str | None) -> dict[str, object]:
 
     with flow_progress() as progress:
         scoring = score_job(settings_for(data_dir), progress)
+    feature, psi = scoring.worst_drift
     get_run_logger().info(
-        "scored %s product-weeks with version %s", f"{scoring.forecasts:,}", scoring.model_version
+        "scored %s product-weeks with version %s; highest drift: %s (PSI %.3f)",
+        f"{scoring.forecasts:,}",
+        scoring.model_version,
+        feature,
+        psi,
     )
-    return {"run_id": scoring.run_id, "version": scoring.model_version}
+    return {"run_id": scoring.run_id, "version": scoring.model_version, "retrain": scoring.retrain}
 
 
 @flow(name="forecast", log_prints=True)
@@ -75,6 +81,10 @@ def forecast_flow(
     feature_store_task(data_dir, materialize_from)
     trained = train_task(data_dir) if train else None
     scored = score_task(data_dir)
+    if scored["retrain"] and trained is None:  # drift above drift_retrain_psi
+        get_run_logger().warning("the inputs drifted past drift_retrain_psi: training again")
+        trained = train_task(data_dir)
+        scored = score_task(data_dir)
     published = transform_flow(data_dir=data_dir, docs=docs)
     return {"trained": trained, "scored": scored, "published": published}
 

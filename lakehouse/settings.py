@@ -239,6 +239,15 @@ class Settings(BaseSettings):
     forecast_coverage_max: float = Field(
         default=0.85, gt=0, le=1, description="highest backtest coverage of 80% intervals"
     )
+    drift_alert_psi: float = Field(
+        default=0.2,
+        gt=0,
+        description="a feature's PSI (training window against the latest weeks) above which "
+        "scoring alerts",
+    )
+    drift_retrain_psi: float = Field(
+        default=0.3, gt=0, description="a PSI above which scoring triggers a training run"
+    )
     alert_webhook_url: str | None = Field(
         default=None,
         description="POSTed a JSON report when a check fails or publication is blocked",

@@ -5,6 +5,9 @@
 * ``forecast_backtests``: the rolling-origin backtest of every trained model version,
   appended (one row per model version x product x origin week x target week).
   ``mart_forecast_backtest`` serves the backtest of the version that scored last.
+* ``model_monitoring``: the drift every scoring run measured, appended (one row per
+  scoring run x feature: its PSI between the model's training window and the latest
+  weeks). ``mart_model_monitoring`` serves them all.
 
 The model jobs append; dbt reads the tables as the source ``ml`` and publishes the marts
 through the same write-audit-publish gate as every other mart. The schemas live with the
@@ -24,6 +27,7 @@ from lakehouse.settings import Settings
 LAYER = "ml"
 FORECASTS = "demand_forecasts"
 BACKTESTS = "forecast_backtests"
+MONITORING = "model_monitoring"
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -57,7 +61,23 @@ BACKTESTS_SCHEMA = pa.schema(
     ]
 )
 
-SCHEMAS = {FORECASTS: FORECASTS_SCHEMA, BACKTESTS: BACKTESTS_SCHEMA}
+MONITORING_SCHEMA = pa.schema(
+    [
+        pa.field("scoring_run_id", pa.string(), nullable=False),
+        pa.field("model_name", pa.string(), nullable=False),  # the registered model
+        pa.field("model_version", pa.string(), nullable=False),
+        pa.field("feature", pa.string(), nullable=False),  # a feature, or the target
+        pa.field("psi", pa.float64(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),  # ok | alert | retrain
+        pa.field("reference_start", pa.date32(), nullable=False),  # the training window
+        pa.field("reference_end", pa.date32(), nullable=False),
+        pa.field("current_start", pa.date32(), nullable=False),  # the latest weeks
+        pa.field("current_end", pa.date32(), nullable=False),
+        pa.field("scored_at", _TS, nullable=False),
+    ]
+)
+
+SCHEMAS = {FORECASTS: FORECASTS_SCHEMA, BACKTESTS: BACKTESTS_SCHEMA, MONITORING: MONITORING_SCHEMA}
 
 
 def ensure_tables(settings: Settings) -> None:

@@ -13,15 +13,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 
 from lakehouse.lake import delta, ml_tables
 from lakehouse.progress import Progress
+from lakehouse.quality.alerts import send_alert
 from lakehouse.quality.history import last_served_run
 from lakehouse.settings import Settings
+from ml import tracking
+from ml.demand import drift
 from ml.demand.dataset import AnnouncedFuture, Dataset, load_panel
 from ml.demand.score import score
-from ml.demand.train import TrainResult, train
+from ml.demand.train import REGISTERED_MODEL, TrainResult, train
 
 # the source tables the demand features are built from: their Delta versions are the
 # data version of a training run
@@ -36,6 +40,8 @@ class Scoring:
     forecasts: int
     backtest_rows: int  # appended now (0 when the version's backtest was recorded already)
     features_as_of: datetime
+    worst_drift: tuple[str, float]  # the feature whose PSI is highest, and its PSI
+    retrain: bool  # a PSI above drift_retrain_psi: the model should be trained again
 
 
 def data_version(settings: Settings, dataset: Dataset) -> dict[str, Any]:
@@ -99,6 +105,7 @@ def score_job(settings: Settings, progress: Progress | None = None) -> Scoring:
         backtest = scored.backtest.assign(recorded_at=now)
         ml_tables.append(settings, ml_tables.BACKTESTS, pa.Table.from_pandas(backtest))
         backtest_rows = len(backtest)
+    measured = _monitor(settings, dataset.panel, version, run_id, now)
     if progress is not None:
         progress.advance(task)
     return Scoring(
@@ -108,4 +115,49 @@ def score_job(settings: Settings, progress: Progress | None = None) -> Scoring:
         forecasts=len(forecast),
         backtest_rows=backtest_rows,
         features_as_of=dataset.features_as_of.to_pydatetime(),
+        worst_drift=measured.worst,
+        retrain=bool((measured.psi > settings.drift_retrain_psi).any()),
     )
+
+
+def _monitor(
+    settings: Settings, panel: pd.DataFrame, version: str, run_id: str, now: datetime
+) -> drift.Drift:
+    """Drift between the champion's training window and the latest weeks, appended to the
+    lake's monitoring table; an alert when a feature's PSI passes ``drift_alert_psi``."""
+    champion = tracking.client(settings).get_model_version(REGISTERED_MODEL, version)
+    params = tracking.client(settings).get_run(str(champion.run_id)).data.params
+    measured = drift.measure(panel, pd.Timestamp(params["last_week"]))
+    status = measured.status(settings)
+    rows = pd.DataFrame(
+        {
+            "scoring_run_id": run_id,
+            "model_name": REGISTERED_MODEL,
+            "model_version": version,
+            "feature": measured.psi.index,
+            "psi": measured.psi.to_numpy(),
+            "status": status.to_numpy(),
+            "reference_start": measured.reference[0].date(),
+            "reference_end": measured.reference[1].date(),
+            "current_start": measured.current[0].date(),
+            "current_end": measured.current[1].date(),
+            "scored_at": now,
+        }
+    )
+    ml_tables.append(settings, ml_tables.MONITORING, pa.Table.from_pandas(rows))
+    drifted = measured.psi[status != "ok"]
+    if not drifted.empty:
+        send_alert(
+            settings,
+            {
+                "event": "model_drift",
+                "summary": f"{REGISTERED_MODEL} version {version}: PSI above "
+                f"{settings.drift_alert_psi} for {', '.join(drifted.index)}",
+                "model": REGISTERED_MODEL,
+                "version": version,
+                "psi": {k: round(float(v), 4) for k, v in drifted.items()},
+                "retrain": bool((drifted > settings.drift_retrain_psi).any()),
+                "scoring_run_id": run_id,
+            },
+        )
+    return measured

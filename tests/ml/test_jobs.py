@@ -26,6 +26,9 @@ from ml.demand.panel import HORIZON
 from ml.demand.train import REGISTERED_MODEL
 from tests.quality.gate_support import lake_settings
 from tests.support.demand import truth_panel
+from tests.support.webhook import webhook
+
+__all__ = ["webhook"]  # the fixture
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("gate")]
 
@@ -55,7 +58,9 @@ def test_the_feature_store_panel_is_the_ground_truths(lake: Settings) -> None:
     assert dataset.data_version["feature_service"] == "demand_forecast_v1"
 
 
-def test_train_score_and_publish_the_forecast_marts(lake: Settings) -> None:
+def test_train_score_and_publish_the_forecast_marts(
+    lake: Settings, webhook: tuple[str, list[dict]]
+) -> None:
     result = train_job(lake)
     params = tracking.client(lake).get_run(result.run_id).data.params
     assert params["data.feature_service"] == "demand_forecast_v1"
@@ -69,7 +74,13 @@ def test_train_score_and_publish_the_forecast_marts(lake: Settings) -> None:
     products = load_panel(lake).panel["unique_id"].nunique()
     assert scoring.forecasts == products * HORIZON
     assert scoring.backtest_rows > 0
-    assert score_job(lake).backtest_rows == 0  # a version's backtest is recorded once
+    # a version's backtest is recorded once; a drift past the alert threshold is POSTed
+    url, received = webhook
+    alerting = lake.model_copy(update={"alert_webhook_url": url, "drift_alert_psi": 1e-9})
+    again = score_job(alerting)
+    assert again.backtest_rows == 0
+    assert [a["event"] for a in received] == ["model_drift"]
+    assert received[0]["version"] == result.version and received[0]["psi"]
 
     report = build_audit_publish(lake)
     assert report.outcome == "published", [c.check for c in report.blocking]
@@ -83,9 +94,16 @@ def test_train_score_and_publish_the_forecast_marts(lake: Settings) -> None:
             "select count(distinct origin_week) from marts.mart_forecast_backtest"
         ).fetchone()
         replenishment = con.execute("select count(*) from marts.mart_replenishment").fetchone()
+        monitoring = con.execute(
+            "select count(distinct scoring_run_id), count(distinct feature), "
+            "min(status) filter (where is_latest_run), max(psi) >= 0 "
+            "from marts.mart_model_monitoring"
+        ).fetchone()
     assert served == (products * HORIZON, products, result.version, result.version, True)
     assert origins is not None and origins[0] >= 8
     assert replenishment is not None and replenishment[0] > 0
+    assert monitoring is not None and monitoring[0] == 2 and monitoring[1] >= 2
+    assert monitoring[2] in ("alert", "retrain") and monitoring[3]  # the alerting run's
 
 
 def test_training_without_published_features_says_what_to_run(tmp_path: Path) -> None:

@@ -139,7 +139,12 @@ def published(settings: Settings) -> dict[str, Any]:
 
 
 # marts that a model job fills (lakehouse/lake/ml_tables.py): empty until a model scored
-MODEL_MARTS = ("mart_demand_forecast", "mart_forecast_backtest", "mart_replenishment")
+MODEL_MARTS = (
+    "mart_demand_forecast",
+    "mart_forecast_backtest",
+    "mart_replenishment",
+    "mart_model_monitoring",
+)
 
 
 def data_marts(view: dict[str, Any]) -> dict[str, int]:

@@ -23,7 +23,7 @@ STAGING = [
         "product_changes",
         "stock_changes",
     )
-] + ["stg_ml__demand_forecasts", "stg_ml__forecast_backtests"]
+] + ["stg_ml__demand_forecasts", "stg_ml__forecast_backtests", "stg_ml__model_monitoring"]
 INTERMEDIATE = ["int_clients_historized", "int_products_historized"]
 MARTS = [
     "dim_date",
@@ -42,6 +42,7 @@ MARTS = [
     "mart_demand_forecast",
     "mart_forecast_backtest",
     "mart_replenishment",
+    "mart_model_monitoring",
 ]
 FEATURES = [
     "feat_product_weekly",
