@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -102,15 +103,23 @@ class Run:
     def model(self, name: str, predictor: Predictor, example: pd.DataFrame) -> str:
         """Log ``predictor`` as a pyfunc with a signature inferred from ``example`` and
         its output; returns the model's URI."""
-        signature = infer_signature(example, predictor(example))
-        info = mlflow.pyfunc.log_model(
+        with warnings.catch_warnings():
+            # MLflow's hint that integer columns cannot hold missing values: the series
+            # key never is missing, and the float columns are floats already
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            signature = infer_signature(example, predictor(example))
+            info = self._log_model(name, predictor, signature, example)
+        return str(info.model_uri)
+
+    @staticmethod
+    def _log_model(name: str, predictor: Predictor, signature: Any, example: pd.DataFrame) -> Any:
+        return mlflow.pyfunc.log_model(
             name=name,
             python_model=_Pyfunc(predictor),
             signature=signature,
             input_example=example,
             pip_requirements=[f"{p}=={version(p)}" for p in _REQUIREMENTS],
         )
-        return str(info.model_uri)
 
 
 def _short(value: Any) -> str:

@@ -1,6 +1,7 @@
 """Drift of the demand model's inputs: the population stability index (PSI) of each
 feature and of the target, between the weeks the champion was trained on and the latest
-weeks, computed by Evidently (``ValueDrift`` with ``method="psi"``).
+weeks, computed by Evidently (``ValueDrift`` with ``method="psi"``). Calendar columns are
+left out: the latest weeks are a few weeks of the year by construction.
 
 The rule of thumb the thresholds follow: below 0.1 nothing moved, above 0.2 the
 distribution moved enough to look at (an alert), above 0.3 the model should be trained
@@ -10,6 +11,7 @@ again on the new weeks (``drift_alert_psi``, ``drift_retrain_psi``).
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import pandas as pd
@@ -19,6 +21,8 @@ from ml.demand.panel import DS, WEEK, Y, exogenous_columns
 
 REFERENCE_WEEKS = 52  # the training window: the year up to the champion's last week
 CURRENT_WEEKS = 8  # the latest weeks, as many as the horizon
+# the calendar is not an input that drifts: 8 weeks never hold a year's weeks
+CALENDAR = ("week_of_year", "holiday_days")
 
 
 @dataclass(frozen=True)
@@ -55,11 +59,13 @@ def measure(panel: pd.DataFrame, trained_through: pd.Timestamp) -> Drift:
     reference_start = trained_through - (REFERENCE_WEEKS - 1) * WEEK
     last = panel[DS].max()
     current_start = last - (CURRENT_WEEKS - 1) * WEEK
-    columns = [Y, *exogenous_columns(panel)]
+    columns = [Y, *(c for c in exogenous_columns(panel) if c not in CALENDAR)]
     reference = panel.loc[panel[DS].between(reference_start, trained_through), columns]
     current = panel.loc[panel[DS] >= current_start, columns]
     report = Report([ValueDrift(column=c, method="psi") for c in columns])
-    result = report.run(current_data=current, reference_data=reference).dict()
+    with warnings.catch_warnings():  # Evidently's own use of numpy.core
+        warnings.simplefilter("ignore", DeprecationWarning)
+        result = report.run(current_data=current, reference_data=reference).dict()
     values = [float(metric["value"]) for metric in result["metrics"]]
     names = ["units" if c == Y else c for c in columns]
     return Drift(

@@ -15,8 +15,13 @@ from lakehouse.settings import Settings
 HORIZON = 8
 
 
+def _silver(settings: Settings, table: str) -> pa.Table:
+    uri = settings.table_uri("silver", table)
+    return DeltaTable(uri, storage_options=settings.lake_storage_options or None).to_pyarrow_table()
+
+
 def active_products(settings: Settings) -> list[int]:
-    rows = DeltaTable(settings.table_uri("silver", "product")).to_pyarrow_table().to_pylist()
+    rows = _silver(settings, "product").to_pylist()
     return sorted(r["product_id"] for r in rows if r["is_active"] and not r.get("_deleted"))
 
 
@@ -25,14 +30,21 @@ def monday(day: date) -> date:
 
 
 def plant(
-    settings: Settings, run_id: str, version: str, scale: float, skip: int | None = None
+    settings: Settings,
+    run_id: str,
+    version: str,
+    scale: float,
+    skip: int | None = None,
+    *,
+    now: datetime | None = None,
 ) -> date:
     """Forecasts of every active product (but ``skip``) for the 8 weeks after the lake's
-    last complete week, and a backtest of 8 origins x 8 target weeks; the first week."""
-    last_order = DeltaTable(settings.table_uri("silver", "orders")).to_pyarrow_table()
+    last complete week, a backtest of 8 origins x 8 target weeks and the drift of two
+    features, as a scoring run at ``now`` (default: now) writes them; the first week."""
+    last_order = _silver(settings, "orders")
     newest = max(last_order.column("ordered_at").to_pylist()).date()
     first_week = monday(newest)  # the week in progress: forecasts start there
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     forecasts: list[dict[str, Any]] = []
     backtest: list[dict[str, Any]] = []
     for n, pid in enumerate(active_products(settings)):
@@ -70,6 +82,23 @@ def plant(
                         "recorded_at": now,
                     }
                 )
+    monitoring = [
+        {
+            "scoring_run_id": run_id,
+            "model_name": "demand_forecast",
+            "model_version": version,
+            "feature": feature,
+            "psi": psi,
+            "status": status,
+            "reference_start": first_week - timedelta(weeks=60),
+            "reference_end": first_week - timedelta(weeks=9),
+            "current_start": first_week - timedelta(weeks=8),
+            "current_end": first_week - timedelta(weeks=1),
+            "scored_at": now,
+        }
+        for feature, psi, status in (("units", 0.05, "ok"), ("avg_unit_price", 0.25, "alert"))
+    ]
     ml_tables.append(settings, ml_tables.FORECASTS, pa.Table.from_pylist(forecasts))
     ml_tables.append(settings, ml_tables.BACKTESTS, pa.Table.from_pylist(backtest))
+    ml_tables.append(settings, ml_tables.MONITORING, pa.Table.from_pylist(monitoring))
     return first_week
