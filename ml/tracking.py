@@ -12,6 +12,8 @@ module knows MLflow's model classes; they are loaded by alias, never by path.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -52,7 +54,11 @@ class _Pyfunc(PythonModel):  # type: ignore[misc]
 
 
 def client(settings: Settings) -> MlflowClient:
-    """A client on the settings' tracking and registry store (created if need be)."""
+    """A client on the settings' tracking and registry store (created if need be). MLflow
+    speaks only of what goes wrong: its progress bars and notices (store migrations,
+    CloudPickle, pip's version) would drown the pipeline's own progress."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
     uri = settings.mlflow_uri
     if uri.startswith("sqlite:"):
         settings.mlflow_dir.mkdir(parents=True, exist_ok=True)

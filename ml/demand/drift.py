@@ -53,8 +53,10 @@ def measure(panel: pd.DataFrame, trained_through: pd.Timestamp) -> Drift:
     """PSI of every column of the panel (target and exogenous) between the
     ``REFERENCE_WEEKS`` up to ``trained_through`` and the last ``CURRENT_WEEKS``."""
     os.environ.setdefault("DO_NOT_TRACK", "1")  # Evidently's telemetry: never, here
-    from evidently import Report
-    from evidently.metrics import ValueDrift
+    with warnings.catch_warnings():  # Evidently's own use of numpy.core and litestar
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from evidently import Report
+        from evidently.metrics import ValueDrift
 
     reference_start = trained_through - (REFERENCE_WEEKS - 1) * WEEK
     last = panel[DS].max()
@@ -63,7 +65,7 @@ def measure(panel: pd.DataFrame, trained_through: pd.Timestamp) -> Drift:
     reference = panel.loc[panel[DS].between(reference_start, trained_through), columns]
     current = panel.loc[panel[DS] >= current_start, columns]
     report = Report([ValueDrift(column=c, method="psi") for c in columns])
-    with warnings.catch_warnings():  # Evidently's own use of numpy.core
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         result = report.run(current_data=current, reference_data=reference).dict()
     values = [float(metric["value"]) for metric in result["metrics"]]
