@@ -15,8 +15,16 @@ from lakehouse.settings import Settings
 HORIZON = 8
 
 
+def _silver(settings: Settings, table: str) -> pa.Table:
+    """A silver table, on the profile's storage (a directory, or the object store)."""
+    options = settings.lake_storage_options or None
+    return DeltaTable(
+        settings.table_uri("silver", table), storage_options=options
+    ).to_pyarrow_table()
+
+
 def active_products(settings: Settings) -> list[int]:
-    rows = DeltaTable(settings.table_uri("silver", "product")).to_pyarrow_table().to_pylist()
+    rows = _silver(settings, "product").to_pylist()
     return sorted(r["product_id"] for r in rows if r["is_active"] and not r.get("_deleted"))
 
 
@@ -29,7 +37,7 @@ def plant(
 ) -> date:
     """Forecasts of every active product (but ``skip``) for the 8 weeks after the lake's
     last complete week, and a backtest of 8 origins x 8 target weeks; the first week."""
-    last_order = DeltaTable(settings.table_uri("silver", "orders")).to_pyarrow_table()
+    last_order = _silver(settings, "orders")
     newest = max(last_order.column("ordered_at").to_pylist()).date()
     first_week = monday(newest)  # the week in progress: forecasts start there
     now = datetime.now(UTC)
