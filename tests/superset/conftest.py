@@ -13,6 +13,7 @@ from lakehouse.generate import GenerateParams, generate
 from lakehouse.quality.gate import build_audit_publish
 from lakehouse.supervisors.superset import SupersetServer
 from tests.quality.gate_support import lake_settings
+from tests.support.forecasts import plant
 from tests.support.ports import free_port
 
 # a year and more of the shop: every chart has data (new, churned clients, cohorts)
@@ -25,10 +26,18 @@ def published_lake(data_dir: Path, **overrides: Any) -> Any:
     return settings
 
 
+def plant_forecasts(settings: Any) -> None:
+    """Forecasts and a backtest in the lake's ``ml`` tables, for the Demand forecast
+    dashboard: planted rows stand in until the demo's model job fills the forecast marts
+    (a run of the real job here would cost minutes and test the model, not the charts)."""
+    plant(settings, "superset-run", "1", scale=10.0)
+
+
 @pytest.fixture(scope="module")
 def local_superset(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupersetServer]:
     settings = published_lake(tmp_path_factory.mktemp("superset") / "data")
     ingest(settings)
+    plant_forecasts(settings)
     build_audit_publish(settings)
     server = SupersetServer(settings)
     try:

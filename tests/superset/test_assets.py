@@ -13,7 +13,7 @@ import yaml
 from lakehouse.settings import load_settings
 from lakehouse.supervisors.superset import ASSETS_DIR, SupersetServer
 from tests.support.ports import free_port
-from tests.support.superset import CHART_SQL, dashboards
+from tests.support.superset import CHART_SQL, DASHBOARDS, dashboards
 
 LAKEHOUSE = str(Path(sys.executable).with_name("lakehouse"))
 
@@ -31,7 +31,7 @@ def test_every_reference_in_the_assets_resolves() -> None:
     assert all(d["schema"] == "marts" for d in datasets.values())
     assert all(c["dataset_uuid"] in datasets for c in charts.values())
     shown = dashboards()
-    assert {d["title"] for d in shown} == {"Sales overview", "Inventory", "Clients", "Data health"}
+    assert {d["title"] for d in shown} == DASHBOARDS
     on_dashboards = [name for d in shown for name in d["charts"]]
     assert sorted(on_dashboards) == sorted(c["slice_name"] for c in charts.values())
     assert set(CHART_SQL) == {c["slice_name"] for c in charts.values()}

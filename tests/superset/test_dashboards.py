@@ -21,6 +21,7 @@ import duckdb
 import pytest
 
 from lakehouse.contracts.marts import region_marts
+from lakehouse.exceptions import ServiceError
 from lakehouse.supervisors.superset import SupersetServer
 from tests.superset.attacks import (
     READ,
@@ -32,6 +33,7 @@ from tests.superset.attacks import (
 )
 from tests.support.superset import (
     CHART_SQL,
+    DASHBOARDS,
     api_rows,
     browser_page,
     client,
@@ -57,7 +59,7 @@ def test_every_dashboard_renders_every_chart_with_data(local_superset: SupersetS
     server = local_superset
     s = server.settings
     shown = dashboards()
-    assert {d["title"] for d in shown} == {"Sales overview", "Inventory", "Clients", "Data health"}
+    assert {d["title"] for d in shown} == DASHBOARDS
     with browser_page(server, s.superset_admin_user, s.superset_admin_secret()) as page:
         for dashboard in shown:
             state = open_dashboard(page, server, dashboard["slug"], len(dashboard["charts"]))
@@ -73,16 +75,28 @@ def test_every_chart_shows_the_numbers_of_the_marts(local_superset: SupersetServ
     admin = client(local_superset)
     differences = compare_charts(admin, lambda sql: _marts(local_superset, sql))
     assert not differences, differences
-    assert len(admin.charts()) == len(CHART_SQL) == 30
+    assert len(admin.charts()) == len(CHART_SQL) == 37
 
 
 def test_the_region_role_sees_only_its_region(local_superset: SupersetServer) -> None:
     server = local_superset
     analyst = client(server, f"{REGION}_analyst")
     charts = {c["slice_name"]: c for c in analyst.charts()}
-    # the charts of the region datasets, nothing else (stock and data health are not theirs)
+    # the charts of the region datasets, nothing else (stock, data health and the demand
+    # forecast carry no region: they are not theirs)
     assert "Revenue by region" in charts and "Cohort retention" in charts
     assert "Stock on hand today" not in charts and "Dead letters" not in charts
+    forecast = next(d["charts"] for d in dashboards() if d["title"] == "Demand forecast")
+    assert not set(forecast) & set(charts), set(forecast) & set(charts)
+    # asked by id, the forecast charts' data and datasets are refused, not filtered
+    everything = {c["slice_name"]: c["id"] for c in client(server).charts()}
+    for name in forecast:
+        with pytest.raises(ServiceError, match="HTTP 404"):
+            analyst.chart_data(everything[name])
+    seen = {d["table_name"] for d in analyst.get("/api/v1/dataset/").json()["result"]}
+    assert seen == set(REGION_DATASETS), seen
+    boards = {d["dashboard_title"] for d in analyst.get("/api/v1/dashboard/").json()["result"]}
+    assert boards == {"Sales overview", "Clients"}, boards
 
     by_region = api_rows(analyst.chart_data(charts["Revenue by region"]["id"]))
     assert [row[0] for row in by_region] == [REGION]

@@ -16,8 +16,11 @@ HORIZON = 8
 
 
 def _silver(settings: Settings, table: str) -> pa.Table:
-    uri = settings.table_uri("silver", table)
-    return DeltaTable(uri, storage_options=settings.lake_storage_options or None).to_pyarrow_table()
+    """A silver table, on the profile's storage (a directory, or the object store)."""
+    options = settings.lake_storage_options or None
+    return DeltaTable(
+        settings.table_uri("silver", table), storage_options=options
+    ).to_pyarrow_table()
 
 
 def active_products(settings: Settings) -> list[int]:
