@@ -49,6 +49,8 @@ def truth_panel(truth: Path) -> pd.DataFrame:
         ["promo_discount_pct", "promo_days"]
     ].fillna(0.0)
     panel["week_of_year"] = panel[DS].dt.isocalendar().week.astype("float64")
+    category = pd.read_parquet(truth / "product.parquet", columns=["product_id", "category"])
+    panel["category"] = panel[ID].map(category.set_index("product_id")["category"])
     return panel
 
 
