@@ -65,7 +65,7 @@ class CategorySeasonal:
 
     def predict(self, history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
         w = _Wide.of(history)
-        curve, beta = w.season_curve(self.smooth)
+        curve, beta = w.season_curve(self.smooth, SEASON + self.level_weeks + self.smooth)
         elasticity = w.elasticities(curve)
         level = w.levels(curve, elasticity, self.level_weeks, self.halflife)
         out = future[[ID, DS]].copy()
@@ -122,14 +122,22 @@ class _Wide:
         out.columns = self.units.columns
         return out
 
-    def season_curve(self, smooth: int) -> tuple[pd.DataFrame, float]:
+    def season_curve(self, smooth: int, since: int) -> tuple[pd.DataFrame, float]:
         """The category's weekly units without its promotion weeks, smoothed, and the
-        promotion lift per unit of pressure measured against that curve."""
-        total = self.by_category(self.units.fillna(0.0), "sum")
+        promotion lift per unit of pressure measured against that curve. Only products
+        sold since ``since`` weeks before the origin count (when the category has any):
+        a launch or a discontinuation last year is not its season."""
+        every = self.by_category(self.units.fillna(0.0), "sum")
+        units = self.units
+        if len(units) > since:
+            units = units.loc[:, units.iloc[-since].notna().to_numpy()]
+        total = units.fillna(0.0).T.groupby(self.category[units.columns]).sum().T
+        total = total.reindex(columns=every.columns).fillna(every)
         pressure = self.by_category(self.promo, "max")
         window = {"window": 2 * smooth + 1, "center": True, "min_periods": 1}
-        curve = total.where(pressure == 0).rolling(**window).mean()
-        curve = curve.fillna(total.rolling(**window).mean())
+        # promotion weeks: interpolated between their neighbours, then smoothed
+        clean = total.where(pressure == 0).interpolate(limit_direction="both")
+        curve = clean.rolling(**window).mean().fillna(total.rolling(**window).mean())
         lifted = pressure > 0
         ratio, x = (total / curve)[lifted].stack(), pressure[lifted].stack()
         beta = float(((ratio - 1) * x).sum() / (x * x).sum()) if len(x) else 0.0
@@ -146,7 +154,8 @@ class _Wide:
         weeks = self.units.index[-SEASON:]
         y, base = self.units.loc[weeks], self._year_before(curve, weeks)
         relative = self.price.loc[weeks] / self.price.iloc[-1]
-        ok = y.notna() & base.notna() & (self.promo.loc[weeks] == 0) & (relative > 0)
+        clean = self.promo.loc[weeks] == 0
+        ok = y.notna() & (base > 0) & clean & (relative > 0)
         y, base, log_rel = y.where(ok, 0.0), base.where(ok, 1.0), np.log(relative.where(ok, 1.0))
         best: dict[str, float] = {}
         for category, ids in self.category.groupby(self.category).groups.items():
@@ -155,8 +164,8 @@ class _Wide:
             scores = []
             for e in ELASTICITIES:
                 log_x = bc - e * lc
-                level = totals / np.where(ok[ids], np.exp(log_x), 0.0).sum(axis=0)
                 with np.errstate(divide="ignore", invalid="ignore"):
+                    level = totals / np.where(ok[ids], np.exp(log_x), 0.0).sum(axis=0)
                     fitted = np.where(totals > 0, totals * np.log(level), 0.0)
                 scores.append(float((yc * log_x).sum() + np.nansum(fitted)))
             best[str(category)] = float(ELASTICITIES[int(np.argmax(scores))])
