@@ -12,7 +12,7 @@ export UV_PYTHON ?= $(shell command -v $(PYTHON))
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: demo test test-fast lint format docs clean bench bench-cdc bench-apply bench-engines
+.PHONY: demo test test-fast lint format docs clean bench bench-cdc bench-apply bench-engines bench-forecast
 
 demo: $(STAMP)  ## the shop live in PostgreSQL + Debezium (or recorded files) -> ingest -> dbt build -> status -> dashboards (Superset)
 	$(VENV)/bin/lakehouse demo
@@ -43,6 +43,9 @@ bench-apply: $(STAMP)  ## silver apply throughput, delta-rs vs Spark, on a silve
 
 bench-engines: $(STAMP)  ## dashboard queries over the marts: DuckDB vs Trino vs Spark SQL, 1x and 10x scale
 	$(VENV)/bin/python -m bench.engines
+
+bench-forecast: $(STAMP)  ## demand forecast WAPE vs both baselines and the generator's oracle, coverage, train+score time (default shop, ~1 min to generate once)
+	$(VENV)/bin/python -m bench.forecast
 
 docs: $(STAMP)  ## dbt docs as a static site under the data directory
 	$(VENV)/bin/lakehouse dbt docs generate

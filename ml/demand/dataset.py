@@ -88,8 +88,9 @@ def load_panel(settings: Settings) -> Dataset:
     panel = panel[[ID, DS, *PANEL_COLUMNS.values()]].astype(
         {c: "float64" for c in PANEL_COLUMNS.values()}
     )
-    panel = panel.sort_values([ID, DS]).reset_index(drop=True)
     categories = keys.drop_duplicates("product_id").set_index("product_id")["category"]
+    panel["category"] = panel[ID].map(categories)
+    panel = panel.sort_values([ID, DS]).reset_index(drop=True)
     return Dataset(
         panel=panel,
         categories=categories,

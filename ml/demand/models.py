@@ -154,7 +154,7 @@ class GlobalBoosted:
         # keep rows whose long lags are unknown yet: LightGBM splits on missing values
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Found null values", UserWarning)
-            self._model.fit(history, static_features=[], dropna=False)
+            self._model.fit(history[[ID, DS, Y, *self._exog]], static_features=[], dropna=False)
         return self
 
     def predict(self, history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:

@@ -13,7 +13,9 @@ The panel is a pandas DataFrame, one row per series and week:
 plus any of the exogenous columns of Feast's ``feat_product_weekly`` view (read with
 ``get_historical_features``, so each row holds what was known that week):
 ``avg_unit_price``, ``promo_discount_pct``, ``promo_days``, ``stockout_days``,
-``holiday_days``, ``week_of_year``.
+``holiday_days``, ``week_of_year``; and the static column ``category`` (the product's
+category, a string, one value per series), which lets a model pool what a category
+shares (its season, its promotions) and measure each product against it.
 
 Every week of the panel is complete (a partial current week is left out), and each
 series has one row per week from its first week to the panel's last week.
@@ -42,6 +44,7 @@ EXOGENOUS = (
     "holiday_days",
     "week_of_year",
 )
+STATIC = ("category",)  # one value per series, known for every week
 HORIZON = 8
 WEEK = pd.Timedelta(weeks=1)
 FREQ = "W-MON"
@@ -56,17 +59,22 @@ def exogenous_columns(panel: pd.DataFrame) -> list[str]:
     return [c for c in EXOGENOUS if c in panel.columns]
 
 
+def static_columns(panel: pd.DataFrame) -> list[str]:
+    """The contract's static columns this panel carries."""
+    return [c for c in STATIC if c in panel.columns]
+
+
 def validate_panel(panel: pd.DataFrame) -> pd.DataFrame:
     """The panel with the contract's types, sorted by series and week; a one-line
     :class:`ForecastError` on what breaks the contract."""
     missing = [c for c in (ID, DS, Y) if c not in panel.columns]
     if missing:
         raise ForecastError(f"the demand panel lacks column(s) {', '.join(missing)}")
-    unknown = sorted(set(panel.columns) - {ID, DS, Y, *EXOGENOUS})
+    unknown = sorted(set(panel.columns) - {ID, DS, Y, *EXOGENOUS, *STATIC})
     if unknown:
         raise ForecastError(
             f"the demand panel has column(s) outside the contract: {', '.join(unknown)} "
-            f"(exogenous columns are {', '.join(EXOGENOUS)})"
+            f"(exogenous columns are {', '.join(EXOGENOUS)}; static: {', '.join(STATIC)})"
         )
     if panel.empty:
         raise ForecastError("the demand panel is empty: no weeks to learn from")
@@ -78,6 +86,10 @@ def validate_panel(panel: pd.DataFrame) -> pd.DataFrame:
         raise ForecastError("the demand panel's ds must be week starts (Mondays)")
     if out[Y].isna().any() or (out[Y] < 0).any():
         raise ForecastError("the demand panel's y must be non-negative units, never null")
+    for column in static_columns(out):
+        if out[column].isna().any() or (out.groupby(ID)[column].nunique() > 1).any():
+            raise ForecastError(f"the demand panel's {column} must be one value per unique_id")
+        out[column] = out[column].astype(str)
     if out.duplicated([ID, DS]).any():
         raise ForecastError("the demand panel has more than one row per unique_id and week")
     out = out.sort_values([ID, DS], ignore_index=True)

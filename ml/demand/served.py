@@ -16,7 +16,16 @@ import pandas as pd
 from ml.demand.backtest import FORECAST, STEP
 from ml.demand.intervals import LOWER, UPPER, Calibration
 from ml.demand.models import Forecaster
-from ml.demand.panel import DS, ID, WEEK, Y, checked_future, exogenous_columns, validate_panel
+from ml.demand.panel import (
+    DS,
+    ID,
+    WEEK,
+    Y,
+    checked_future,
+    exogenous_columns,
+    static_columns,
+    validate_panel,
+)
 
 OUTPUT = (ID, DS, FORECAST, LOWER, UPPER)
 
@@ -40,6 +49,11 @@ class DemandModel:
 
 
 def model_input(history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
-    """The served model's input frame: ``history`` then ``future`` with ``y`` null."""
-    columns = [ID, DS, Y, *exogenous_columns(history)]
+    """The served model's input frame: ``history`` then ``future`` with ``y`` null; the
+    future rows carry their series' static columns."""
+    static = static_columns(history)
+    columns = [ID, DS, Y, *static, *exogenous_columns(history)]
+    future = future.drop(columns=static, errors="ignore").merge(
+        history[[ID, *static]].drop_duplicates(ID), on=ID, how="left"
+    )
     return pd.concat([history, future.assign(**{Y: float("nan")})], ignore_index=True)[columns]

@@ -26,6 +26,7 @@ from ml.demand.backtest import (
     wape_by,
     with_actuals,
 )
+from ml.demand.category import CategorySeasonal
 from ml.demand.gate import Decision, decide
 from ml.demand.intervals import Calibration, covered, cross_conformal
 from ml.demand.models import BASELINES, Forecaster, GlobalBoosted, StatisticalFamily
@@ -41,6 +42,7 @@ def default_forecasters() -> list[Forecaster]:
     return [
         StatisticalFamily(candidates=("AutoTheta", "CrostonOptimized", "ADIDA")),
         GlobalBoosted(),
+        CategorySeasonal(),
     ]
 
 
@@ -179,7 +181,7 @@ def _log(
     }
     params.update({f"data.{k}": v for k, v in data_version.items()})
     for f in forecasters:
-        if isinstance(f, GlobalBoosted):
+        if isinstance(f, GlobalBoosted | CategorySeasonal):
             params.update({f"{f.name}.{k}": v for k, v in f.params().items()})
     run.params(params)
     run.json("data_version.json", dict(data_version))

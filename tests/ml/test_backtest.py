@@ -10,13 +10,18 @@ import itertools
 import pandas as pd
 
 from ml.demand.backtest import FORECAST, MODEL, backtest, last_origins
+from ml.demand.category import CategorySeasonal
 from ml.demand.models import GlobalBoosted, StatisticalFamily
 from ml.demand.panel import DS, EXOGENOUS, HORIZON, ID, WEEK, Y, future_weeks
 from tests.support.demand import AnnouncedFuture
 
 
 def _forecasters() -> list:
-    return [StatisticalFamily(candidates=("ADIDA",)), GlobalBoosted(n_estimators=20)]
+    return [
+        StatisticalFamily(candidates=("ADIDA",)),
+        GlobalBoosted(n_estimators=20),
+        CategorySeasonal(),
+    ]
 
 
 def _planted(panel: pd.DataFrame, origin: pd.Timestamp) -> pd.DataFrame:

@@ -49,6 +49,8 @@ def truth_panel(truth: Path) -> pd.DataFrame:
         ["promo_discount_pct", "promo_days"]
     ].fillna(0.0)
     panel["week_of_year"] = panel[DS].dt.isocalendar().week.astype("float64")
+    category = pd.read_parquet(truth / "product.parquet", columns=["product_id", "category"])
+    panel["category"] = panel[ID].map(category.set_index("product_id")["category"])
     return panel
 
 
@@ -103,3 +105,16 @@ class AnnouncedFuture:
         ].fillna(0.0)
         keys["week_of_year"] = keys[DS].dt.isocalendar().week.astype("float64")
         return keys
+
+
+def oracle_forecasts(truth: Path, rows: pd.DataFrame) -> pd.Series:
+    """The generator's expected units for each of ``rows`` (``unique_id, ds``), aligned
+    with them: the floor a forecast of those rows can reach. 0 where the product could
+    not be ordered that week. Test and bench support: the product code never sees it."""
+    expected = pd.read_parquet(truth / "expected_demand.parquet").rename(
+        columns={"product_id": ID, "week_start_date": DS}
+    )
+    expected[DS] = pd.to_datetime(expected[DS]).astype("datetime64[ns]")
+    keys = rows[[ID, DS]].astype({ID: "int64"})
+    found = keys.merge(expected, on=[ID, DS], how="left")["expected_units"]
+    return pd.Series(found.fillna(0.0).to_numpy(), index=rows.index, name="oracle")
