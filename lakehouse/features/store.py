@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,6 +69,17 @@ def feature_store(settings: Settings) -> Iterator[Any]:
         yield FeatureStore(repo_path=str(FEATURE_REPO_DIR), fs_yaml_file=config_file(settings))
 
 
+def _forget_definitions() -> None:
+    """Drop the repository's modules from ``sys.modules``: Feast imports them to apply,
+    and an import is cached per process, with the data directory of the first apply in
+    the paths of its sources. Applied again with other settings, they are read again."""
+    repo = str(FEATURE_REPO_DIR.resolve())
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None) or ""
+        if path and str(Path(path).resolve()).startswith(repo + os.sep):
+            del sys.modules[name]
+
+
 def apply(settings: Settings, progress: Progress | None = None) -> dict[str, int]:
     """Export the published feature tables, then ``feast apply`` the repository (Feast's
     own apply: registry, and the online store's tables). Returns the exported rows."""
@@ -77,6 +89,7 @@ def apply(settings: Settings, progress: Progress | None = None) -> dict[str, int
 
     task = progress.add_task("feast apply", total=1) if progress else 0
     with _environment(settings):
+        _forget_definitions()
         config = load_repo_config(FEATURE_REPO_DIR, config_file(settings))
         try:  # what `feast apply` runs
             cli_check_repo(FEATURE_REPO_DIR, config_file(settings))

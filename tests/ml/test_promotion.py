@@ -4,8 +4,7 @@ follows the alias in the same process."""
 
 from __future__ import annotations
 
-from mlflow import MlflowClient
-
+from ml import tracking
 from ml.demand.gate import decide
 from ml.demand.models import GlobalBoosted, StatisticalFamily
 from ml.demand.panel import DS
@@ -18,7 +17,7 @@ VERSION = {"delta_versions": {}, "feature_service": "demand_v1"}
 
 def test_a_worse_challenger_is_refused_a_better_one_promoted(settings) -> None:
     panel, future = seasonal_panel()
-    client = MlflowClient(settings.mlflow_uri)
+    client = tracking.client(settings)  # tracking and registry on this test's store
     plain = StatisticalFamily(candidates=())
 
     def scored_version() -> set[str]:

@@ -29,7 +29,7 @@ def test_a_run_logs_params_metrics_plots_and_model(shop_truth, shop_panel, setti
     forecasters = [StatisticalFamily(candidates=("ADIDA",)), GlobalBoosted(n_estimators=30)]
     result = train(shop_panel, future, settings, DATA_VERSION, forecasters)
 
-    client = MlflowClient(settings.mlflow_uri)
+    client = tracking.client(settings)  # tracking and registry on this test's store
     run = client.get_run(result.run_id)
     assert client.get_experiment(run.info.experiment_id).name == EXPERIMENT
     assert run.info.artifact_uri.startswith(settings.mlflow_artifacts_uri)

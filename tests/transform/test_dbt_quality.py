@@ -27,7 +27,12 @@ from tests.transform.test_dbt_project import MARTS
 
 pytestmark = pytest.mark.integration
 TINY = GenerateParams(clients=40, products=12, days=30, snapshot_day=5)
-MART_FOLDERS = ("marts/core/", "marts/inventory/", "marts/sales/")  # not marts/quality
+MART_FOLDERS = (
+    "marts/core/",
+    "marts/inventory/",
+    "marts/sales/",
+    "marts/forecast/",
+)  # not marts/quality
 # the marts and their ancestors only: the quality models read tables this lake lacks
 BUILD_ARGS = [
     "--select",
