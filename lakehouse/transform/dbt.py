@@ -103,11 +103,14 @@ def run_dbt(
         _release_warehouse(settings)
     nodes: dict[str, int] = {}
     failures: list[str] = []
-    outcomes = [_outcome(node) for node in getattr(result.result, "results", None) or []]
-    for node in outcomes:
-        nodes[node.status] = nodes.get(node.status, 0) + 1
+    outcomes = []
+    for node in (_outcome(r) for r in getattr(result.result, "results", None) or []):
         if node.status in {"error", "fail", "runtime error"}:
             failures.append(f"{node.name}: {node.message or node.status}")
+        if node.resource_type == "operation":  # a hook (on-run-start): not a node built
+            continue
+        outcomes.append(node)
+        nodes[node.status] = nodes.get(node.status, 0) + 1
     outcome = DbtResult(" ".join(args), bool(result.success), nodes, failures, outcomes)
     if raise_on_failure and not result.success:
         detail = "; ".join(failures[:5]) or str(result.exception or "see the dbt log above")
