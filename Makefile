@@ -24,13 +24,13 @@ test-fast: $(STAMP)  ## the edit loop: everything but the end-to-end run
 	$(VENV)/bin/pytest -n 2 -m "not e2e"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check lakehouse flows tests bench
-	$(VENV)/bin/ruff format --check lakehouse flows tests bench
+	$(VENV)/bin/ruff check lakehouse flows tests bench ml
+	$(VENV)/bin/ruff format --check lakehouse flows tests bench ml
 	$(VENV)/bin/mypy
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format lakehouse flows tests bench
-	$(VENV)/bin/ruff check --fix lakehouse flows tests bench
+	$(VENV)/bin/ruff format lakehouse flows tests bench ml
+	$(VENV)/bin/ruff check --fix lakehouse flows tests bench ml
 
 bench: $(STAMP)  ## ingest throughput against the naive merge and the parse-and-write ceiling
 	$(VENV)/bin/python -m bench.ingest
