@@ -39,7 +39,6 @@ from lakehouse.warehouse.base import (
     Area,
     Engine,
     Publication,
-    Section,
     Warehouse,
     quoted,
     require_built,
@@ -55,15 +54,7 @@ class DuckDBWarehouse(Warehouse):
         "published": PUBLISHED_FEATURES_SCHEMA,
     }
 
-    def __init__(
-        self,
-        settings: Settings,
-        area: Area,
-        region: str | None = None,
-        section: Section = "marts",
-    ) -> None:
-        super().__init__(settings, area, region, section)
-        self._con: Any = None
+    _con: Any = None  # opened on the first query
 
     @property
     def path(self) -> Path:

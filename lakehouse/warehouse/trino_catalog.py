@@ -52,15 +52,7 @@ class TrinoWarehouse(Warehouse):
         "published": PUBLISHED_FEATURES_SCHEMA,
     }
 
-    def __init__(
-        self,
-        settings: Settings,
-        area: Area,
-        region: str | None = None,
-        section: Section = "marts",
-    ) -> None:
-        super().__init__(settings, area, region, section)
-        self._connection: Any = None
+    _connection: Any = None  # opened on the first query
 
     @property
     def schema(self) -> str:
