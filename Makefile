@@ -18,7 +18,7 @@ demo: $(STAMP)  ## the shop live in PostgreSQL + Debezium (or recorded files) ->
 	$(VENV)/bin/lakehouse demo
 
 test: $(STAMP)  ## every test: unit, integration and the end-to-end demo reconciliation
-	$(VENV)/bin/pytest -n 2 --dist loadgroup
+	$(VENV)/bin/pytest -n 2 --dist loadgroup --durations=30
 
 test-fast: $(STAMP)  ## the edit loop: everything but the end-to-end run
 	$(VENV)/bin/pytest -n 2 -m "not e2e"

@@ -20,8 +20,9 @@ def feature_store_task(data_dir: str | None, materialize_from: datetime | None) 
 
     settings = settings_for(data_dir)
     with flow_progress() as progress:
-        apply(settings, progress)
-        return materialize(settings, progress=progress, start=materialize_from)
+        exported = apply(settings, progress)  # exports the published feature tables first
+        materialize(settings, progress=progress, start=materialize_from, export_first=False)
+        return exported
 
 
 @task(name="train")
@@ -59,8 +60,9 @@ def score_task(data_dir: str | None) -> dict[str, object]:
         scoring = score_job(settings_for(data_dir), progress)
     feature, psi = scoring.worst_drift
     get_run_logger().info(
-        "scored %s product-weeks with version %s; highest drift: %s (PSI %.3f)",
+        "scored %s product-weeks (%s per warehouse) with version %s; highest drift: %s (PSI %.3f)",
         f"{scoring.forecasts:,}",
+        f"{scoring.warehouse_forecasts:,}",
         scoring.model_version,
         feature,
         psi,

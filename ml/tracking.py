@@ -203,3 +203,12 @@ def artifact_table(settings: Settings, run_id: str, name: str) -> pd.DataFrame:
     with tempfile.TemporaryDirectory() as tmp:
         path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name, dst_path=tmp)
         return pd.read_parquet(path)
+
+
+def artifact_json(settings: Settings, run_id: str, name: str) -> Any | None:
+    """A JSON artefact of a run, or None when the run has none by that name."""
+    client(settings)
+    try:
+        return mlflow.artifacts.load_dict(f"runs:/{run_id}/{name}")
+    except (MlflowException, OSError):
+        return None

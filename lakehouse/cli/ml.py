@@ -32,6 +32,13 @@ def ml_train(data_dir: DataDir = None) -> None:
         chosen = " (chosen)" if name == evaluation.chosen else ""
         table.add_row(f"{name}{chosen}", f"{wape:.3f}")
     console.print(table)
+    if result.warehouse is not None:
+        split = result.warehouse
+        console.print(
+            f"per warehouse (the forecast split by share): WAPE {split.wape:.3f} against "
+            f"{split.best_baseline:.3f} for the best warehouse baseline, 80% interval "
+            f"coverage {split.coverage:.1%}"
+        )
     console.print(
         f"80% interval coverage {evaluation.coverage:.1%}; demand_forecast version "
         f"{result.version} in {result.seconds:.0f} s; MLflow run {result.run_id}"
@@ -50,7 +57,8 @@ def ml_score(data_dir: DataDir = None) -> None:
     with progress_bar() as progress:
         scoring = score_job(settings, progress)
     console.print(
-        f"scored {scoring.forecasts:,} product-weeks with {scoring.model_name} "
+        f"scored {scoring.forecasts:,} product-weeks ({scoring.warehouse_forecasts:,} "
+        f"product-warehouse-weeks) with {scoring.model_name} "
         f"(demand_forecast version {scoring.model_version}), features as of "
         f"{scoring.features_as_of:%Y-%m-%d}; scoring run {scoring.run_id}. "
         "`lakehouse build` publishes them (mart_demand_forecast)."

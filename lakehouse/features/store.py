@@ -109,13 +109,15 @@ def materialize(
     progress: Progress | None = None,
     *,
     start: datetime | None = None,
+    export_first: bool = True,
 ) -> dict[str, int]:
-    """Export the published feature tables again, then load the online store with each
+    """Export the published feature tables again (unless ``export_first`` is False: an
+    apply just did), then load the online store with each
     entity's latest values up to ``end`` (default now): Feast's materialize-incremental,
     or its materialize from ``start`` when given. The first incremental run starts at
     ``end`` minus each view's TTL: rows older than that (a demo's history) need
     ``start``."""
-    exported = export(settings, progress)
+    exported = export(settings, progress) if export_first else {}
     task = progress.add_task("feast materialize", total=1) if progress else 0
     until = end or datetime.now(UTC)
     with feature_store(settings) as store:

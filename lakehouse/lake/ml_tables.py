@@ -2,6 +2,9 @@
 
 * ``demand_forecasts``: every scoring run's forecasts, appended (one row per product x
   week ahead x scoring run). ``mart_demand_forecast`` serves the latest run's.
+* ``warehouse_forecasts``: the same runs' forecasts split per product x warehouse, with
+  their own intervals (one row per product x warehouse x week ahead x scoring run).
+  ``mart_replenishment`` reads the latest run's.
 * ``forecast_backtests``: the rolling-origin backtest of every trained model version,
   appended (one row per model version x product x origin week x target week).
   ``mart_forecast_backtest`` serves the backtest of the version that scored last.
@@ -26,6 +29,7 @@ from lakehouse.settings import Settings
 
 LAYER = "ml"
 FORECASTS = "demand_forecasts"
+WAREHOUSE_FORECASTS = "warehouse_forecasts"
 BACKTESTS = "forecast_backtests"
 MONITORING = "model_monitoring"
 
@@ -43,6 +47,21 @@ FORECASTS_SCHEMA = pa.schema(
         pa.field("model_version", pa.string(), nullable=False),
         # the end of the last complete week the features describe: nothing later was read
         pa.field("features_as_of", _TS, nullable=False),
+        pa.field("scored_at", _TS, nullable=False),
+    ]
+)
+
+WAREHOUSE_FORECASTS_SCHEMA = pa.schema(
+    [
+        pa.field("scoring_run_id", pa.string(), nullable=False),
+        pa.field("product_id", pa.int64(), nullable=False),
+        pa.field("warehouse_id", pa.string(), nullable=False),
+        pa.field("week_start_date", pa.date32(), nullable=False),
+        pa.field("warehouse_share", pa.float64(), nullable=False),  # of the product's units
+        pa.field("forecast_units", pa.float64(), nullable=False),
+        pa.field("lower_80", pa.float64(), nullable=False),
+        pa.field("upper_80", pa.float64(), nullable=False),
+        pa.field("model_version", pa.string(), nullable=False),
         pa.field("scored_at", _TS, nullable=False),
     ]
 )
@@ -77,7 +96,12 @@ MONITORING_SCHEMA = pa.schema(
     ]
 )
 
-SCHEMAS = {FORECASTS: FORECASTS_SCHEMA, BACKTESTS: BACKTESTS_SCHEMA, MONITORING: MONITORING_SCHEMA}
+SCHEMAS = {
+    FORECASTS: FORECASTS_SCHEMA,
+    WAREHOUSE_FORECASTS: WAREHOUSE_FORECASTS_SCHEMA,
+    BACKTESTS: BACKTESTS_SCHEMA,
+    MONITORING: MONITORING_SCHEMA,
+}
 
 
 def ensure_tables(settings: Settings) -> None:

@@ -63,6 +63,11 @@ class Calibration:
     def to_dict(self) -> dict[str, list[float]]:
         return {str(h): list(q) for h, q in sorted(self.quantiles.items())}
 
+    @classmethod
+    def from_dict(cls, value: dict[str, list[float]]) -> Calibration:
+        """What :meth:`to_dict` wrote (an MLflow run's JSON artefact)."""
+        return cls({int(h): (float(q[0]), float(q[1])) for h, q in value.items()})
+
 
 def cross_conformal(scored: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
     """The backtest rows of one model with intervals, each origin's calibrated on the

@@ -32,10 +32,13 @@ from ml.demand.intervals import Calibration, covered, cross_conformal
 from ml.demand.models import BASELINES, Forecaster, GlobalBoosted, StatisticalFamily
 from ml.demand.panel import DS, HORIZON, ID, FutureExog, validate_panel
 from ml.demand.served import DemandModel, model_input
+from ml.demand.warehouse import WarehouseEvaluation
+from ml.demand.warehouse import evaluate as evaluate_warehouses
 
 EXPERIMENT = "demand-forecast"
 REGISTERED_MODEL = "demand_forecast"
 ORIGINS = 8
+WAREHOUSE_CALIBRATION = "warehouse_calibration.json"
 
 
 def default_forecasters() -> list[Forecaster]:
@@ -101,6 +104,7 @@ class TrainResult:
     decision: Decision
     evaluation: Evaluation
     seconds: float
+    warehouse: WarehouseEvaluation | None = None
 
 
 def train(
@@ -110,15 +114,20 @@ def train(
     data_version: Mapping[str, Any],
     forecasters: Sequence[Forecaster] | None = None,
     origins: int = ORIGINS,
+    warehouses: pd.DataFrame | None = None,
 ) -> TrainResult:
     """One training run: backtest, fit the chosen model on the whole panel, log it all to
     MLflow (experiment ``demand-forecast``), register a version of ``demand_forecast``
     and move ``champion`` to it only if the gate lets it. ``data_version`` says what the
-    panel was read from (the Delta versions of the source tables, the feature service)."""
+    panel was read from (the Delta versions of the source tables, the feature service).
+    ``warehouses``: the product x warehouse panel (:mod:`ml.demand.warehouse`); with it,
+    the split of the chosen model's backtest is scored per warehouse and its interval
+    calibration logged, for scoring to forecast each warehouse."""
     began = time.monotonic()
     panel = validate_panel(panel)
     forecasters = list(forecasters or default_forecasters())
     evaluation = evaluate(panel, future_exog, forecasters, origins)
+    warehouse = None if warehouses is None else evaluate_warehouses(evaluation.backtest, warehouses)
     holder = next(f for f in forecasters if evaluation.chosen in f.names)
     served = DemandModel(
         forecaster=holder.fit(panel),
@@ -129,12 +138,15 @@ def train(
     with tracking.run(settings, EXPERIMENT, evaluation.chosen) as run:
         _log(run, panel, evaluation, forecasters, data_version, settings)
         run.json("calibration.json", served.calibration.to_dict())
+        if warehouse is not None:
+            run.metrics(warehouse.metrics())
+            run.json(WAREHOUSE_CALIBRATION, warehouse.calibration.to_dict())
         model_uri = run.model("model", served, _example(panel, future_exog))
         seconds = time.monotonic() - began
         run.metrics({"train_seconds": seconds})
     version = str(tracking.register(settings, model_uri, REGISTERED_MODEL, run.run_id).version)
     decision = _gate(settings, evaluation, version, run.run_id)
-    return TrainResult(run.run_id, version, decision, evaluation, seconds)
+    return TrainResult(run.run_id, version, decision, evaluation, seconds, warehouse)
 
 
 def _gate(settings: Settings, evaluation: Evaluation, version: str, run_id: str) -> Decision:

@@ -28,6 +28,42 @@ def active_products(settings: Settings) -> list[int]:
     return sorted(r["product_id"] for r in rows if r["is_active"] and not r.get("_deleted"))
 
 
+def stocked_warehouses(settings: Settings) -> dict[int, list[str]]:
+    """Each product's warehouses in the silver stock table, sorted."""
+    found: dict[int, set[str]] = {}
+    for row in _silver(settings, "stock").to_pylist():
+        if not row.get("_deleted"):
+            found.setdefault(row["product_id"], set()).add(row["warehouse_id"])
+    return {pid: sorted(ids) for pid, ids in found.items()}
+
+
+def _per_warehouse(settings: Settings, forecasts: list[dict[str, Any]]) -> pa.Table:
+    """The forecasts split over each product's warehouses, the k-th of n taking a share
+    of k / (1 + ... + n), with wider intervals, as the scoring job writes them."""
+    warehouses = stocked_warehouses(settings)
+    rows = []
+    for f in forecasts:
+        ids = warehouses.get(f["product_id"], [])
+        total = len(ids) * (len(ids) + 1) / 2
+        for k, warehouse_id in enumerate(ids, start=1):
+            units = f["forecast_units"] * k / total
+            rows.append(
+                {
+                    "scoring_run_id": f["scoring_run_id"],
+                    "product_id": f["product_id"],
+                    "warehouse_id": warehouse_id,
+                    "week_start_date": f["week_start_date"],
+                    "warehouse_share": k / total,
+                    "forecast_units": units,
+                    "lower_80": units * 0.4,
+                    "upper_80": units * 1.7,
+                    "model_version": f["model_version"],
+                    "scored_at": f["scored_at"],
+                }
+            )
+    return pa.Table.from_pylist(rows)
+
+
 def monday(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
@@ -102,6 +138,7 @@ def plant(
         for feature, psi, status in (("units", 0.05, "ok"), ("avg_unit_price", 0.25, "alert"))
     ]
     ml_tables.append(settings, ml_tables.FORECASTS, pa.Table.from_pylist(forecasts))
+    ml_tables.append(settings, ml_tables.WAREHOUSE_FORECASTS, _per_warehouse(settings, forecasts))
     ml_tables.append(settings, ml_tables.BACKTESTS, pa.Table.from_pylist(backtest))
     ml_tables.append(settings, ml_tables.MONITORING, pa.Table.from_pylist(monitoring))
     return first_week

@@ -23,7 +23,12 @@ STAGING = [
         "product_changes",
         "stock_changes",
     )
-] + ["stg_ml__demand_forecasts", "stg_ml__forecast_backtests", "stg_ml__model_monitoring"]
+] + [
+    "stg_ml__demand_forecasts",
+    "stg_ml__forecast_backtests",
+    "stg_ml__model_monitoring",
+    "stg_ml__warehouse_forecasts",
+]
 INTERMEDIATE = ["int_clients_historized", "int_products_historized"]
 MARTS = [
     "dim_date",

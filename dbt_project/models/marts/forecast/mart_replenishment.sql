@@ -1,8 +1,9 @@
 -- one row per product x warehouse with stock on the last day of data (mart_stock_coverage):
--- the product's forecast split over its warehouses by their share of its recent sales (the
--- stock coverage window), how long the stock lasts at that rate, and how much to order now
--- so that the stock covers the upper bound of the 80% interval over the lead time and the
--- review period
+-- the latest scoring run's forecast for that warehouse (the product's forecast split by
+-- the warehouse's share of its recent in-stock demand, with intervals calibrated per
+-- warehouse: ml/demand/warehouse.py), how long the stock lasts at that rate, and how much
+-- to order now so that the stock covers the upper bound of the 80% interval over the lead
+-- time and the review period
 {%- set lead_weeks = var('replenishment_lead_time_weeks') %}
 {%- set review_weeks = var('replenishment_review_weeks') %}
 
@@ -10,66 +11,46 @@ with coverage as (
     select * from {{ ref('mart_stock_coverage') }}
 ),
 
-forecasts as (
-    select * from {{ ref('mart_demand_forecast') }}
+product_forecasts as (
+    select * from {{ ref('stg_ml__demand_forecasts') }}
 ),
 
-shares as (
-    select
-        product_id,
-        warehouse_id,
-        units_sold_in_window,
-        sum(units_sold_in_window) over (partition by product_id) as product_units_sold,
-        count(*) over (partition by product_id) as product_warehouses
-    from coverage
+warehouse_forecasts as (
+    select * from {{ ref('stg_ml__warehouse_forecasts') }}
+),
+
+latest_run as (
+    -- the run mart_demand_forecast serves
+    select scoring_run_id
+    from product_forecasts
+    order by scored_at desc, scoring_run_id desc
+    limit 1
 ),
 
 weeks_ahead as (
     select
-        forecasts.*,
+        warehouse_forecasts.*,
         row_number() over (
-            partition by forecasts.product_id order by forecasts.week_start_date
+            partition by warehouse_forecasts.product_id, warehouse_forecasts.warehouse_id
+            order by warehouse_forecasts.week_start_date
         ) as week_ahead
-    from forecasts
-),
-
-product_demand as (
-    select
-        product_id,
-        count(*) as horizon_weeks,
-        sum(forecast_units) as horizon_units,
-        sum(case when week_ahead <= {{ lead_weeks }} then forecast_units else 0 end)
-            as lead_time_units,
-        sum(case when week_ahead <= {{ lead_weeks + review_weeks }} then upper_80 else 0 end)
-            as cover_upper_units
-    from weeks_ahead
-    group by product_id
-),
-
-split as (
-    select
-        shares.product_id,
-        shares.warehouse_id,
-        case
-            when shares.product_units_sold > 0
-                then cast(shares.units_sold_in_window as double) / shares.product_units_sold
-            else 1.0 / shares.product_warehouses
-        end as warehouse_share
-    from shares
+    from warehouse_forecasts
+    inner join latest_run
+        on warehouse_forecasts.scoring_run_id = latest_run.scoring_run_id
 ),
 
 demand as (
     select
-        split.product_id,
-        split.warehouse_id,
-        split.warehouse_share,
-        product_demand.lead_time_units * split.warehouse_share as lead_time_units,
-        product_demand.cover_upper_units * split.warehouse_share as cover_upper_units,
-        product_demand.horizon_units * split.warehouse_share
-            / (7.0 * product_demand.horizon_weeks) as daily_units
-    from split
-    inner join product_demand
-        on split.product_id = product_demand.product_id
+        product_id,
+        warehouse_id,
+        max(warehouse_share) as warehouse_share,
+        sum(case when week_ahead <= {{ lead_weeks }} then forecast_units else 0 end)
+            as lead_time_units,
+        sum(case when week_ahead <= {{ lead_weeks + review_weeks }} then upper_80 else 0 end)
+            as cover_upper_units,
+        sum(forecast_units) / (7.0 * count(*)) as daily_units
+    from weeks_ahead
+    group by product_id, warehouse_id
 ),
 
 final as (
