@@ -3,6 +3,7 @@ what reads the forecast marts (the gate, the dashboards), whatever model made th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -76,10 +77,13 @@ def plant(
     skip: int | None = None,
     *,
     now: datetime | None = None,
+    amend: Callable[[str, list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
 ) -> date:
     """Forecasts of every active product (but ``skip``) for the 8 weeks after the lake's
     last complete week, a backtest of 8 origins x 8 target weeks and the drift of two
-    features, as a scoring run at ``now`` (default: now) writes them; the first week."""
+    features, as a scoring run at ``now`` (default: now) writes them; the first week.
+    ``amend(table, rows)`` returns the rows to write to the ``ml`` table instead: a
+    test's defects, planted in rows that are otherwise valid."""
     last_order = _silver(settings, "orders")
     newest = max(last_order.column("ordered_at").to_pylist()).date()
     first_week = monday(newest)  # the week in progress: forecasts start there
@@ -137,6 +141,10 @@ def plant(
         }
         for feature, psi, status in (("units", 0.05, "ok"), ("avg_unit_price", 0.25, "alert"))
     ]
+    if amend is not None:
+        forecasts = amend(ml_tables.FORECASTS, forecasts)
+        backtest = amend(ml_tables.BACKTESTS, backtest)
+        monitoring = amend(ml_tables.MONITORING, monitoring)
     ml_tables.append(settings, ml_tables.FORECASTS, pa.Table.from_pylist(forecasts))
     ml_tables.append(settings, ml_tables.WAREHOUSE_FORECASTS, _per_warehouse(settings, forecasts))
     ml_tables.append(settings, ml_tables.BACKTESTS, pa.Table.from_pylist(backtest))
