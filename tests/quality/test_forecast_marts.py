@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 import pytest
-from deltalake import DeltaTable
 
 from lakehouse.lake import ml_tables
 from lakehouse.quality.gate import PublicationBlocked, build_audit_publish
@@ -85,30 +83,6 @@ def test_the_latest_scoring_run_is_published_with_its_backtest_and_replenishment
     assert _read(settings, "select count(*) from marts.mart_replenishment")[0][0] == stock
 
 
-def test_a_negative_forecast_blocks_publication(forecast_lake: Settings, tmp_path: Path) -> None:
-    settings = copy_lake(forecast_lake, tmp_path / "lake")
-    bad = plant(settings, "run-3", "3", scale=1.0)
-    rows = DeltaTable(settings.table_uri(ml_tables.LAYER, ml_tables.FORECASTS))
-    table = rows.to_pyarrow_table().filter(
-        pa.compute.equal(pa.compute.field("scoring_run_id"), "run-3")
-    )
-    assert table.num_rows and bad
-    negative = table.set_column(
-        table.schema.get_field_index("forecast_units"),
-        "forecast_units",
-        pa.array([-1.0] * table.num_rows),
-    ).set_column(
-        table.schema.get_field_index("scoring_run_id"),
-        "scoring_run_id",
-        pa.array(["run-4"] * table.num_rows),
-    )
-    ml_tables.append(settings, ml_tables.FORECASTS, negative)
-    with pytest.raises(PublicationBlocked) as blocked:
-        build_audit_publish(settings)
-    named = [c.check for c in blocked.value.report.blocking]
-    assert any("mart_demand_forecast" in n and "forecast_units" in n for n in named), named
-
-
 def test_an_active_product_without_a_forecast_blocks_publication(
     forecast_lake: Settings, tmp_path: Path
 ) -> None:
@@ -137,13 +111,20 @@ def _defects(products: list[int]) -> Callable[[str, list[dict[str, Any]]], list[
     negative, the fourth's forecast negative (its lower bound with it, so that the interval
     stays ordered; its lead-time demand in the replenishment goes negative); the fifth's
     actual units negative. The backtest's oldest origin is left out (seven origins). The drift
-    of the first feature is negative, the second's status is not one of the three."""
+    of the first feature is negative, the second's status is not one of the three. Per
+    warehouse, the fifth product's first warehouse takes a share above 1."""
     inverted, narrow, below_zero, negative, unsold = products[:5]
 
     def amend(table: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if table == ml_tables.MONITORING:
             rows[0]["psi"] = -0.05
             rows[1]["status"] = "drifting"
+            return rows
+        if table == ml_tables.WAREHOUSE_FORECASTS:  # split from the amended forecasts
+            first_warehouse = min(r["warehouse_id"] for r in rows if r["product_id"] == unsold)
+            for row in rows:
+                if (row["product_id"], row["warehouse_id"]) == (unsold, first_warehouse):
+                    row["warehouse_share"] = 1.5
             return rows
         if table == ml_tables.BACKTESTS:
             oldest = min(r["origin_week"] for r in rows)
@@ -181,6 +162,7 @@ def test_each_planted_defect_blocks_publication_naming_its_check(
     }
     assert failed == {
         "dbt:assert_forecast_backtest_covers_eight_origins": "1",
+        f"gx:marts.mart_replenishment:{_NOT_NEGATIVE}(warehouse_share)": "1",
         "dbt:accepted_values_mart_model_monitoring_status__ok__alert__retrain": "1",
         "gx:marts.mart_model_monitoring:expect_column_values_to_be_between(psi)": "1",
         **{_FORECAST + check: rows for check, rows in interval.items()},

@@ -38,7 +38,7 @@ def stocked_warehouses(settings: Settings) -> dict[int, list[str]]:
     return {pid: sorted(ids) for pid, ids in found.items()}
 
 
-def _per_warehouse(settings: Settings, forecasts: list[dict[str, Any]]) -> pa.Table:
+def _per_warehouse(settings: Settings, forecasts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The forecasts split over each product's warehouses, the k-th of n taking a share
     of k / (1 + ... + n), with wider intervals, as the scoring job writes them."""
     warehouses = stocked_warehouses(settings)
@@ -62,7 +62,7 @@ def _per_warehouse(settings: Settings, forecasts: list[dict[str, Any]]) -> pa.Ta
                     "scored_at": f["scored_at"],
                 }
             )
-    return pa.Table.from_pylist(rows)
+    return rows
 
 
 def monday(day: date) -> date:
@@ -145,8 +145,11 @@ def plant(
         forecasts = amend(ml_tables.FORECASTS, forecasts)
         backtest = amend(ml_tables.BACKTESTS, backtest)
         monitoring = amend(ml_tables.MONITORING, monitoring)
+    warehouses = _per_warehouse(settings, forecasts)
+    if amend is not None:
+        warehouses = amend(ml_tables.WAREHOUSE_FORECASTS, warehouses)
     ml_tables.append(settings, ml_tables.FORECASTS, pa.Table.from_pylist(forecasts))
-    ml_tables.append(settings, ml_tables.WAREHOUSE_FORECASTS, _per_warehouse(settings, forecasts))
+    ml_tables.append(settings, ml_tables.WAREHOUSE_FORECASTS, pa.Table.from_pylist(warehouses))
     ml_tables.append(settings, ml_tables.BACKTESTS, pa.Table.from_pylist(backtest))
     ml_tables.append(settings, ml_tables.MONITORING, pa.Table.from_pylist(monitoring))
     return first_week
