@@ -35,7 +35,12 @@ from ml.demand.models import BASELINES
 from ml.demand.panel import DS, Y
 from ml.demand.score import score
 from ml.demand.train import train
-from tests.support.demand import AnnouncedFuture, oracle_forecasts, truth_panel
+from tests.support.demand import (
+    AnnouncedFuture,
+    oracle_forecasts,
+    truth_panel,
+    warehouse_truth_panel,
+)
 
 RESULTS = Path(__file__).parent / "results"
 DATA = Path(".lakehouse") / "bench" / "forecast"
@@ -56,6 +61,7 @@ def _shop(data_dir: Path, seed: int) -> Path:
 def run(data_dir: Path, seed: int) -> dict[str, Any]:
     truth = _shop(data_dir, seed)
     panel = truth_panel(truth)
+    warehouses = warehouse_truth_panel(truth)
     future = AnnouncedFuture(truth)
     # a fresh registry each run: the gate judges against the baselines, not a past run
     runs_dir = data_dir / "bench-runs"
@@ -64,7 +70,9 @@ def run(data_dir: Path, seed: int) -> dict[str, Any]:
     load = os.getloadavg()[0]
 
     began = time.monotonic()
-    trained = train(panel, future, settings, {"source": "ground truth", "seed": seed})
+    trained = train(
+        panel, future, settings, {"source": "ground truth", "seed": seed}, warehouses=warehouses
+    )
     train_seconds = time.monotonic() - began
     began = time.monotonic()
     scored = score(panel, future(panel[DS].max(), panel), settings)
@@ -84,6 +92,7 @@ def run(data_dir: Path, seed: int) -> dict[str, Any]:
         "champion_wape": evaluation.wape[evaluation.chosen],
         "best_baseline_wape": evaluation.best_baseline,
         "coverage_80": evaluation.coverage,
+        "warehouse": trained.warehouse.metrics() if trained.warehouse else None,
         "promoted": trained.decision.promote,
         "gate": trained.decision.reason,
         "train_seconds": train_seconds,
@@ -112,6 +121,15 @@ def report(result: dict[str, Any]) -> None:
     ratio = result["champion_wape"] / best
     verdict = "meets" if ratio <= BAR and 0.75 <= result["coverage_80"] <= 0.85 else "misses"
     total = result["train_seconds"] + result["score_seconds"]
+    split = result["warehouse"]
+    if split:
+        console.print(
+            f"per warehouse (the champion's forecast split by share): WAPE "
+            f"{split['warehouse.wape']:.4f}, best warehouse baseline "
+            f"{split['warehouse.best_baseline_wape']:.4f} "
+            f"({split['warehouse.wape'] / split['warehouse.best_baseline_wape']:.3f} x), "
+            f"80% coverage {split['warehouse.coverage_80']:.3f}"
+        )
     console.print(
         f"champion {result['champion']}: {ratio:.3f} x the best baseline (bar {BAR}), "
         f"{result['champion_wape'] / oracle:.3f} x the oracle; 80% coverage "

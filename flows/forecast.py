@@ -41,6 +41,13 @@ def train_task(data_dir: str | None) -> dict[str, object]:
         100 * evaluation.coverage,
         result.decision.reason,
     )
+    if result.warehouse is not None:
+        get_run_logger().info(
+            "per warehouse: WAPE %.3f, best warehouse baseline %.3f, coverage %.1f%%",
+            result.warehouse.wape,
+            result.warehouse.best_baseline,
+            100 * result.warehouse.coverage,
+        )
     return {
         "version": result.version,
         "model": evaluation.chosen,

@@ -181,6 +181,10 @@ class Settings(BaseSettings):
     kafka_port: int = Field(default=59092, ge=1, le=65535)
     kafka_controller_port: int = Field(default=59093, ge=1, le=65535)
     redis_port: int = Field(default=56379, ge=1, le=65535)
+    # Feast's online store on `stack`: the stack's Redis (no password, on this machine), or
+    # a deployment's (docker/compose.yaml: host `redis`, its password)
+    redis_host: str = "127.0.0.1"
+    redis_password: SecretStr | None = None
     prefect_port: int = Field(default=54200, ge=1, le=65535)
     mlflow_port: int = Field(default=55000, ge=1, le=65535)
     # Superset (`lakehouse superset up`): its own virtual environment, metadata in SQLite

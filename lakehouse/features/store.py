@@ -4,7 +4,8 @@ materialized and read with the settings.
 The repository is a plain Feast one (``cd feature_repo && feast apply`` works); what it
 needs from the settings reaches it as environment variables that ``feature_store*.yaml``
 (``${VAR}``, which Feast expands) and the definitions read: the data directory, absolute,
-and on ``stack`` Redis's port. Feast loads in about 9 s: it is imported in the functions.
+and on ``stack`` Redis's address (``LAKEHOUSE_REDIS_CONNECTION``). Feast loads in about
+9 s: it is imported in the functions.
 """
 
 from __future__ import annotations
@@ -33,8 +34,16 @@ def feast_env(settings: Settings) -> dict[str, str]:
     """The variables the feature repository reads (its yaml and its definitions)."""
     return {
         "LAKEHOUSE_DATA_DIR": str(settings.root),
-        "LAKEHOUSE_REDIS_PORT": str(settings.redis_port),
+        "LAKEHOUSE_REDIS_CONNECTION": redis_connection(settings),
     }
+
+
+def redis_connection(settings: Settings) -> str:
+    """Feast's Redis connection string: ``host:port``, and ``,password=...`` if any."""
+    connection = f"{settings.redis_host}:{settings.redis_port}"
+    if settings.redis_password is not None:
+        connection += f",password={settings.redis_password.get_secret_value()}"
+    return connection
 
 
 def config_file(settings: Settings) -> Path:

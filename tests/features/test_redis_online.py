@@ -229,12 +229,12 @@ def test_each_profile_records_only_its_own_loads(served: Served) -> None:
 def test_feast_cli_applies_and_materializes_the_stack_yaml(served: Served) -> None:
     """What feature_repo/README.md tells a Feast user: `cd feature_repo && feast -f
     feature_store.stack.yaml apply`, then materialize, with LAKEHOUSE_DATA_DIR and
-    LAKEHOUSE_REDIS_PORT set, load the stack's Redis."""
+    LAKEHOUSE_REDIS_CONNECTION set, load the stack's Redis."""
     feast = [os.path.join(os.path.dirname(sys.executable), "feast"), "-f"]
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("LAKEHOUSE_")},
         "LAKEHOUSE_DATA_DIR": str(served.stack.root),
-        "LAKEHOUSE_REDIS_PORT": str(served.stack.redis_port),
+        "LAKEHOUSE_REDIS_CONNECTION": f"127.0.0.1:{served.stack.redis_port}",
     }
     client = redis_client(served.stack)
     try:

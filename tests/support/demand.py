@@ -54,6 +54,35 @@ def truth_panel(truth: Path) -> pd.DataFrame:
     return panel
 
 
+def warehouse_truth_panel(truth: Path) -> pd.DataFrame:
+    """The per-warehouse panel of ``truth`` in :mod:`ml.demand.warehouse`'s shape: units
+    per product x warehouse x complete week, a client's orders served by the warehouse of
+    its region (the seed ``region_warehouses``; the client's final region), every
+    warehouse of a product from its first sold week on; no stock history, so no
+    stock-out weeks."""
+    from lakehouse.settings import DBT_PROJECT_DIR
+
+    served_by = pd.read_csv(DBT_PROJECT_DIR / "seeds" / "region_warehouses.csv")
+    clients = pd.read_parquet(truth / "client.parquet", columns=["client_id", "region"])
+    clients = clients.merge(served_by, on="region")
+    lines = pd.read_parquet(
+        truth / "order_item.parquet", columns=["order_id", "product_id", "quantity"]
+    )
+    orders = pd.read_parquet(
+        truth / "orders.parquet", columns=["order_id", "client_id", "ordered_at", "status"]
+    )
+    orders = orders[orders["status"] != "cancelled"].merge(clients, on="client_id")
+    lines = lines.merge(orders, on="order_id")
+    lines[DS] = lines["ordered_at"].dt.to_period("W-SUN").dt.start_time.astype("datetime64[ns]")
+    weekly = lines.groupby(["product_id", "warehouse_id", DS])["quantity"].sum()
+    products = truth_panel(truth)[[ID, DS]].rename(columns={ID: "product_id"})
+    grid = products.merge(served_by[["warehouse_id"]].drop_duplicates(), how="cross")
+    panel = grid.merge(weekly.rename("units").reset_index(), how="left")
+    panel["units"] = panel["units"].fillna(0.0).astype("float64")
+    panel["stockout_days"] = 0.0
+    return panel.sort_values(["product_id", "warehouse_id", DS]).reset_index(drop=True)
+
+
 def _promotion_weeks(
     truth: Path, keys: pd.DataFrame, announced_by: pd.Timestamp | None
 ) -> pd.DataFrame:
