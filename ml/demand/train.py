@@ -43,7 +43,7 @@ WAREHOUSE_CALIBRATION = "warehouse_calibration.json"
 
 def default_forecasters() -> list[Forecaster]:
     return [
-        StatisticalFamily(candidates=("AutoTheta", "CrostonOptimized", "ADIDA")),
+        StatisticalFamily(candidates=("DynamicOptimizedTheta", "CrostonOptimized", "ADIDA")),
         GlobalBoosted(),
         CategorySeasonal(),
     ]
