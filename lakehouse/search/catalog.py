@@ -13,6 +13,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from lakehouse.exceptions import SearchError
 from lakehouse.search.embed import MODEL_NAME
@@ -86,6 +87,10 @@ def conform(products: pa.Table | pd.DataFrame) -> pa.Table:
         table = table.cast(SCHEMA)
     except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
         raise SearchError(f"the products to index do not fit the index's schema: {exc}") from exc
+    # prices are cents: decimal(38, 2) read as a double carries binary noise (22.990000000000002)
+    table = table.set_column(
+        table.schema.get_field_index("price"), SCHEMA.field("price"), pc.round(table["price"], 2)
+    )
     ids = table["product_id"]
     if len(ids.unique()) != len(ids):
         raise SearchError("the products to index repeat a product_id (one version each)")

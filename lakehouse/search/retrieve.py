@@ -3,8 +3,7 @@
 BM25 (``bm25s``, English stop words, Snowball stems) finds the words a shopper typed;
 the embedding finds what the words mean (a paraphrase, a use, a misspelling that keeps most
 of a word's pieces). Each ranks the products that pass the filters; reciprocal rank fusion
-(``1 / (RRF_K + rank)`` summed over both lists, Cormack et al. 2009) merges them without
-calibrating their scores against each other.
+or a convex combination of their rescaled scores (:class:`Fusion`) merges them.
 
 The dense side queries the Qdrant collection (filters as Qdrant conditions, so a server
 does the same); the BM25 side is built in memory from the collection's payloads when the
@@ -63,6 +62,45 @@ class Filters:
 
 
 @dataclass(frozen=True)
+class Fusion:
+    """How the hybrid merges the two rankings. ``convex``: ``lexical_weight`` x the BM25
+    score over the query's best + the rest x the cosine rescaled to [0, 1] over the
+    candidates (Bruch et al. 2023 found this beats reciprocal rank once its one weight is
+    set on held-out queries); ``rrf``: ``1 / (RRF_K + rank)`` per list, weighted alike.
+    The default was chosen on half the labelled queries (``bench/search.py --tune``)."""
+
+    kind: Literal["convex", "rrf"] = "convex"
+    lexical_weight: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.lexical_weight <= 1:
+            raise SearchError("the fusion's lexical weight must be between 0 and 1")
+
+
+def fuse(
+    lexical: Sequence[tuple[int, float]], semantic: Sequence[tuple[int, float]], fusion: Fusion
+) -> dict[int, float]:
+    """One score per product from the BM25 and the vector rankings (best first each)."""
+    w = fusion.lexical_weight
+    scores: dict[int, float] = {}
+    if fusion.kind == "rrf":
+        for weight, ranking in ((w, lexical), (1 - w, semantic)):
+            for rank, (pid, _) in enumerate(ranking, start=1):
+                scores[pid] = scores.get(pid, 0.0) + weight / (RRF_K + rank)
+        return scores
+    if lexical:
+        top = lexical[0][1]
+        for pid, score in lexical:
+            scores[pid] = w * score / top
+    if semantic:
+        high, low = semantic[0][1], semantic[-1][1]
+        span = high - low if high > low else 1.0
+        for pid, score in semantic:
+            scores[pid] = scores.get(pid, 0.0) + (1 - w) * (score - low) / span
+    return scores
+
+
+@dataclass(frozen=True)
 class Hit:
     product_id: int
     score: float
@@ -88,13 +126,15 @@ class _Catalogue:
 
 
 class Searcher:
-    """Searches one opened index; see :func:`searcher`."""
+    """Searches one opened index; see :func:`searcher`. :meth:`search` with a ``mode``
+    other than hybrid gives one side's own scores (BM25, cosine)."""
 
-    def __init__(self, client: QdrantClient) -> None:
+    def __init__(self, client: QdrantClient, fusion: Fusion | None = None) -> None:
         import bm25s
         import Stemmer
 
         self._client = client
+        self.fusion = fusion or Fusion()
         payloads = sorted(indexed_payloads(client).values(), key=lambda p: p["product_id"])
         if not payloads:
             raise SearchError("the search index is empty: run `lakehouse search-index refresh`")
@@ -142,17 +182,16 @@ class Searcher:
         categories = self._known(filters.categories, self.categories, "category")
         brands = self._known(filters.brands, self.brands, "brand")
         depth = max(MIN_DEPTH, 10 * top)
-        ranked: list[list[int]] = []
-        scores: dict[int, float] = {}
+        lexical: list[tuple[int, float]] = []
+        semantic: list[tuple[int, float]] = []
         if mode in ("bm25", "hybrid"):
-            ranked.append(self._bm25_ranking(query, filters, categories, brands, depth, scores))
+            lexical = self._bm25_ranking(query, filters, categories, brands, depth)
         if mode in ("dense", "hybrid"):
-            ranked.append(self._dense_ranking(query, filters, categories, brands, depth, scores))
+            semantic = self._dense_ranking(query, filters, categories, brands, depth)
         if mode == "hybrid":
-            scores = {}
-            for ranking in ranked:
-                for rank, pid in enumerate(ranking, start=1):
-                    scores[pid] = scores.get(pid, 0.0) + 1.0 / (RRF_K + rank)
+            scores = fuse(lexical, semantic, self.fusion)
+        else:
+            scores = dict(lexical or semantic)
         best = sorted(scores, key=lambda pid: (-scores[pid], pid))[:top]
         return [self._hit(pid, scores[pid]) for pid in best]
 
@@ -163,8 +202,7 @@ class Searcher:
         categories: list[str],
         brands: list[str],
         depth: int,
-        scores: dict[int, float],
-    ) -> list[int]:
+    ) -> list[tuple[int, float]]:
         tokens = self._bm25s.tokenize(
             [query],
             stopwords="en",
@@ -176,9 +214,7 @@ class Searcher:
         got[~self._mask(filters, categories, brands)] = 0.0
         order = np.argsort(-got, kind="stable")[:depth]
         order = order[got[order] > 0]
-        for i in order:
-            scores[int(self.catalogue.ids[i])] = float(got[i])
-        return [int(self.catalogue.ids[i]) for i in order]
+        return [(int(self.catalogue.ids[i]), float(got[i])) for i in order]
 
     def _dense_ranking(
         self,
@@ -187,8 +223,7 @@ class Searcher:
         categories: list[str],
         brands: list[str],
         depth: int,
-        scores: dict[int, float],
-    ) -> list[int]:
+    ) -> list[tuple[int, float]]:
         vector = embedder().encode([query])[0]
         found = self._client.query_points(
             COLLECTION,
@@ -198,9 +233,7 @@ class Searcher:
             limit=depth,
             with_payload=False,
         ).points
-        for point in found:
-            scores[int(point.id)] = float(point.score)
-        return [int(point.id) for point in found]
+        return [(int(point.id), float(point.score)) for point in found]
 
     def _mask(self, filters: Filters, categories: list[str], brands: list[str]) -> np.ndarray:
         c = self.catalogue
@@ -270,8 +303,8 @@ class Searcher:
 
 
 @contextmanager
-def searcher(settings: Settings) -> Iterator[Searcher]:
+def searcher(settings: Settings, fusion: Fusion | None = None) -> Iterator[Searcher]:
     """A searcher on the settings' index, in a ``with`` block (local mode holds the index's
     folder until it closes)."""
     with open_store(settings) as client:
-        yield Searcher(client)
+        yield Searcher(client, fusion)
