@@ -51,3 +51,8 @@ class ForecastError(LakehouseError):
 class FeatureStoreError(LakehouseError):
     """The feature store cannot be applied, materialized or read (no exported tables, an
     unknown feature service, a Feast repository that does not load)."""
+
+
+class SearchError(LakehouseError):
+    """Product search cannot run: no index yet, a bad query or filter, a model that does
+    not load, a search store that cannot be opened."""

@@ -252,6 +252,16 @@ class Settings(BaseSettings):
     drift_retrain_psi: float = Field(
         default=0.3, gt=0, description="a PSI above which scoring triggers a training run"
     )
+    # product search (lakehouse.search): the index of the catalogue's current versions
+    search_qdrant_url: str | None = Field(
+        default=None,
+        description="the search index lives on this Qdrant server (e.g. "
+        "`http://127.0.0.1:6333`, the compose file's); default: Qdrant's embedded local mode "
+        "in <data_dir>/search/qdrant, which one process at a time may open",
+    )
+    search_qdrant_api_key: SecretStr | None = Field(
+        default=None, description="the API key of search_qdrant_url's server, if it asks one"
+    )
     alert_webhook_url: str | None = Field(
         default=None,
         description="POSTed a JSON report when a check fails or publication is blocked",
@@ -484,6 +494,11 @@ class Settings(BaseSettings):
         """Feast's files: the feature tables exported as Parquet (its offline store reads
         them), its registry and its SQLite online store."""
         return self.root / "features"
+
+    @property
+    def search_dir(self) -> Path:
+        """The search index's local files: Qdrant's local-mode storage (``qdrant/``)."""
+        return self.root / "search"
 
     @property
     def docs_dir(self) -> Path:

@@ -66,9 +66,9 @@ LAYERS: tuple[Layer, ...] = (
     ),
     Layer(
         "consumers",
-        ("lakehouse.features",),
-        "consumers of the published marts (the feature store): read them through the "
-        "warehouse port, never the gate, the CDC or the source",
+        ("lakehouse.features", "lakehouse.search"),
+        "consumers of the published marts (the feature store, the product search index): "
+        "read them through the warehouse port, never the gate, the CDC or the source",
     ),
     Layer(
         "pipeline",

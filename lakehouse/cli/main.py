@@ -3,8 +3,8 @@ Heavy libraries load inside the commands that use them, and so do the project's 
 (they bring deltalake, duckdb, dbt or Prefect): `lakehouse --help` stays fast.
 
 A command group is a module of this package with its own ``typer.Typer()`` named ``app``
-(`oltp`, `dlq`, `contracts`, `stack`, `superset`, `features`, `ml`), added below with
-``app.add_typer``; the top-level commands live in the module of their stage and are
+(`oltp`, `dlq`, `contracts`, `stack`, `superset`, `features`, `ml`, `search-index`), added
+below with ``app.add_typer``; the top-level commands live in the module of their stage and are
 registered here, in the order `lakehouse --help` lists them."""
 
 from __future__ import annotations
@@ -15,7 +15,18 @@ import sys
 import typer
 from rich.markup import escape
 
-from lakehouse.cli import capture, contracts, dlq, features, ml, oltp, pipeline, stack, superset
+from lakehouse.cli import (
+    capture,
+    contracts,
+    dlq,
+    features,
+    ml,
+    oltp,
+    pipeline,
+    search,
+    stack,
+    superset,
+)
 from lakehouse.cli.console import err_console
 from lakehouse.exceptions import LakehouseError
 
@@ -34,6 +45,7 @@ app.command(context_settings=pipeline.DBT_CONTEXT)(pipeline.dbt)
 app.command()(pipeline.demo)
 app.command()(pipeline.status)
 app.command()(oltp.simulate)
+app.command()(search.search)
 
 app.add_typer(oltp.app, name="oltp")
 app.add_typer(dlq.app, name="dlq")
@@ -42,6 +54,7 @@ app.add_typer(stack.app, name="stack")
 app.add_typer(superset.app, name="superset")
 app.add_typer(features.app, name="features")
 app.add_typer(ml.app, name="ml")
+app.add_typer(search.app, name="search-index")
 
 
 def run() -> None:

@@ -1,0 +1,1 @@
+"""Semantic product search: embeddings, the hybrid index and its evaluation."""

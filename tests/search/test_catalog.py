@@ -1,0 +1,55 @@
+"""The products the index reads from the published marts: dim_product's current, not
+deleted versions (no unknown member) with their stock, in a published DuckDB file laid
+out as the gate publishes it."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from lakehouse.exceptions import MissingTableError
+from lakehouse.search.catalog import SCHEMA, published_products
+from lakehouse.settings import Settings
+
+DIM_PRODUCT = """
+create table marts.dim_product as select * from (values
+    (-1, 0, 'unknown', null, 'unknown', 'unknown', null, false, true, false),
+    (1, 1, 'Voltra eco headphones', 'A eco headphones by Voltra.', 'electronics', 'Voltra',
+        210.99, true, false, false),
+    (1, 2, 'Voltra eco headphones', 'A eco headphones by Voltra. Now fast.', 'electronics',
+        'Voltra', 199.49, true, true, false),
+    (2, 1, 'Casaluna soft lamp', 'A soft lamp.', 'home', 'Casaluna', 45.49, true, true, false),
+    (3, 1, 'Bonterre eco tea', 'A eco tea.', 'grocery', 'Bonterre', 6.49, true, true, true)
+) as t(product_id, version_number, product_name, product_description, category, brand,
+       price, is_active, is_current, is_deleted)
+"""
+STOCK = """
+create table marts.mart_stock_coverage as select * from (values
+    (1, 'WH-NORTH', 0), (1, 'WH-SOUTH', 4), (2, 'WH-NORTH', 0)
+) as t(product_id, warehouse_id, quantity_on_hand)
+"""
+
+
+def _publish(settings: Settings, *statements: str) -> None:
+    settings.published_warehouse.parent.mkdir(parents=True)
+    with duckdb.connect(str(settings.published_warehouse)) as con:
+        con.execute("create schema marts")
+        for statement in statements:
+            con.execute(statement)
+
+
+def test_current_versions_with_their_stock(settings: Settings) -> None:
+    _publish(settings, DIM_PRODUCT.replace("210.99", "cast(210.99 as decimal(38, 2))"), STOCK)
+    products = published_products(settings)
+    assert products.schema == SCHEMA
+    rows = {r["product_id"]: r for r in products.to_pylist()}
+    assert sorted(rows) == [1, 2]  # no unknown member, no deleted product
+    assert rows[1]["version"] == 2 and rows[1]["price"] == 199.49
+    assert rows[1]["product_description"].endswith("Now fast.")
+    assert rows[1]["in_stock"] and not rows[2]["in_stock"]
+
+
+def test_a_missing_mart_names_the_build(settings: Settings) -> None:
+    _publish(settings, DIM_PRODUCT)
+    with pytest.raises(MissingTableError, match=r"mart_stock_coverage.*lakehouse build"):
+        published_products(settings)
