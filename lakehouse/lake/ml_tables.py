@@ -11,6 +11,17 @@
 * ``model_monitoring``: the drift every scoring run measured, appended (one row per
   scoring run x feature: its PSI between the model's training window and the latest
   weeks). ``mart_model_monitoring`` serves them all.
+* ``client_recommendations``: every propositions scoring run's top-N per client,
+  appended (one row per scoring run x client x rank). ``mart_client_recommendations``
+  serves the latest run's.
+* ``recommendation_backtests``: the time-split backtest of every trained propositions
+  version, appended (one row per model version x cutoff x client x rank: what the
+  version, trained on the data before the cutoff, proposed).
+  ``mart_recommendation_backtest`` serves the backtest of the version that scored last.
+* ``recommendation_metrics``: the same backtests' metrics, for the version and for every
+  baseline it was measured against, overall and per client segment (one row per model
+  version x cutoff x recommender x segment). ``mart_recommendation_metrics`` serves
+  those of the version that scored last.
 
 The model jobs append; dbt reads the tables as the source ``ml`` and publishes the marts
 through the same write-audit-publish gate as every other mart. The schemas live with the
@@ -32,6 +43,19 @@ FORECASTS = "demand_forecasts"
 WAREHOUSE_FORECASTS = "warehouse_forecasts"
 BACKTESTS = "forecast_backtests"
 MONITORING = "model_monitoring"
+RECOMMENDATIONS = "client_recommendations"
+RECOMMENDATION_BACKTESTS = "recommendation_backtests"
+RECOMMENDATION_METRICS = "recommendation_metrics"
+
+# why a product is proposed to a client: the ``reason`` of a recommendation
+REASONS = (
+    "bought by clients like you",  # the collaborative part ranked it
+    "new in a category you buy",  # the content part: a product too new to have buyers
+    "you buy it regularly",  # the client's own repeat purchases
+    "popular with clients like you",  # popularity in the client's segment and region
+)
+# the segment of the metrics computed over every client
+ALL_SEGMENTS = "all"
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -96,11 +120,59 @@ MONITORING_SCHEMA = pa.schema(
     ]
 )
 
+RECOMMENDATIONS_SCHEMA = pa.schema(
+    [
+        pa.field("scoring_run_id", pa.string(), nullable=False),
+        pa.field("client_id", pa.int64(), nullable=False),
+        pa.field("rank", pa.int32(), nullable=False),  # 1 = the best proposition
+        pa.field("product_id", pa.int64(), nullable=False),
+        pa.field("score", pa.float64(), nullable=False),  # higher is better, per run
+        pa.field("reason", pa.string(), nullable=False),  # one of REASONS
+        pa.field("model_name", pa.string(), nullable=False),  # the registered model
+        pa.field("model_version", pa.string(), nullable=False),
+        # the purchases read end here: nothing later was known to the scoring run
+        pa.field("features_as_of", _TS, nullable=False),
+        pa.field("scored_at", _TS, nullable=False),
+    ]
+)
+
+RECOMMENDATION_BACKTESTS_SCHEMA = pa.schema(
+    [
+        pa.field("model_version", pa.string(), nullable=False),
+        pa.field("cutoff_date", pa.date32(), nullable=False),  # trained on the days before
+        pa.field("client_id", pa.int64(), nullable=False),
+        pa.field("rank", pa.int32(), nullable=False),
+        pa.field("product_id", pa.int64(), nullable=False),
+        pa.field("score", pa.float64(), nullable=False),
+        pa.field("recorded_at", _TS, nullable=False),
+    ]
+)
+
+RECOMMENDATION_METRICS_SCHEMA = pa.schema(
+    [
+        pa.field("model_version", pa.string(), nullable=False),
+        pa.field("cutoff_date", pa.date32(), nullable=False),
+        pa.field("horizon_days", pa.int32(), nullable=False),  # purchases counted as hits
+        pa.field("recommender", pa.string(), nullable=False),  # the model, or a baseline
+        pa.field("is_baseline", pa.bool_(), nullable=False),
+        pa.field("segment", pa.string(), nullable=False),  # a client segment, or ALL_SEGMENTS
+        pa.field("clients", pa.int64(), nullable=False),  # clients who bought after the cutoff
+        pa.field("map_at_10", pa.float64(), nullable=False),
+        pa.field("ndcg_at_10", pa.float64(), nullable=False),
+        pa.field("recall_at_10", pa.float64(), nullable=False),
+        pa.field("catalogue_coverage", pa.float64(), nullable=False),  # share of products proposed
+        pa.field("recorded_at", _TS, nullable=False),
+    ]
+)
+
 SCHEMAS = {
     FORECASTS: FORECASTS_SCHEMA,
     WAREHOUSE_FORECASTS: WAREHOUSE_FORECASTS_SCHEMA,
     BACKTESTS: BACKTESTS_SCHEMA,
     MONITORING: MONITORING_SCHEMA,
+    RECOMMENDATIONS: RECOMMENDATIONS_SCHEMA,
+    RECOMMENDATION_BACKTESTS: RECOMMENDATION_BACKTESTS_SCHEMA,
+    RECOMMENDATION_METRICS: RECOMMENDATION_METRICS_SCHEMA,
 }
 
 
