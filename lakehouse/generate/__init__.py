@@ -132,7 +132,9 @@ def generate(
         params, staging, settings.topic_prefix, random.Random(params.seed), oracle.observe, on_day
     )
     final = {t: list(rows.values()) for t, rows in business.tables.items()}
-    ground_truth.write(truth, contracts, final, recorder.versions, oracle.table())
+    ground_truth.write(
+        truth, contracts, final, recorder.versions, oracle.table(), oracle.propensities()
+    )
     offsets = recorder.offsets
     summary = GenerateSummary(
         params,

@@ -19,17 +19,55 @@ import math
 import random
 from bisect import bisect_right
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from itertools import accumulate, count
 from typing import Any
+
+import numpy as np
 
 from lakehouse.generate import catalog as cat
 from lakehouse.generate.debezium import Change, Recorder, Row, Transaction
 
 Sampler = tuple[list[int], list[float]]  # ids and their cumulative weights
-# Told each day's demand before its orders are drawn: the day, its expected order count,
-# the summed activity of the clients who can order by segment, each segment's product sampler.
-DemandHook = Callable[[date, float, dict[str, float], dict[str, Sampler]], None]
+Group = tuple[str, int]  # clients who buy alike: a segment and a taste
+
+
+@dataclass(frozen=True)
+class DayDemand:
+    """One day's demand, as the orders of the day are drawn from it: a group's product
+    weights are its segment's weights times the products' affinity with its taste."""
+
+    day: date
+    order_rate: float  # the expected number of orders
+    product_ids: np.ndarray  # the active products, in the samplers' order
+    segment_weights: dict[str, np.ndarray]  # popularity, preference, season, promotion, price
+    affinity: np.ndarray  # products x tastes
+    client_ids: np.ndarray  # the clients who can order, and for each one:
+    client_segments: np.ndarray  # its segment's index in catalog.SEGMENTS
+    client_tastes: np.ndarray
+    client_activity: np.ndarray  # its odds of placing an order relative to the others
+
+    def weights(self, group: Group) -> np.ndarray:
+        segment, taste = group
+        return self.segment_weights[segment] * self.affinity[:, taste]
+
+    def group_activity(self) -> dict[Group, float]:
+        """Summed activity of the clients who can order, per group."""
+        totals: dict[Group, float] = {}
+        for s, t, a in zip(
+            self.client_segments.tolist(),
+            self.client_tastes.tolist(),
+            self.client_activity.tolist(),
+            strict=True,
+        ):
+            group = (cat.SEGMENTS[s], t)
+            totals[group] = totals.get(group, 0.0) + a
+        return totals
+
+
+# Told each day's demand before its orders are drawn.
+DemandHook = Callable[[DayDemand], None]
 
 DAY_US = 86_400_000_000
 HOUR_US = 3_600_000_000
@@ -107,12 +145,14 @@ class Business:
         self._seq = count()
         # behaviour that is not a column
         self.activity: dict[int, float] = {}  # client_id -> relative order rate
+        self.taste: dict[int, int] = {}  # client_id -> its taste, 0 .. TASTES - 1
+        self.affinity: dict[int, list[float]] = {}  # product_id -> its affinity per taste
         self.orders_of: dict[int, int] = {}  # client_id -> orders placed
         self.popularity: dict[int, float] = {}  # product_id -> relative demand
         self.launch_price: dict[int, int] = {}  # product_id -> first price in cents
         self.open_lines: dict[int, list[int]] = {}  # order_id -> its order_item_ids, until paid
         self._client_sampler: Sampler = ([], [])
-        self._product_sampler: dict[str, Sampler] = {}
+        self._product_sampler: dict[Group, Sampler] = {}
         self.resumed = world is not None
         if world is None:
             self._init_world(clients, products)
@@ -181,12 +221,14 @@ class Business:
                 self._ids[table] = count(max(k[0] for k in rows) + 1)
         for (cid,) in sorted(self.tables["client"]):
             self.activity[cid] = 0.0 if rng.random() < 0.08 else rng.gammavariate(1.6, 1 / 1.6)
+            self.taste[cid] = rng.randrange(cat.TASTES)
             self.orders_of[cid] = 0
         for order in self.tables["orders"].values():
             cid = order["client_id"]
             self.orders_of[cid] = self.orders_of.get(cid, 0) + 1
         for (pid,), product in sorted(self.tables["product"].items()):
             self.popularity[pid] = math.exp(rng.gauss(0, 0.9))
+            self.affinity[pid] = self._affinity()
             self.launch_price[pid] = cents(product["price"])
         lines: dict[int, list[int]] = {}
         for (iid,), line in sorted(self.tables["order_item"].items()):
@@ -206,6 +248,7 @@ class Business:
         first, last = rng.choice(cat.FIRST_NAMES), rng.choice(cat.LAST_NAMES)
         region = rng.choice(tuple(cat.REGIONS))
         self.activity[cid] = 0.0 if rng.random() < 0.08 else rng.gammavariate(1.6, 1 / 1.6)
+        self.taste[cid] = rng.randrange(cat.TASTES)
         self.orders_of[cid] = 0
         return {
             "client_id": cid,
@@ -234,6 +277,7 @@ class Business:
         median, spread = cat.CATEGORY_PRICE[category]
         price = self._price_point(median * math.exp(rng.gauss(0, spread)))
         self.popularity[pid] = math.exp(rng.gauss(0, 0.9))
+        self.affinity[pid] = self._affinity()
         self.launch_price[pid] = price
         features = rng.sample(cat.FEATURES[category], 2)
         return {
@@ -251,6 +295,9 @@ class Business:
             "created_at": created_us,
             "updated_at": self.clock.iso(created_us),
         }
+
+    def _affinity(self) -> list[float]:
+        return [math.exp(cat.TASTE_SPREAD * self.rng.gauss(0, 1)) for _ in range(cat.TASTES)]
 
     @staticmethod
     def _price_point(value: float) -> int:
@@ -361,10 +408,12 @@ class Business:
             self._schedule(self._at(day_us, 9, 12), self._plan_promotion, today)
         if rng.random() < 1 / 200:
             self._schedule(self._at(day_us, 9, 12), self._change_transporter_cost)
-        self._prepare_samplers(today)
-        rate = self._order_rate(day, today)
-        if self.on_demand is not None:  # reads the samplers, draws nothing
-            self.on_demand(today, rate, self._segment_activity(), self._product_sampler)
+        for _ in range(self._poisson(cat.TASTE_CHANGE_PER_DAY * n_clients)):
+            self._change_taste()
+        demand = self._prepare_samplers(today, self._order_rate(day, today))
+        if self.on_demand is not None:  # reads the day's demand, draws nothing
+            self.on_demand(demand)
+        rate = demand.order_rate
         for _ in range(self._poisson(rate)):
             self._schedule(self._at(day_us, 6.5, 23.9), self._place_order)
 
@@ -386,8 +435,8 @@ class Business:
                     active[row["category"]] = row
         return active
 
-    def _prepare_samplers(self, today: date) -> None:
-        """Today's demand: who orders, and what each segment buys."""
+    def _prepare_samplers(self, today: date, rate: float) -> DayDemand:
+        """Today's demand: who orders, and what each group of clients buys."""
         self._promos = self._promotions_on(today)
         ids = [cid for (cid,) in self.tables["client"] if self.activity[cid] > 0]
         self._client_sampler = (ids, list(accumulate(self.activity[c] for c in ids)))
@@ -402,6 +451,7 @@ class Business:
         }
         products = [r for r in self.tables["product"].values() if r["is_active"]]
         pids = [r["product_id"] for r in products]
+        segment_weights = {}
         for segment in cat.SEGMENTS:
             pref = cat.SEGMENT_CATEGORY_PREFERENCE[segment]
             elasticity = cat.SEGMENT_PRICE_ELASTICITY[segment]
@@ -411,15 +461,36 @@ class Business:
                 relative_price = cents(r["price"]) / max(1, self.launch_price[pid])
                 w = self.popularity[pid] * pref.get(c, 1.0) * season[c] * lift.get(c, 1.0)
                 weights.append(w * relative_price**-elasticity)
-            self._product_sampler[segment] = (pids, list(accumulate(weights)))
+            segment_weights[segment] = np.array(weights, dtype=float)
+        clients = self.tables["client"]
+        demand = DayDemand(
+            day=today,
+            order_rate=rate,
+            product_ids=np.array(pids, dtype=np.int64),
+            segment_weights=segment_weights,
+            affinity=np.array([self.affinity[p] for p in pids], dtype=float).reshape(
+                len(pids), cat.TASTES
+            ),
+            client_ids=np.array(ids, dtype=np.int64),
+            client_segments=np.array(
+                [cat.SEGMENTS.index(clients[(c,)]["segment"]) for c in ids], dtype=np.int64
+            ),
+            client_tastes=np.array([self.taste[c] for c in ids], dtype=np.int64),
+            client_activity=np.array([self.activity[c] for c in ids], dtype=float),
+        )
+        self._product_sampler = {
+            (segment, taste): (pids, np.cumsum(demand.weights((segment, taste))).tolist())
+            for segment in cat.SEGMENTS
+            for taste in range(cat.TASTES)
+        }
+        return demand
 
-    def _segment_activity(self) -> dict[str, float]:
-        """Summed activity of today's possible clients by segment: each segment's odds of
-        placing an order, as ``_place_order`` draws its client."""
-        totals = dict.fromkeys(cat.SEGMENTS, 0.0)
-        for cid in self._client_sampler[0]:
-            totals[self.tables["client"][(cid,)]["segment"]] += self.activity[cid]
-        return totals
+    def _change_taste(self) -> None:
+        """Not a source transaction: a client starts buying like another group."""
+        keys = list(self.tables["client"])
+        if keys:
+            (cid,) = self.rng.choice(keys)
+            self.taste[cid] = self.rng.randrange(cat.TASTES)
 
     @staticmethod
     def _draw(rng: random.Random, sampler: Sampler) -> int:
@@ -592,7 +663,7 @@ class Business:
         n_lines = min(cat.MAX_LINES, 1 + self._poisson(cat.EXTRA_LINES))
         chosen: list[int] = []
         for _ in range(n_lines * cat.DRAWS_PER_LINE):
-            pid = self._draw(rng, self._product_sampler[segment])
+            pid = self._draw(rng, self._product_sampler[(segment, self.taste[cid])])
             if pid not in chosen:
                 chosen.append(pid)
             if len(chosen) == n_lines:

@@ -8,7 +8,12 @@ learn is written down in one place:
 * each category has its own yearly season (``CATEGORY_SEASON``: peak day of year and
   amplitude); the whole shop has a weekly rhythm (``WEEKDAY_FACTOR``);
 * promotions lift their category's demand by ``PROMOTION_LIFT_PER_PCT`` per point of
-  discount.
+  discount;
+* each client has a taste (one of ``TASTES``), which multiplies every product's weight by
+  the product's affinity with that taste (``exp(TASTE_SPREAD * N(0, 1))``, drawn per
+  product and taste), across categories: clients of one taste buy alike, which is what
+  collaborative filtering can learn and popularity cannot. A client's taste changes
+  about every ``1 / TASTE_CHANGE_PER_DAY`` days, so its old purchases age.
 """
 
 from __future__ import annotations
@@ -96,6 +101,9 @@ CATEGORY_SEASON: dict[str, tuple[int, float]] = {
 }
 # Monday .. Sunday
 WEEKDAY_FACTOR: tuple[float, ...] = (0.92, 0.90, 0.95, 1.00, 1.12, 1.30, 0.81)
+TASTES = 16
+TASTE_SPREAD = 2.0
+TASTE_CHANGE_PER_DAY = 0.008  # a client's taste lasts about four months
 PROMOTION_LIFT_PER_PCT = 0.045  # a 20 % promotion multiplies its category's demand by 1.9
 
 CATEGORY_PRICE: dict[str, tuple[float, float]] = {

@@ -12,6 +12,11 @@ Written next to the change events for the reconciliation tests:
   (date32, the ISO week's Monday), ``expected_units`` (float64, the expected units on
   lines of orders not cancelled, by order date), one row per product and week in which
   the product could be ordered; the first and last weeks hold only the simulated days.
+* ``purchase_propensity.parquet``: what each client was expected to buy in the last eight
+  complete weeks (``lakehouse.generate.oracle.purchase_propensities``), the ceiling of
+  the propositions' backtest on that window: ``client_id``, ``product_id``,
+  ``window_start``, ``window_end`` (the day after the window), ``expected_orders`` (the
+  expected number of the client's orders that include the product).
 
 The conversion (lakehouse.generate.wire) is plain Python, independent of the lander's
 Arrow casts, so a conversion bug in the lander cannot hide in both.
@@ -71,6 +76,7 @@ def write(
     tables: dict[str, list[Row]],
     versions: Counter[tuple[str, tuple[Any, ...]]],
     expected_demand: pa.Table,
+    propensities: pa.Table | None = None,
 ) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for name, rows in tables.items():
@@ -87,4 +93,6 @@ def write(
         directory / "versions.parquet",
     )
     pq.write_table(expected_demand, directory / "expected_demand.parquet")
+    if propensities is not None:
+        pq.write_table(propensities, directory / "purchase_propensity.parquet")
     (directory / "totals.json").write_text(json.dumps(totals(tables), indent=2) + "\n")
