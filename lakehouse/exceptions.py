@@ -48,6 +48,10 @@ class ForecastError(LakehouseError):
     champion to score with, ...)."""
 
 
+class PropositionsError(LakehouseError):
+    """A propositions job cannot run on its input (no purchases, no champion, ...)."""
+
+
 class FeatureStoreError(LakehouseError):
     """The feature store cannot be applied, materialized or read (no exported tables, an
     unknown feature service, a Feast repository that does not load)."""

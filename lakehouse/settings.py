@@ -252,6 +252,22 @@ class Settings(BaseSettings):
     drift_retrain_psi: float = Field(
         default=0.3, gt=0, description="a PSI above which scoring triggers a training run"
     )
+    # propositions (ml/propositions): each client's top-N products
+    propositions_top_n: int = Field(
+        default=10, ge=1, le=100, description="products proposed to each client"
+    )
+    propositions_per_category: int = Field(
+        default=4,
+        ge=1,
+        description="at most this many of a client's propositions from one category",
+    )
+    propositions_promotion_margin: float = Field(
+        default=0.02,
+        ge=0,
+        lt=1,
+        description="a new propositions model becomes champion only if its backtest MAP@10 is "
+        "at least this fraction higher than the champion's and every baseline's",
+    )
     # product search (lakehouse.search): the index of the catalogue's current versions
     search_qdrant_url: str | None = Field(
         default=None,
