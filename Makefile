@@ -12,7 +12,7 @@ export UV_PYTHON ?= $(shell command -v $(PYTHON))
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: demo test test-fast lint format docs clean bench bench-cdc bench-apply bench-engines bench-forecast bench-search
+.PHONY: demo test test-fast lint format docs clean bench bench-cdc bench-apply bench-engines bench-forecast bench-search bench-propositions
 
 demo: $(STAMP)  ## the shop live in PostgreSQL + Debezium (or recorded files) -> ingest -> dbt build -> status -> dashboards (Superset)
 	$(VENV)/bin/lakehouse demo
@@ -46,6 +46,9 @@ bench-engines: $(STAMP)  ## dashboard queries over the marts: DuckDB vs Trino vs
 
 bench-forecast: $(STAMP)  ## demand forecast WAPE vs both baselines and the generator's oracle, coverage, train+score time (default shop, ~1 min to generate once)
 	$(VENV)/bin/python -m bench.forecast
+
+bench-propositions: $(STAMP)  ## propositions MAP@10/nDCG@10/recall@10 vs every baseline and the generator's oracle, training time (the default shop of bench-forecast)
+	$(VENV)/bin/python -m bench.propositions
 
 bench-search: $(STAMP)  ## product search nDCG@10/recall@10 (BM25, vectors, hybrid) on the labelled queries, latency, embedding speed, refresh cost at 10x (~2 min)
 	$(VENV)/bin/python -m bench.search

@@ -48,18 +48,19 @@ BAR = 0.80  # the champion's WAPE over the better baseline's, at most
 console = Console()
 
 
-def _shop(data_dir: Path, seed: int) -> Path:
+def default_shop(data_dir: Path, seed: int) -> Path:
     """The ground truth of a default-scale shop under ``data_dir``, generated once."""
     settings = load_settings(data_dir=data_dir, profile="local", pii_key="f" * 32)
     truth = settings.ground_truth_path
-    if not (truth / "expected_demand.parquet").exists():
+    # a shop generated before the oracle wrote the propensities is an older generator's
+    if not (truth / "purchase_propensity.parquet").exists():
         console.print(f"generating the default shop (seed {seed}) under {data_dir} (once)")
-        generate(settings, GenerateParams(seed=seed))
+        generate(settings, GenerateParams(seed=seed), force=True)
     return truth
 
 
 def run(data_dir: Path, seed: int) -> dict[str, Any]:
-    truth = _shop(data_dir, seed)
+    truth = default_shop(data_dir, seed)
     panel = truth_panel(truth)
     warehouses = warehouse_truth_panel(truth)
     future = AnnouncedFuture(truth)

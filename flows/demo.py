@@ -1,5 +1,6 @@
 """Flow: the whole demo pipeline: the shop's changes -> ingest -> dbt build -> the demand
-forecast (feature store, training, scoring, the forecast marts published).
+forecast (feature store, training, scoring) -> the propositions (training, scoring) ->
+the forecast and propositions marts published.
 
 The changes come from the live path (the shop simulated in PostgreSQL, captured by
 Debezium) when PostgreSQL is available, or from recorded Debezium files (``generate``).
@@ -14,6 +15,7 @@ from flows.forecast import forecast_flow, since_the_beginning
 from flows.generate import generate_flow
 from flows.ingest import ingest_flow
 from flows.live import live_flow
+from flows.propositions import propositions_flow
 from flows.transform import transform_flow
 from lakehouse.pipeline.source import Source, choose_source
 
@@ -50,14 +52,18 @@ def demo(
     # the docs sites are built once, by the last publication
     nodes = transform_flow(data_dir=data_dir, docs=not forecasting)
     forecast: object = None
+    propositions: object = None
     if forecasting:
         forecast = forecast_flow(
-            data_dir=data_dir, train=True, materialize_from=since_the_beginning(), docs=True
+            data_dir=data_dir, train=True, materialize_from=since_the_beginning(), publish=False
         )
+        # the same feature store, and one publication for both models' marts
+        propositions = propositions_flow(data_dir=data_dir, feature_store=False, docs=True)
     else:
         get_run_logger().warning(
-            "demand forecast skipped: %s days of history are fewer than the %s it needs "
-            "(a year for last year's week, and 8 origins x 8 weeks of backtest)",
+            "demand forecast and propositions skipped: %s days of history are fewer than "
+            "the %s the forecast needs (a year for last year's week, and 8 origins x 8 "
+            "weeks of backtest)",
             days,
             FORECAST_MIN_DAYS,
         )
@@ -67,6 +73,7 @@ def demo(
         "ingest": landed,
         "dbt": nodes,
         "forecast": forecast,
+        "propositions": propositions,
     }
 
 

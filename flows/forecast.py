@@ -83,10 +83,12 @@ def forecast_flow(
     train: bool = True,
     materialize_from: datetime | None = None,
     docs: bool = False,
+    publish: bool = True,
 ) -> dict[str, object]:
     """``train``: backtest and register a new version first (else score with the current
     champion); ``materialize_from``: load the online store from this time (default:
-    Feast's incremental materialization)."""
+    Feast's incremental materialization); ``publish``: write-audit-publish at the end
+    (the demo leaves it to the propositions flow that follows)."""
     feature_store_task(data_dir, materialize_from)
     trained = train_task(data_dir) if train else None
     scored = score_task(data_dir)
@@ -94,7 +96,7 @@ def forecast_flow(
         get_run_logger().warning("the inputs drifted past drift_retrain_psi: training again")
         trained = train_task(data_dir)
         scored = score_task(data_dir)
-    published = transform_flow(data_dir=data_dir, docs=docs)
+    published = transform_flow(data_dir=data_dir, docs=docs) if publish else None
     return {"trained": trained, "scored": scored, "published": published}
 
 

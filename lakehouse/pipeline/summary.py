@@ -30,7 +30,7 @@ def where_to_look(settings: Settings, *, dashboards: str | None = None) -> list[
     if settings.profile == "local" and settings.mlflow_dir.exists():
         places.append(
             (
-                "forecast models and runs (MLflow)",
+                "forecast and propositions models and runs (MLflow)",
                 f"mlflow ui --backend-store-uri {settings.mlflow_uri}",
             )
         )
