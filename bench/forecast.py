@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -143,18 +144,29 @@ def report(result: dict[str, Any]) -> None:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def seeded_main(
+    name: str,
+    description: str,
+    run_bench: Callable[[Path, int], dict[str, Any]],
+    show: Callable[[dict[str, Any]], None],
+) -> None:
+    """The command line of a benchmark on the default shop: ``--data-dir``, ``--seed``;
+    the result as a table and as ``bench/results/<name>-seed<seed>.json``."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
     data_dir = args.data_dir or DATA / f"seed{args.seed}"
-    result = run(data_dir.resolve(), args.seed)
-    report(result)
+    result = run_bench(data_dir.resolve(), args.seed)
+    show(result)
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"forecast-seed{args.seed}.json"
+    out = RESULTS / f"{name}-seed{args.seed}.json"
     out.write_text(json.dumps(result, indent=2, default=str))
     console.print(f"results: {out}")
+
+
+def main() -> None:
+    seeded_main("forecast", __doc__.splitlines()[0], run, report)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,6 @@ shop as ``bench/forecast.py`` (generated once, about a minute). Results:
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
 import time
@@ -32,7 +30,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from bench.forecast import DATA, default_shop
+from bench.forecast import default_shop, seeded_main
 from lakehouse.search.catalog import document
 from lakehouse.search.embed import embedder
 from lakehouse.settings import load_settings
@@ -40,7 +38,6 @@ from ml.propositions.recommenders import ALSParams
 from ml.propositions.train import MODEL, ORACLE, backtest, train
 from tests.support.purchases import clients_at, truth_purchases
 
-RESULTS = Path(__file__).parent / "results"
 BARS = {"global_popularity": 1.5, "repeat_purchases": 1.2}
 console = Console()
 
@@ -147,17 +144,7 @@ def report(result: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=None)
-    parser.add_argument("--seed", type=int, default=42)
-    args = parser.parse_args()
-    data_dir = args.data_dir or DATA / f"seed{args.seed}"
-    result = run(data_dir.resolve(), args.seed)
-    report(result)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"propositions-seed{args.seed}.json"
-    out.write_text(json.dumps(result, indent=2, default=str))
-    console.print(f"results: {out}")
+    seeded_main("propositions", __doc__.splitlines()[0], run, report)
 
 
 if __name__ == "__main__":
