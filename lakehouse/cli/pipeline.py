@@ -63,11 +63,13 @@ def _print_generate(summary: Any, settings: Settings) -> None:
 def build(data_dir: DataDir = None) -> None:
     """Build the marts, audit them (dbt tests and contracts, source freshness,
     reconciliation with the source, Great Expectations) and publish them only when no
-    error-level check failed (write-audit-publish). `lakehouse dbt build` builds without
-    the gate."""
+    error-level check failed (write-audit-publish); then the product search index follows
+    the published catalogue. `lakehouse dbt build` builds without the gate."""
     from lakehouse.contracts import load_source_contracts
     from lakehouse.lake.delta import check_tables
+    from lakehouse.lease import hold
     from lakehouse.quality.gate import PublicationBlocked, build_audit_publish
+    from lakehouse.search.index import refresh_published
     from lakehouse.warehouse import connect
 
     settings = settings_for(data_dir, existing=True)
@@ -79,18 +81,24 @@ def build(data_dir: DataDir = None) -> None:
         ],
         settings.lake_storage_options,
     )
-    with console.status("building") as spinner:
-        try:
-            report = build_audit_publish(settings, progress=spinner.update)
-        except PublicationBlocked as exc:
-            spinner.stop()
-            print_checks(exc.report)
-            raise
-    print_checks(report)
-    colour = "yellow" if report.warnings else "green"
-    console.print(f"[{colour}]{escape(report.summary())}[/]")
-    with connect(settings) as published:
-        console.print(f"published marts: {escape(published.location)}")
+    # one lease over the publication and the refresh (build_audit_publish takes it again:
+    # it is reentrant), as in the transform flow: the index follows this publication
+    with hold(settings, "build"):
+        with console.status("building") as spinner:
+            try:
+                report = build_audit_publish(settings, progress=spinner.update)
+            except PublicationBlocked as exc:  # nothing published: the index stays as it is
+                spinner.stop()
+                print_checks(exc.report)
+                raise
+        print_checks(report)
+        colour = "yellow" if report.warnings else "green"
+        console.print(f"[{colour}]{escape(report.summary())}[/]")
+        with connect(settings) as published:
+            console.print(f"published marts: {escape(published.location)}")
+        with progress_bar() as progress:
+            indexed = refresh_published(settings, progress)
+    console.print(escape(indexed.summary()))
 
 
 def print_checks(report: Any) -> None:

@@ -89,16 +89,11 @@ def search(
 @app.command("refresh")
 def search_index_refresh(data_dir: DataDir = None) -> None:
     """Make the index hold the published catalogue's current products: embed the new and
-    changed ones, rewrite changed prices and stock, drop the deleted ones."""
-    from lakehouse.search.catalog import published_products
-    from lakehouse.search.index import refresh
+    changed ones, rewrite changed prices and stock, drop the deleted ones. Every
+    publication (`lakehouse build`, the pipeline's flows) does it too."""
+    from lakehouse.search.index import refresh_published
 
     settings = settings_for(data_dir, existing=True)
-    products = published_products(settings)
     with progress_bar() as progress:
-        report = refresh(settings, products, progress)
-    console.print(
-        f"search index: {report.indexed:,} products ({report.added:,} added, "
-        f"{report.updated:,} updated, {report.removed:,} removed, {report.unchanged:,} "
-        f"unchanged; {report.embedded:,} embedded)"
-    )
+        report = refresh_published(settings, progress)
+    console.print(report.summary())

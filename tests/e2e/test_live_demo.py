@@ -2,14 +2,16 @@
 
 The shop runs in the project's own PostgreSQL, Debezium captures it, the lander lands it
 and dbt builds the marts. Afterwards every silver table equals its source table, bronze
-holds each committed change once, the cluster the demo started is stopped again, and a
-second run adds nothing.
+holds each committed change once, the search index holds the published catalogue, the
+cluster the demo started is stopped again, and a second run adds nothing (nothing is
+embedded again either).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -22,6 +24,8 @@ from deltalake import DeltaTable
 from lakehouse.contracts import load_contracts
 from lakehouse.oltp.client import connect
 from lakehouse.oltp.cluster import Cluster
+from lakehouse.search.catalog import published_products
+from lakehouse.search.index import indexed_payloads, open_store
 from lakehouse.settings import Settings
 from tests.cdc.test_live_capture import _source_table
 from tests.support.oltp import oltp_settings
@@ -77,6 +81,11 @@ def test_the_demo_takes_the_live_path_and_stops_what_it_started(
     with duckdb.connect(str(settings.published_warehouse), read_only=True) as db:
         lines = db.execute("select count(*) from marts.fct_order_item").fetchone()
     assert lines is not None and lines[0] > 1000
+    # the transform flow refreshed the index from what it published
+    assert re.search(r"search index: \d+ products \(\d+ added", out), out[-3000:]
+    with open_store(settings) as client:
+        indexed = set(indexed_payloads(client))
+    assert indexed == set(published_products(settings)["product_id"].to_pylist())
 
 
 def test_silver_equals_the_source_and_bronze_holds_every_change_once(
@@ -116,6 +125,9 @@ def test_a_second_run_adds_nothing(live: tuple[Settings, str]) -> None:
     run = _demo(settings)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert _bronze_rows(settings) == before
+    out = run.stdout + run.stderr
+    assert re.search(r"search index: \d+ products \(0 added, 0 updated, 0 removed", out)
+    assert "; 0 embedded)" in out
     report = json.loads(
         subprocess.run(
             [LAKEHOUSE, "status", "--json", "--data-dir", str(settings.root)],
