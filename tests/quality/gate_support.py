@@ -144,6 +144,9 @@ MODEL_MARTS = (
     "mart_forecast_backtest",
     "mart_replenishment",
     "mart_model_monitoring",
+    "mart_client_recommendations",
+    "mart_recommendation_backtest",
+    "mart_recommendation_metrics",
 )
 
 

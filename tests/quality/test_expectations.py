@@ -39,6 +39,9 @@ MARTS = [
     "mart_forecast_backtest",
     "mart_model_monitoring",
     "mart_replenishment",
+    "mart_client_recommendations",
+    "mart_recommendation_backtest",
+    "mart_recommendation_metrics",
 ]
 NEGATIVE_QUANTITY = "gx:silver.order_item:expect_column_values_to_be_between(quantity)"
 ORPHAN_CLIENT = "gx:silver.orders:expect_column_values_to_be_null(client_id__orphan)"

@@ -79,6 +79,11 @@ def duckdb_attacks(*, secret: str, lake_file: str, other_file: str) -> list[Atta
             "union all",
             "select region from marts.mart_client_rfm union all select region from marts.mart_client_cohorts",
         ),
+        Attack("propositions", "select distinct region from marts.mart_client_recommendations"),
+        Attack(
+            "propositions backtest",
+            "select region, count(*) from marts.mart_recommendation_backtest group by region",
+        ),
         Attack("except", "select region from marts.dim_client except select 'x'"),
         Attack("or true", f"select distinct region from {t} where 1 = 1 or region <> 'north'"),
         Attack("other region asked", f"select distinct region from {t} where region = 'south'"),
@@ -147,6 +152,14 @@ def trino_attacks(catalog: str) -> list[Attack]:
         ),
         Attack("dim_client", f"select distinct region from {catalog}.marts.dim_client"),
         Attack("rfm", f"select distinct region from {catalog}.marts.mart_client_rfm"),
+        Attack(
+            "propositions",
+            f"select distinct region from {catalog}.marts.mart_client_recommendations",
+        ),
+        Attack(
+            "propositions backtest",
+            f"select distinct region from {catalog}.marts.mart_recommendation_backtest",
+        ),
         Attack("CTE", f"with x as (select * from {t}) select distinct region from x"),
         Attack("subquery", f"select distinct region from (select * from {t}) s"),
         Attack(

@@ -13,6 +13,7 @@ from lakehouse.generate import GenerateParams, generate
 from lakehouse.quality.gate import build_audit_publish
 from lakehouse.supervisors.superset import SupersetServer
 from tests.quality.gate_support import lake_settings
+from tests.support import propositions
 from tests.support.forecasts import plant
 from tests.support.ports import free_port
 
@@ -26,18 +27,20 @@ def published_lake(data_dir: Path, **overrides: Any) -> Any:
     return settings
 
 
-def plant_forecasts(settings: Any) -> None:
-    """Forecasts and a backtest in the lake's ``ml`` tables, for the Demand forecast
-    dashboard: planted rows stand in until the demo's model job fills the forecast marts
-    (a run of the real job here would cost minutes and test the model, not the charts)."""
+def plant_model_outputs(settings: Any) -> None:
+    """Forecasts and a backtest, propositions with their backtest and metrics, in the
+    lake's ``ml`` tables, for the Demand forecast and Propositions dashboards: planted rows
+    stand in for the model jobs (a run of the real jobs here would cost minutes and test
+    the models, not the charts)."""
     plant(settings, "superset-run", "1", scale=10.0)
+    propositions.plant(settings, "superset-run", "1")
 
 
 @pytest.fixture(scope="module")
 def local_superset(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupersetServer]:
     settings = published_lake(tmp_path_factory.mktemp("superset") / "data")
     ingest(settings)
-    plant_forecasts(settings)
+    plant_model_outputs(settings)
     build_audit_publish(settings)
     server = SupersetServer(settings)
     try:

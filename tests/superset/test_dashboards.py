@@ -46,7 +46,12 @@ from tests.support.superset import (
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("superset")]
 LAKEHOUSE = str(Path(sys.executable).with_name("lakehouse"))
 REGION = "north"
-REGION_DATASETS = ("mart_sales_lines", "mart_client_rfm", "mart_client_cohorts")
+REGION_DATASETS = (
+    "mart_sales_lines",
+    "mart_client_rfm",
+    "mart_client_cohorts",
+    "mart_client_recommendations",
+)
 
 
 def _marts(server: SupersetServer, sql: str) -> list[tuple[Any, ...]]:
@@ -75,7 +80,7 @@ def test_every_chart_shows_the_numbers_of_the_marts(local_superset: SupersetServ
     admin = client(local_superset)
     differences = compare_charts(admin, lambda sql: _marts(local_superset, sql))
     assert not differences, differences
-    assert len(admin.charts()) == len(CHART_SQL) == 38
+    assert len(admin.charts()) == len(CHART_SQL) == 42
 
 
 def test_the_region_role_sees_only_its_region(local_superset: SupersetServer) -> None:
@@ -93,10 +98,17 @@ def test_the_region_role_sees_only_its_region(local_superset: SupersetServer) ->
     for name in forecast:
         with pytest.raises(ServiceError, match="HTTP 404"):
             analyst.chart_data(everything[name])
+    # the propositions of the region's clients are theirs; coverage of the whole catalogue
+    # and the backtest's metrics (no region) are not, and are refused when asked by id
+    assert "Propositions for a client" in charts and "Top proposed products" in charts
+    for name in ("Catalogue coverage", "Backtest MAP@10 by segment"):
+        assert name not in charts
+        with pytest.raises(ServiceError, match="HTTP 404"):
+            analyst.chart_data(everything[name])
     seen = {d["table_name"] for d in analyst.get("/api/v1/dataset/").json()["result"]}
     assert seen == set(REGION_DATASETS), seen
     boards = {d["dashboard_title"] for d in analyst.get("/api/v1/dashboard/").json()["result"]}
-    assert boards == {"Sales overview", "Clients"}, boards
+    assert boards == {"Sales overview", "Clients", "Propositions"}, boards
 
     by_region = api_rows(analyst.chart_data(charts["Revenue by region"]["id"]))
     assert [row[0] for row in by_region] == [REGION]

@@ -24,7 +24,7 @@ from tests.superset.attacks import (
     send_sql_lab,
     trino_attacks,
 )
-from tests.superset.conftest import plant_forecasts, published_lake
+from tests.superset.conftest import plant_model_outputs, published_lake
 from tests.support.stack import lake_ports, lake_services
 from tests.support.superset import (
     browser_page,
@@ -44,7 +44,7 @@ def stack_superset(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Superse
     )
     with lake_services(settings):
         ingest(settings, source=FileSource(settings.changes_path))  # files, not Kafka
-        plant_forecasts(settings)
+        plant_model_outputs(settings)
         build_audit_publish(settings)
         superset = SupersetServer(settings)
         try:

@@ -16,7 +16,7 @@ from lakehouse.settings import Settings
 HORIZON = 8
 
 
-def _silver(settings: Settings, table: str) -> pa.Table:
+def silver(settings: Settings, table: str) -> pa.Table:
     """A silver table, on the profile's storage (a directory, or the object store)."""
     options = settings.lake_storage_options or None
     return DeltaTable(
@@ -25,14 +25,14 @@ def _silver(settings: Settings, table: str) -> pa.Table:
 
 
 def active_products(settings: Settings) -> list[int]:
-    rows = _silver(settings, "product").to_pylist()
+    rows = silver(settings, "product").to_pylist()
     return sorted(r["product_id"] for r in rows if r["is_active"] and not r.get("_deleted"))
 
 
 def stocked_warehouses(settings: Settings) -> dict[int, list[str]]:
     """Each product's warehouses in the silver stock table, sorted."""
     found: dict[int, set[str]] = {}
-    for row in _silver(settings, "stock").to_pylist():
+    for row in silver(settings, "stock").to_pylist():
         if not row.get("_deleted"):
             found.setdefault(row["product_id"], set()).add(row["warehouse_id"])
     return {pid: sorted(ids) for pid, ids in found.items()}
@@ -84,7 +84,7 @@ def plant(
     features, as a scoring run at ``now`` (default: now) writes them; the first week.
     ``amend(table, rows)`` returns the rows to write to the ``ml`` table instead: a
     test's defects, planted in rows that are otherwise valid."""
-    last_order = _silver(settings, "orders")
+    last_order = silver(settings, "orders")
     newest = max(last_order.column("ordered_at").to_pylist()).date()
     first_week = monday(newest)  # the week in progress: forecasts start there
     now = now or datetime.now(UTC)

@@ -35,7 +35,14 @@ CHART_SQL: dict[str, str] = yaml.safe_load(
     (Path(__file__).resolve().parents[1] / "superset" / "chart_sql.yaml").read_text()
 )
 # the dashboards the committed assets hold, by title
-DASHBOARDS = {"Sales overview", "Inventory", "Clients", "Data health", "Demand forecast"}
+DASHBOARDS = {
+    "Sales overview",
+    "Inventory",
+    "Clients",
+    "Data health",
+    "Demand forecast",
+    "Propositions",
+}
 RENDER_TIMEOUT_S = 120.0
 NAVIGATION_TIMEOUT_MS = 120_000
 

@@ -1,7 +1,7 @@
 """The same dbt project on both engines: one change log landed twice, into a local lake
 built by DuckDB and into the object store built by Trino (`dbt build --target trino`),
-gives the same marts (the forecast marts too, from one planted scoring run) and feature
-tables, row for row over all columns.
+gives the same marts (the forecast and propositions marts too, from one planted scoring
+run each) and feature tables, row for row over all columns.
 
 One loss is Trino's and documented: its Delta Lake connector reads a Delta timestamp
 with time zone (the lake's ``timestamptz`` columns) at millisecond precision, rounding
@@ -25,6 +25,7 @@ from lakehouse.generate import GenerateParams, generate
 from lakehouse.lake.catalog import trino_connection
 from lakehouse.settings import Settings, load_settings
 from lakehouse.transform.dbt import run_dbt
+from tests.support import propositions
 from tests.support.forecasts import plant
 from tests.support.stack import lake_ports, lake_services
 
@@ -32,6 +33,13 @@ pytestmark = [pytest.mark.stack, pytest.mark.xdist_group("trino")]
 SMALL = GenerateParams(clients=60, products=20, days=90, snapshot_day=10)
 PII_KEY = "cross-engine-test-key-0123456789abcdef"  # the same tokens in both lakes
 SCHEMAS = ("marts", "features")
+# marts filled by the planted scoring runs: compared only if they hold rows
+PLANTED = (
+    "mart_demand_forecast",
+    "mart_client_recommendations",
+    "mart_recommendation_backtest",
+    "mart_recommendation_metrics",
+)
 SCORED_AT = dt.datetime(
     2024, 5, 6, 7, 8, 9, tzinfo=dt.UTC
 )  # dbt's +schema of the marts and of the feature tables
@@ -50,12 +58,14 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, 
     )
     generate(local, SMALL)
     ingest(local, source=FileSource(local.changes_path))
-    # the same scoring run in both lakes, so the forecast marts have rows to compare
+    # the same scoring runs in both lakes, so the model marts have rows to compare
     plant(local, "run-1", "1", scale=3.0, now=SCORED_AT)
+    propositions.plant(local, "run-1", "1", now=SCORED_AT)
     assert run_dbt(local, ["build"]).succeeded
     with lake_services(stack):
         ingest(stack, source=FileSource(local.changes_path))  # the very same files
         plant(stack, "run-1", "1", scale=3.0, now=SCORED_AT)
+        propositions.plant(stack, "run-1", "1", now=SCORED_AT)
         trino_build = run_dbt(stack, ["build"])
         assert trino_build.succeeded
         assert trino_build.nodes.get("pass", 0) > 250  # models and tests, as on DuckDB
@@ -90,6 +100,8 @@ def test_every_mart_is_identical_on_duckdb_and_trino(
             ]
             rows = con.execute(f"select {', '.join(columns)} from {schema}.{table}").fetchall()
             expected[table] = (columns, _multiset(rows))
+    if layer == "marts":
+        assert all(expected[mart][1] for mart in PLANTED), "a planted mart is empty"
     with _trino(stack) as cursor:
         cursor.execute(f"show tables from analytics_{layer}")
         assert sorted(r[0] for r in cursor.fetchall()) == tables

@@ -28,6 +28,9 @@ STAGING = [
     "stg_ml__forecast_backtests",
     "stg_ml__model_monitoring",
     "stg_ml__warehouse_forecasts",
+    "stg_ml__client_recommendations",
+    "stg_ml__recommendation_backtests",
+    "stg_ml__recommendation_metrics",
 ]
 INTERMEDIATE = ["int_clients_historized", "int_products_historized"]
 MARTS = [
@@ -48,6 +51,9 @@ MARTS = [
     "mart_forecast_backtest",
     "mart_replenishment",
     "mart_model_monitoring",
+    "mart_client_recommendations",
+    "mart_recommendation_backtest",
+    "mart_recommendation_metrics",
 ]
 FEATURES = [
     "feat_product_weekly",

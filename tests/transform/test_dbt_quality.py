@@ -32,6 +32,7 @@ MART_FOLDERS = (
     "marts/inventory/",
     "marts/sales/",
     "marts/forecast/",
+    "marts/propositions/",
 )  # not marts/quality
 # the marts and their ancestors only: the quality models read tables this lake lacks
 BUILD_ARGS = [
