@@ -4,14 +4,16 @@ commands (Feast, MLflow and LightGBM take seconds to load)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.table import Table
 
 from lakehouse.cli.console import console, progress_bar
 from lakehouse.cli.options import DataDir, settings_for
-from lakehouse.settings import Settings
+
+if TYPE_CHECKING:
+    from lakehouse.settings import Settings
 
 Model = Annotated[
     Literal["demand", "propositions"],
