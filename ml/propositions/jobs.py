@@ -23,7 +23,6 @@ from lakehouse.quality.history import last_served_run
 from lakehouse.settings import Settings
 from ml import tracking
 from ml.propositions import data, recommenders
-from ml.propositions.recommenders import Context
 from ml.propositions.train import REGISTERED_MODEL, TrainResult, train
 
 
@@ -108,27 +107,18 @@ def score_job(settings: Settings, progress: Progress | None = None) -> Scoring:
     clients = data.client_features(settings, purchases.clients, None)
     loaded = tracking.load_champion(settings, REGISTERED_MODEL)
     served = loaded.predict(clients[["client_id", "segment", "region"]])
-    candidates = purchases.active_at(None)
-    served = served[served["product_id"].isin(candidates["product_id"])]
-    ctx = Context(
-        as_of=purchases.last_date + timedelta(days=1),
-        history=purchases.lines.iloc[:0],
-        clients=clients,
-        candidates=candidates,
+    as_of_day = purchases.last_date + timedelta(days=1)
+    lists = recommenders.cut_by_rules(
+        served,
+        clients,
+        purchases.active_at(None),
+        settings.propositions_top_n,
+        settings.propositions_per_category,
+        as_of_day,
     )
-    scores = np.full((len(ctx.client_ids), len(ctx.product_ids)), -np.inf)
-    reasons = np.zeros(scores.shape, dtype=int)
-    rows = pd.Index(ctx.client_ids).get_indexer(served["client_id"])
-    cols = pd.Index(ctx.product_ids).get_indexer(served["product_id"])
-    scores[rows, cols] = served["score"].to_numpy()
-    reasons[rows, cols] = [ml_tables.REASONS.index(r) for r in served["reason"]]
-    lists = recommenders.top_n(
-        ctx, (scores, reasons), settings.propositions_top_n, settings.propositions_per_category
-    )
-    lists = lists[np.isfinite(lists["score"])]
     now = datetime.now(UTC)
     run_id = f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
-    as_of = datetime.combine(ctx.as_of, time(), tzinfo=UTC)
+    as_of = datetime.combine(as_of_day, time(), tzinfo=UTC)
     out = lists.assign(
         scoring_run_id=run_id,
         model_name=REGISTERED_MODEL,

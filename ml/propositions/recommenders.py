@@ -211,3 +211,27 @@ def top_n(
         rows["score"] += scores[i, taken].tolist()
         rows["reason"] += [REASONS[r] for r in reasons[i, taken].tolist()]
     return pd.DataFrame(rows)
+
+
+def cut_by_rules(
+    served: pd.DataFrame,
+    clients: pd.DataFrame,
+    candidates: pd.DataFrame,
+    n: int,
+    per_category: int | None,
+    as_of: date,
+) -> pd.DataFrame:
+    """A served model's lists (``client_id``, ``product_id``, ``score``, ``reason``) cut
+    by today's rules: only ``candidates`` (the products that may be proposed now), at
+    most ``per_category`` of a category, the best ``n`` per client of ``clients``."""
+    ctx = Context(as_of, pd.DataFrame(columns=["client_id", "product_id"]), clients, candidates)
+    served = served[served["product_id"].isin(candidates["product_id"])]
+    scores = np.full((len(ctx.client_ids), len(ctx.product_ids)), -np.inf)
+    reasons = np.zeros(scores.shape, dtype=int)
+    rows = pd.Index(ctx.client_ids).get_indexer(served["client_id"])
+    cols = pd.Index(ctx.product_ids).get_indexer(served["product_id"])
+    known = rows >= 0
+    scores[rows[known], cols[known]] = served["score"].to_numpy()[known]
+    reasons[rows[known], cols[known]] = [REASONS.index(r) for r in served["reason"][known]]
+    lists = top_n(ctx, (scores, reasons), n, per_category)
+    return lists[np.isfinite(lists["score"])].reset_index(drop=True)

@@ -164,3 +164,20 @@ def test_the_champion_moves_only_to_a_better_model(truth: Path, settings_on: Set
     stranger = lists[lists["client_id"] == 10**9]
     assert set(stranger["reason"]) == {recommenders.POPULAR_NEAR_YOU}
     assert stranger["rank"].tolist() == list(range(1, len(stranger) + 1))
+
+
+def test_the_served_lists_are_cut_by_the_rules_of_the_day() -> None:
+    served = pd.DataFrame(
+        {
+            "client_id": [1, 1, 1, 1, 1, 9],
+            "product_id": [1, 2, 3, 4, 7, 1],  # 7: no longer on sale
+            "score": [5.0, 4.0, 3.0, 2.0, 9.0, 1.0],
+            "reason": [recommenders.BOUGHT_BEFORE] * 6,
+        }
+    )
+    clients = pd.DataFrame({"client_id": [1, 2], "segment": "a", "region": "north"})
+    candidates = pd.DataFrame({"product_id": [1, 2, 3, 4], "category": ["x", "x", "x", "y"]})
+    day = pd.Timestamp("2025-01-10").date()
+    lists = recommenders.cut_by_rules(served, clients, candidates, 3, 2, day)
+    assert lists["product_id"].tolist() == [1, 2, 4]  # not 7, and 3 is a third x
+    assert lists["rank"].tolist() == [1, 2, 3] and set(lists["client_id"]) == {1}
