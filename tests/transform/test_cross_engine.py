@@ -139,9 +139,10 @@ def _multiset(rows: list[Any]) -> Counter[tuple[str, ...]]:
 
 def _normal(value: object) -> str:
     """One text per value, engine-neutral: decimals without trailing zeros, floats to 9
-    digits, timestamps (naive UTC) at milliseconds rounded half up."""
+    digits (a float-noise -1e-15 rounds to -0.0, equal to 0.0 but printed apart: adding
+    0.0 makes it 0.0), timestamps (naive UTC) at milliseconds rounded half up."""
     if isinstance(value, float):
-        return repr(round(value, 9))
+        return repr(round(value, 9) + 0.0)
     if isinstance(value, decimal.Decimal):
         return str(value.normalize())
     if isinstance(value, dt.datetime):
