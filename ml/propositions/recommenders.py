@@ -8,7 +8,7 @@ each client's best ``n``. Scores only rank within a client: they are not probabi
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
@@ -32,7 +32,6 @@ class Context:
     clients: pd.DataFrame
     candidates: pd.DataFrame
     embeddings: Callable[[list[int]], np.ndarray] | None = None  # unit vectors per product
-    _cache: dict[str, object] = field(default_factory=dict, compare=False)
 
     @property
     def client_ids(self) -> np.ndarray:

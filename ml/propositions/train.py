@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -93,7 +93,6 @@ class TrainResult:
     reason: str
     backtest: Backtest
     seconds: float
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 def backtest(
@@ -208,10 +207,11 @@ def train(
     began = time.monotonic()
     params = params or ALSParams()
     result = backtest(purchases, clients_at, settings, params, embeddings)
-    served = fit_served(purchases, clients_at(None), params, embeddings)
+    current = clients_at(None)  # the online store's features, read once
+    served = fit_served(purchases, current, params, embeddings)
     with tracking.run(settings, EXPERIMENT, MODEL) as run:
         _log(run, result, params, settings, data_version)
-        example = clients_at(None).head(3)[["client_id", "segment", "region"]]
+        example = current.head(3)[["client_id", "segment", "region"]]
         model_uri = run.model("model", served, example)
         seconds = time.monotonic() - began
         run.metrics({"train_seconds": seconds})
