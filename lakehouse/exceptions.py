@@ -60,3 +60,11 @@ class FeatureStoreError(LakehouseError):
 class SearchError(LakehouseError):
     """Product search cannot run: no index yet, a bad query or filter, a model that does
     not load, a search store that cannot be opened."""
+
+
+class ReportError(LakehouseError):
+    """An insight report cannot be built (no published marts, a chart with no data)."""
+
+
+class ApiError(LakehouseError):
+    """The API cannot start or serve (no key for a scope, a port in use)."""

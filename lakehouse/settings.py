@@ -278,6 +278,60 @@ class Settings(BaseSettings):
     search_qdrant_api_key: SecretStr | None = Field(
         default=None, description="the API key of search_qdrant_url's server, if it asks one"
     )
+    # the serving API (`lakehouse api serve`): read-only, keys per scope, models by alias
+    api_host: str = Field(
+        default="127.0.0.1",
+        description="where `lakehouse api serve` listens (0.0.0.0: every interface)",
+    )
+    api_port: int = Field(default=58000, ge=1, le=65535)
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="the key (or bearer token) that sees the whole business; default: one "
+        "generated in <data_dir>/secrets/api.key",
+    )
+    api_region_keys: dict[
+        Annotated[str, StringConstraints(pattern=REGION_NAME_PATTERN)], SecretStr
+    ] = Field(
+        default_factory=dict,
+        description="a key per region that sees only that region's clients; a region of "
+        "superset_region_roles with no key here gets one generated in "
+        "<data_dir>/secrets/api-<region>.key",
+    )
+    api_refresh_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="how often the API looks for a new publication and moved model aliases "
+        "(served without a restart)",
+    )
+    api_shadow_alias: str | None = Field(
+        default=None,
+        description="a registry alias (e.g. `challenger`) whose model scores every request "
+        "alongside the champion: logged and measured, never returned",
+    )
+    api_canary_alias: str = Field(
+        default="challenger", description="the alias api_canary_share routes requests to"
+    )
+    api_canary_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="the fraction of model requests answered by api_canary_alias's version "
+        "(0: none)",
+    )
+    # insight reports: a narrative from an OpenAI-compatible endpoint, else the template
+    llm_base_url: str | None = Field(
+        default=None,
+        description="an OpenAI-compatible endpoint (vLLM, TGI, llama.cpp's server), e.g. "
+        "`http://127.0.0.1:8000/v1`, that writes the reports' narrative from their facts; "
+        "unset: the template narrative",
+    )
+    llm_api_key: SecretStr | None = Field(
+        default=None, description="the endpoint's API key, if it asks one"
+    )
+    llm_model: str = Field(default="default", description="the model name sent to the endpoint")
+    llm_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="the narrative falls back to the template after this"
+    )
     alert_webhook_url: str | None = Field(
         default=None,
         description="POSTed a JSON report when a check fails or publication is blocked",
@@ -291,6 +345,27 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"the PII key must be at least {MIN_SECRET_LENGTH} characters (e.g. `openssl "
                 "rand -hex 32`); unset it to have one generated in <data_dir>/secrets/pii.key"
+            )
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _long_enough_api_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"an API key must be at least {MIN_SECRET_LENGTH} characters (e.g. `openssl "
+                "rand -hex 32`); unset it to have one generated in <data_dir>/secrets/api.key"
+            )
+        return value
+
+    @field_validator("api_region_keys")
+    @classmethod
+    def _long_enough_region_keys(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        short = sorted(r for r, k in value.items() if len(k.get_secret_value().strip()) < 32)
+        if short:
+            raise ValueError(
+                f"the API key of region {', '.join(short)} is shorter than "
+                f"{MIN_SECRET_LENGTH} characters (e.g. `openssl rand -hex 32`)"
             )
         return value
 
@@ -460,6 +535,26 @@ class Settings(BaseSettings):
         if self.superset_secret_key is not None:
             return self.superset_secret_key.get_secret_value()
         return self.generated_secret("superset.key")
+
+    def api_secret(self) -> str:
+        """The whole business's API key: the setting, else one generated once."""
+        if self.api_key is not None:
+            return self.api_key.get_secret_value()
+        return self.generated_secret("api.key")
+
+    def api_region_secrets(self) -> dict[str, str]:
+        """Each region's API key: api_region_keys, else one generated once per region of
+        superset_region_roles."""
+        keys = {r: k.get_secret_value() for r, k in self.api_region_keys.items()}
+        for region in self.superset_region_roles:
+            if region not in keys:
+                keys[region] = self.generated_secret(f"api-{region}.key")
+        return keys
+
+    @property
+    def reports_dir(self) -> Path:
+        """Insight reports: ``<scope>/<week>/report.html`` and ``report.pdf``."""
+        return self.root / "reports"
 
     def table_uri(self, layer: str, table: str) -> str:
         """URI of a Delta table in the lake, e.g. ``table_uri("silver", "client")``."""

@@ -79,7 +79,14 @@ LAYERS: tuple[Layer, ...] = (
         "ml jobs",
         ("ml",),
         "training, evaluation and batch scoring over the published marts and features: "
-        "the package never imports them, the flows and the CLI run them",
+        "the stages below never import them; the flows and the CLI run them, the serving "
+        "layer loads their registered models",
+    ),
+    Layer(
+        "serving",
+        ("lakehouse.api", "lakehouse.reports"),
+        "the API and the insight reports: read the published marts through the port, the "
+        "search index, and the ml jobs' models from the registry by alias (ml.tracking)",
     ),
     Layer("flows", ("flows",), "Prefect flows: thin, they call the package"),
     Layer("cli", ("lakehouse.cli",), "the `lakehouse` command: runs flows and renders results"),

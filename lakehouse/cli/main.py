@@ -3,7 +3,8 @@ Heavy libraries load inside the commands that use them, and so do the project's 
 (they bring deltalake, duckdb, dbt or Prefect): `lakehouse --help` stays fast.
 
 A command group is a module of this package with its own ``typer.Typer()`` named ``app``
-(`oltp`, `dlq`, `contracts`, `stack`, `superset`, `features`, `ml`, `search-index`), added
+(`oltp`, `dlq`, `contracts`, `stack`, `superset`, `features`, `ml`, `search-index`,
+`api`), added
 below with ``app.add_typer``; the top-level commands live in the module of their stage and are
 registered here, in the order `lakehouse --help` lists them."""
 
@@ -16,6 +17,7 @@ import typer
 from rich.markup import escape
 
 from lakehouse.cli import (
+    api,
     capture,
     contracts,
     dlq,
@@ -55,6 +57,7 @@ app.add_typer(superset.app, name="superset")
 app.add_typer(features.app, name="features")
 app.add_typer(ml.app, name="ml")
 app.add_typer(search.app, name="search-index")
+app.add_typer(api.app, name="api")
 
 
 def run() -> None:
