@@ -12,7 +12,7 @@ export UV_PYTHON ?= $(shell command -v $(PYTHON))
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: demo test test-fast lint format docs clean bench bench-cdc bench-apply bench-engines bench-forecast bench-search bench-propositions
+.PHONY: demo test test-fast lint format docs clean bench bench-cdc bench-apply bench-engines bench-forecast bench-search bench-propositions bench-api
 
 demo: $(STAMP)  ## the shop live in PostgreSQL + Debezium (or recorded files) -> ingest -> dbt build -> status -> dashboards (Superset)
 	$(VENV)/bin/lakehouse demo
@@ -49,6 +49,9 @@ bench-forecast: $(STAMP)  ## demand forecast WAPE vs both baselines and the gene
 
 bench-propositions: $(STAMP)  ## propositions MAP@10/nDCG@10/recall@10 vs every baseline and the generator's oracle, training time (the default shop of bench-forecast)
 	$(VENV)/bin/python -m bench.propositions
+
+bench-api: $(STAMP)  ## the API under load: 200 requests/s mixed over search, propositions and forecasts, p95 and errors (the served shop, ~3 min to build once)
+	$(VENV)/bin/python -m bench.api
 
 bench-search: $(STAMP)  ## product search nDCG@10/recall@10 (BM25, vectors, hybrid) on the labelled queries, latency, embedding speed, refresh cost at 10x (~2 min)
 	$(VENV)/bin/python -m bench.search

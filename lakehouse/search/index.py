@@ -125,6 +125,50 @@ def indexed_payloads(client: QdrantClient) -> dict[int, dict[str, Any]]:
             return found
 
 
+def in_memory_copy(settings: Settings) -> QdrantClient:
+    """The index copied whole (vectors and payloads) into an in-memory Qdrant client, the
+    store closed again: a long-running reader (the API) serves from the copy, and local
+    mode's folder stays free for the refresh after each publication."""
+    from qdrant_client import QdrantClient, models
+
+    copy = QdrantClient(":memory:")
+    ensure_collection(copy)
+    with open_store(settings) as client:
+        if not client.collection_exists(COLLECTION):
+            return copy
+        offset = None
+        while True:
+            points, offset = client.scroll(
+                COLLECTION, limit=1024, offset=offset, with_payload=True, with_vectors=True
+            )
+            if points:
+                copy.upsert(
+                    COLLECTION,
+                    [
+                        models.PointStruct(
+                            id=p.id, vector={VECTOR: p.vector[VECTOR]}, payload=p.payload
+                        )
+                        for p in points
+                        if isinstance(p.vector, dict)
+                    ],
+                )
+            if offset is None:
+                return copy
+
+
+def signature(settings: Settings) -> str:
+    """What changes when the index does: on local mode the newest write under its folder
+    (no need to open it), on a server the points' versions and text hashes."""
+    if not settings.search_qdrant_url:
+        folder = settings.search_dir / "qdrant"
+        stamps = [f.stat().st_mtime_ns for f in folder.rglob("*") if f.is_file()]
+        return f"local:{max(stamps, default=0)}:{len(stamps)}"
+    with open_store(settings) as client:
+        payloads = indexed_payloads(client)
+    parts = sorted((pid, p.get("version"), p.get("content_hash")) for pid, p in payloads.items())
+    return f"server:{hash(tuple(parts))}"
+
+
 def refresh(
     settings: Settings,
     products: pa.Table | pd.DataFrame,

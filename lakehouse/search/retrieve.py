@@ -210,6 +210,8 @@ class Searcher:
             return_ids=False,
             show_progress=False,
         )[0]
+        if not tokens:  # only stop words ("the", "a"): BM25 has nothing to match
+            return []
         got = np.asarray(self._bm25.get_scores(tokens), dtype=np.float64)
         got[~self._mask(filters, categories, brands)] = 0.0
         order = np.argsort(-got, kind="stable")[:depth]
