@@ -33,8 +33,13 @@ SERVICES: tuple[str, ...] = (
     "prefect-server",
     "prefect-worker",
     "mlflow",
+    "api",
 )
-_REQUIRES: dict[str, tuple[str, ...]] = {"prefect-worker": ("prefect-server",)}
+# the API reads the registry (MLflow) and the online features (Redis) from its start
+_REQUIRES: dict[str, tuple[str, ...]] = {
+    "prefect-worker": ("prefect-server",),
+    "api": ("redis", "mlflow"),
+}
 KAFKA_START_TIMEOUT_S = 90.0
 
 
@@ -173,6 +178,10 @@ def _make(name: str, settings: Settings) -> Service:
         from lakehouse.supervisors.mlflow import MlflowServer
 
         return MlflowServer(settings)
+    if name == "api":
+        from lakehouse.supervisors.api import ApiServer
+
+        return ApiServer(settings)
     raise ServiceError(f"unknown service {name!r}: choose from {', '.join(SERVICES)}")
 
 

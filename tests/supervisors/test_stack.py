@@ -16,7 +16,7 @@ from lakehouse.stack import SERVICES as SERVICE_ORDER
 from lakehouse.stack import Stack
 from tests.support.stack import RunningStack, running_stack, stack_env
 
-ASKED = ["redis", "prefect-server", "prefect-worker", "mlflow", "kafka"]
+ASKED = ["redis", "prefect-server", "prefect-worker", "mlflow", "kafka", "api"]
 
 
 @pytest.mark.stack
@@ -47,8 +47,9 @@ def test_stack_up_status_and_down(tmp_path: Path) -> None:
         _prefect_answers(stack.port("prefect_port"))
         _mlflow_tracks(stack.port("mlflow_port"))
         _kafka_answers(stack.port("kafka_port"))
+        _api_answers(stack.port("api_port"), stack.data_dir)
         data = stack.data_dir / "stack"
-        for service in ("redis", "prefect", "prefect-worker", "mlflow", "kafka"):
+        for service in ("redis", "prefect", "prefect-worker", "mlflow", "kafka", "api"):
             assert (data / service).is_dir(), f"{service} keeps no state under {data}"
 
     # running_stack has run `stack down` and checked every recorded process is gone
@@ -66,6 +67,7 @@ def test_services_start_in_order_with_what_they_need(tmp_path: Path) -> None:
         "mlflow",
     ]
     assert stack.select(["redis,kafka", "minio"]) == ["minio", "kafka", "redis"]
+    assert stack.select(["api"]) == ["redis", "mlflow", "api"]
     with pytest.raises(ServiceError, match="unknown service 'spark'"):
         stack.select(["spark"])
 
@@ -76,6 +78,20 @@ def test_unknown_service_is_one_line_error(tmp_path: Path) -> None:
     assert out.returncode == 1
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "unknown service 'postgres'" in lines[0], out.stderr
+
+
+def _api_answers(port: int, data_dir: Path) -> None:
+    """Up before anything is published: /health answers, a key is required, and a keyed
+    request says what to run rather than failing."""
+    import httpx
+
+    base = f"http://127.0.0.1:{port}"
+    assert httpx.get(f"{base}/health", timeout=10).json()["status"] == "ok"
+    assert httpx.get(f"{base}/freshness", timeout=10).status_code == 401
+    key = (data_dir / "secrets" / "api.key").read_text().strip()
+    nothing = httpx.get(f"{base}/freshness", headers={"X-API-Key": key}, timeout=10)
+    assert nothing.status_code == 503, nothing.text
+    assert "lakehouse build" in nothing.json()["detail"]
 
 
 def _redis_answers(port: int) -> None:

@@ -29,6 +29,7 @@ _PORTS = (
     "minio_port",
     "minio_console_port",
     "trino_port",
+    "api_port",
 )
 
 
