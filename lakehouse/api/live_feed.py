@@ -38,6 +38,10 @@ log = logging.getLogger("lakehouse.api.live")
 # the silver tables the view reads: orders with their lines, the client's region, stock
 LIVE_TABLES = ("orders", "order_item", "client", "stock")
 POLL_SECONDS = 0.5
+# silver moved: wait until a poll this much later sees the same versions (at most
+# SETTLE_MAX_SECONDS), so a lander's round, which commits one table after the other, is
+# seen whole rather than an order without its lines
+SETTLE_SECONDS, SETTLE_MAX_SECONDS = 0.15, 1.5
 # a snapshot at least this often: the window slides on the wall clock, and the page
 # knows the socket is alive (it reconnects after a silence of 2.5 times this)
 HEARTBEAT_SECONDS = 30.0
@@ -327,6 +331,14 @@ class LiveHub:
         due = time.monotonic() - self._computed >= HEARTBEAT_SECONDS
         if versions == self._versions and not due:
             return
+        if self._versions is not None:  # a lander's round commits table after table
+            settle_until = time.monotonic() + SETTLE_MAX_SECONDS
+            while time.monotonic() < settle_until:
+                await asyncio.sleep(SETTLE_SECONDS)
+                again = await asyncio.to_thread(self._watch.poll)
+                if again == versions:
+                    break
+                versions = again
         self._versions, self._computed = versions, time.monotonic()
         self._snapshots.clear()
         wanted = {s.key for s in self._subscribers}
