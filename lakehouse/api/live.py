@@ -50,7 +50,7 @@ def _sha256(kind: str) -> str:
 PAGE_HEADERS = {
     "Content-Security-Policy": (
         f"default-src 'none'; script-src {_sha256('script')}; style-src {_sha256('style')}; "
-        "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
+        "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
         "frame-ancestors 'none'"
     ),
     "Referrer-Policy": "no-referrer",
