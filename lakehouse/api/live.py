@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from importlib.resources import files
 from typing import Any
 
@@ -142,7 +143,7 @@ async def _serve(websocket: WebSocket, hub: LiveHub, principal: Principal, hours
         hub.unsubscribe(subscriber)
 
 
-def _message(message: dict[str, Any]) -> dict[str, Any] | None:
+def _message(message: Mapping[str, Any]) -> dict[str, Any] | None:
     """A client's message as an object: JSON, or a bare key; None when it is neither."""
     text = message.get("text")
     if not isinstance(text, str) or len(text) > MAX_MESSAGE_CHARS:

@@ -143,13 +143,15 @@ def compute(
         stock = None
         if region is None and "stock" not in missing:
             stock = _stock(db, window)
-    buckets = []
-    for hour in window.hours():
-        n, value = by_hour.get(hour, (0, 0.0))
-        began = None if stock is None else stock["began"].get(hour, 0)
-        buckets.append(
-            {"hour": _iso(hour), "orders": n, "revenue": round(value, 2), "new_stock_outs": began}
-        )
+            source_ts = max(filter(None, [source_ts, stock["newest_commit"]]), default=None)
+    slots = window.hours()
+    counts = [by_hour.get(h, (0, 0.0))[0] for h in slots]
+    values = [round(by_hour.get(h, (0, 0.0))[1], 2) for h in slots]
+    began = [None if stock is None else stock["began"].get(h, 0) for h in slots]
+    buckets = [
+        {"hour": _iso(h), "orders": n, "revenue": v, "new_stock_outs": b}
+        for h, n, v, b in zip(slots, counts, values, began, strict=True)
+    ]
     RECOMPUTES.inc()
     return {
         "type": "snapshot",
@@ -159,8 +161,8 @@ def compute(
         "window": {"start": _iso(window.start), "end": _iso(window.end)},
         "buckets": buckets,
         "totals": {
-            "orders": sum(b["orders"] for b in buckets),
-            "revenue": round(sum(b["revenue"] for b in buckets), 2),
+            "orders": sum(counts),
+            "revenue": round(sum(values), 2),
             "stock_outs": None if stock is None else stock["out"],
             "low_stock": None if stock is None else stock["low"],
         },
@@ -211,7 +213,7 @@ def _bounds(window: Window) -> dict[str, datetime]:
 def _stock(db: duckdb.DuckDBPyConnection, window: Window) -> dict[str, Any]:
     now = db.execute(
         "select count(*) filter (where quantity_on_hand <= 0), "
-        "count(*) filter (where quantity_on_hand <= reorder_point) from stock"
+        "count(*) filter (where quantity_on_hand <= reorder_point), max(_source_ts) from stock"
     ).fetchone()
     began = db.execute(
         "select date_trunc('hour', updated_at::timestamp) as hour, count(*) from stock "
@@ -219,8 +221,13 @@ def _stock(db: duckdb.DuckDBPyConnection, window: Window) -> dict[str, Any]:
         "and updated_at::timestamp < $stop group by hour",
         _bounds(window),
     ).fetchall()
-    out, low = now if now else (0, 0)
-    return {"out": int(out), "low": int(low), "began": {h: int(n) for h, n in began}}
+    out, low, newest_commit = now if now else (0, 0, None)
+    return {
+        "out": int(out),
+        "low": int(low),
+        "began": {h: int(n) for h, n in began},
+        "newest_commit": newest_commit,
+    }
 
 
 def _iso(moment: datetime | None) -> str | None:

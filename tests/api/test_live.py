@@ -61,16 +61,17 @@ class Truth:
         for line in self.lines:
             net = line["quantity"] * line["unit_price"] - line["discount_amount"]
             value[line["order_id"]] = value.get(line["order_id"], Decimal(0)) + net
-        buckets = {start + timedelta(hours=i): [0, Decimal(0)] for i in range(hours)}
+        counts = {start + timedelta(hours=i): 0 for i in range(hours)}
+        revenue = {hour: Decimal(0) for hour in counts}
         for o in orders:
             hour = o["ordered_at"].replace(minute=0, second=0, microsecond=0)
-            if hour in buckets and o["status"] != "cancelled":
-                buckets[hour][0] += 1
-                buckets[hour][1] += value.get(o["order_id"], Decimal(0))
+            if hour in counts and o["status"] != "cancelled":
+                counts[hour] += 1
+                revenue[hour] += value.get(o["order_id"], Decimal(0))
         return {
-            "hours": [h.isoformat() + "Z" for h in buckets],
-            "orders": [n for n, _ in buckets.values()],
-            "revenue": [float(v) for _, v in buckets.values()],
+            "hours": [h.isoformat() + "Z" for h in counts],
+            "orders": list(counts.values()),
+            "revenue": [float(v) for v in revenue.values()],
             "stock_outs": sum(1 for s in self.stock.values() if s["quantity_on_hand"] <= 0),
         }
 
@@ -212,7 +213,8 @@ def test_each_scope_sees_the_ground_truth_of_its_own_clients(
     client: TestClient, shop: Shop
 ) -> None:
     settings = shop.settings
-    scopes: dict[str | None, str] = {None: settings.api_secret(), **settings.api_region_secrets()}
+    scopes: dict[str | None, str] = {None: settings.api_secret()}
+    scopes.update(settings.api_region_secrets())
     assert len(scopes) >= 2
     for region, key in scopes.items():
         for hours in (6, 48):

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from deltalake import DeltaTable
 
@@ -207,6 +208,14 @@ def _wait_shown(page: Any, expected: dict[str, str], since: float) -> float:
     raise AssertionError(f"the page shows {_shown(page)}, the database {expected}")
 
 
+def _cpu_share(pid: int, seconds: float) -> float:
+    process = psutil.Process(pid)
+    before = process.cpu_times()
+    time.sleep(seconds)
+    after = process.cpu_times()
+    return (after.user + after.system - before.user - before.system) / seconds
+
+
 def _place_orders(settings: Settings, n: int, empty_stock: bool) -> float:
     """Commit ``n`` orders placed now, each with two lines, and (``empty_stock``) a stock
     row running out, in one transaction; the monotonic time the commit returned."""
@@ -257,6 +266,10 @@ def test_orders_committed_in_the_database_show_within_ten_seconds(live: Live, pa
     assert max(latencies) <= LATENCY_LIMIT_S, latencies
     assert page.evaluate("() => document.getElementById('updated').dataset.at") != ""
     assert "#key=" not in page.url  # the key left the address bar
+    # nothing moves: the API process, watching silver for the page, stays nearly idle
+    share = _cpu_share(live.processes["api"].pid, seconds=4.0)
+    print(f"API process CPU with the page connected and silver still: {share:.1%} of a core")
+    assert share < 0.05
     assert page.errors == []  # type: ignore[attr-defined]
 
 
