@@ -21,12 +21,13 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
-import pyarrow.dataset as ds
+import pyarrow as pa
 from deltalake import DeltaTable
 from prometheus_client import Counter, Gauge
 
@@ -35,8 +36,15 @@ from lakehouse.settings import Settings
 
 log = logging.getLogger("lakehouse.api.live")
 
-# the silver tables the view reads: orders with their lines, the client's region, stock
-LIVE_TABLES = ("orders", "order_item", "client", "stock")
+# the silver tables the view reads, and their columns it needs: orders with their lines,
+# the client's region, stock
+LIVE_COLUMNS = {
+    "orders": ["order_id", "client_id", "status", "ordered_at", "_source_ts"],
+    "order_item": ["order_id", "quantity", "unit_price", "discount_amount"],
+    "client": ["client_id", "region"],
+    "stock": ["quantity_on_hand", "reorder_point", "updated_at", "_source_ts"],
+}
+LIVE_TABLES = tuple(LIVE_COLUMNS)
 POLL_SECONDS = 0.5
 # silver moved: wait until a poll this much later sees the same versions (at most
 # SETTLE_MAX_SECONDS), so a lander's round, which commits one table after the other, is
@@ -55,13 +63,15 @@ RECOMPUTES = Counter("lakehouse_live_recomputes", "live view snapshots computed 
 
 class SilverWatch:
     """The silver tables of the view, kept open and brought up to date incrementally (only
-    the log entries since the last poll are read). Not thread-safe: one caller at a time
+    the log entries since the last poll are read), and the columns the view needs, read
+    again only from a table whose version moved. Not thread-safe: one caller at a time
     (the hub's lock)."""
 
     def __init__(self, settings: Settings) -> None:
         self._uris = {t: settings.table_uri("silver", t) for t in LIVE_TABLES}
         self._options = settings.lake_storage_options
         self._tables: dict[str, DeltaTable | None] = dict.fromkeys(LIVE_TABLES)
+        self._read: dict[str, tuple[int, pa.Table]] = {}  # table -> (version, columns)
 
     def poll(self) -> dict[str, int]:
         """Each table's Delta version (-1: no such table yet)."""
@@ -75,12 +85,21 @@ class SilverWatch:
             versions[name] = -1 if table is None else table.version()
         return versions
 
-    def datasets(self) -> dict[str, ds.Dataset | None]:
-        """The tables at the versions of the last poll."""
-        return {
-            name: None if table is None else table.to_pyarrow_dataset()
-            for name, table in self._tables.items()
-        }
+    def frames(self) -> dict[str, pa.Table | None]:
+        """The view's columns of each table at the version of the last poll (None: no such
+        table yet)."""
+        frames: dict[str, pa.Table | None] = {}
+        for name, table in self._tables.items():
+            if table is None:
+                frames[name] = None
+                continue
+            version = table.version()
+            cached = self._read.get(name)
+            if cached is None or cached[0] != version:
+                columns = table.to_pyarrow_dataset().to_table(columns=LIVE_COLUMNS[name])
+                cached = self._read[name] = (version, columns)
+            frames[name] = cached[1]
+        return frames
 
 
 @dataclass(frozen=True)
@@ -108,42 +127,49 @@ class Window:
         return [self.start + timedelta(hours=i) for i in range(n)]
 
 
+Key = tuple[str | None, int]  # a snapshot's scope (None: the whole business) and hours
+
+
 def compute(
-    datasets: dict[str, ds.Dataset | None],
-    region: str | None,
-    hours: int,
-    now: datetime | None = None,
-) -> dict[str, Any]:
-    """The snapshot of one scope (``region`` None: the whole business) over the last
-    ``hours``: orders placed (cancelled ones left out) and their lines' net value per
-    hour, by the orders' own time; for the whole business, the stock rows at zero now and
-    per hour the stock-outs that began then and still last. A region sees only the orders
-    of its clients (their region in silver now), and no stock: stock is no region's to
-    read, as in the marts."""
+    frames: dict[str, pa.Table | None], keys: Iterable[Key], now: datetime | None = None
+) -> dict[Key, dict[str, Any]]:
+    """The snapshot of each of ``keys`` over the same tables (one DuckDB connection: its
+    start costs more than a scope's queries)."""
     now = (now or datetime.now(UTC)).replace(tzinfo=None)  # the source's times are UTC
-    missing = [t for t, d in datasets.items() if d is None]
     with duckdb.connect() as db:
         db.execute("set TimeZone = 'UTC'")
-        db.execute("set threads = 1")  # a few thousand rows: threads cost more than they give
-        for name, dataset in datasets.items():
-            if dataset is not None:
-                db.register(name, dataset)
-        has_orders = not {"orders", "order_item"} & set(missing) and (
-            region is None or "client" not in missing
-        )
-        scoped = _scoped_orders(region) if has_orders else None
-        newest = db.execute(f"select max(ordered_at) from {scoped}").fetchone() if scoped else None
-        window = Window.of(newest[0] if newest else None, now, hours)
-        by_hour: dict[datetime, tuple[int, float]] = {}
-        source_ts = None
-        if scoped is not None:
-            rows = db.execute(_ORDERS_BY_HOUR.format(scoped=scoped), _bounds(window)).fetchall()
-            by_hour = {hour: (int(n), float(value)) for hour, n, value, _ in rows}
-            source_ts = max((r[3] for r in rows if r[3] is not None), default=None)
-        stock = None
-        if region is None and "stock" not in missing:
-            stock = _stock(db, window)
-            source_ts = max(filter(None, [source_ts, stock["newest_commit"]]), default=None)
+        db.execute("set threads = 1")  # small in-memory tables: threads cost more
+        for name, frame in frames.items():
+            if frame is not None:
+                db.register(name, frame)
+        missing = [t for t, f in frames.items() if f is None]
+        return {key: _snapshot(db, missing, *key, now) for key in keys}
+
+
+def _snapshot(
+    db: duckdb.DuckDBPyConnection, missing: list[str], region: str | None, hours: int, now: datetime
+) -> dict[str, Any]:
+    """One scope over the last ``hours``: orders placed (cancelled ones left out) and their
+    lines' net value per hour, by the orders' own time; for the whole business, the stock
+    rows at zero now and per hour the stock-outs that began then and still last. A region
+    sees only the orders of its clients (their region in silver now), and no stock: stock
+    is no region's to read, as in the marts."""
+    has_orders = not {"orders", "order_item"} & set(missing) and (
+        region is None or "client" not in missing
+    )
+    scoped = _scoped_orders(region) if has_orders else None
+    newest = db.execute(f"select max(ordered_at) from {scoped}").fetchone() if scoped else None
+    window = Window.of(newest[0] if newest else None, now, hours)
+    by_hour: dict[datetime, tuple[int, float]] = {}
+    source_ts = None
+    if scoped is not None:
+        rows = db.execute(_ORDERS_BY_HOUR.format(scoped=scoped), _bounds(window)).fetchall()
+        by_hour = {hour: (int(n), float(value)) for hour, n, value, _ in rows}
+        source_ts = max((r[3] for r in rows if r[3] is not None), default=None)
+    stock = None
+    if region is None and "stock" not in missing:
+        stock = _stock(db, window)
+        source_ts = max(filter(None, [source_ts, stock["newest_commit"]]), default=None)
     slots = window.hours()
     counts = [by_hour.get(h, (0, 0.0))[0] for h in slots]
     values = [round(by_hour.get(h, (0, 0.0))[1], 2) for h in slots]
@@ -248,7 +274,7 @@ class Subscriber:
     inbox: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(1))
 
     @property
-    def key(self) -> tuple[str | None, int]:
+    def key(self) -> Key:
         return self.region, self.hours
 
     def offer(self, snapshot: dict[str, Any]) -> None:
@@ -268,7 +294,7 @@ class LiveHub:
         self._subscribers: set[Subscriber] = set()
         self._versions: dict[str, int] | None = None
         self._computed = 0.0  # monotonic time of the last computation
-        self._snapshots: dict[tuple[str | None, int], dict[str, Any]] = {}
+        self._snapshots: dict[Key, dict[str, Any]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -313,11 +339,10 @@ class LiveHub:
             await self._refresh()
             snapshot = self._snapshots.get(subscriber.key)
             if snapshot is None:
-                datasets = self._watch.datasets()
-                snapshot = await asyncio.to_thread(
-                    compute, datasets, subscriber.region, subscriber.hours
+                snapshots = await asyncio.to_thread(
+                    lambda: compute(self._watch.frames(), [subscriber.key])
                 )
-                self._snapshots[subscriber.key] = snapshot
+                snapshot = self._snapshots[subscriber.key] = snapshots[subscriber.key]
         subscriber.offer(_stamped(snapshot, self._versions))
 
     async def _watch_silver(self) -> None:
@@ -351,10 +376,7 @@ class LiveHub:
         wanted = {s.key for s in self._subscribers}
         if not wanted:
             return
-        datasets = self._watch.datasets()
-        snapshots = await asyncio.to_thread(
-            lambda: {key: compute(datasets, *key) for key in wanted}
-        )
+        snapshots = await asyncio.to_thread(lambda: compute(self._watch.frames(), wanted))
         self._snapshots.update(snapshots)
         for subscriber in list(self._subscribers):
             snapshot = self._snapshots.get(subscriber.key)
