@@ -135,6 +135,12 @@ def _open(client: TestClient, key: str, hours: int | None = None, query: str = "
     return ws
 
 
+def _open_with(client: TestClient, first: dict[str, Any]) -> Any:
+    ws = client.websocket_connect("/live/ws").__enter__()
+    ws.send_text(json.dumps(first))
+    return ws
+
+
 def _closed_with(client: TestClient, first: str, query: str = "") -> int:
     """The close code the server answers ``first`` with (fails if it sends data)."""
     with client.websocket_connect(f"/live/ws{query}") as ws:
@@ -230,6 +236,18 @@ def test_each_scope_sees_the_ground_truth_of_its_own_clients(
             assert snapshot["clock"] == "data"  # a shop of 2024: its own clock
             assert _as_seen(snapshot) == expected, (region, hours)
             assert snapshot["totals"]["orders"] == sum(expected["orders"])
+    # a region's key cannot ask for more than its region, whatever else it sends
+    north_key = settings.api_region_secrets()["north"]
+    for asked in ({"region": None, "scope": "all"}, {"region": "south"}, {"key": key}):
+        ws = _open_with(client, {**asked, "key": north_key})
+        try:
+            snapshot = _receive(ws)
+            ws.send_text(json.dumps({**asked, "hours": 48, "region": "south"}))
+            widened = _receive(ws)
+        finally:
+            ws.__exit__(None, None, None)
+        assert snapshot["scope"] == widened["scope"] == "north"
+        assert _as_seen(widened) == {**shop.truth.expected("north", 48), "stock_outs": None}
     # a region's window holds orders of its clients only: the whole business's differ
     whole = shop.truth.expected(None, 48)
     north = shop.truth.expected("north", 48)
