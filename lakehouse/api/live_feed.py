@@ -298,6 +298,7 @@ class LiveHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._failure: str | None = None  # the last failure logged, until a success
 
     @property
     def watching(self) -> bool:
@@ -335,14 +336,18 @@ class LiveHub:
             self._loop, self._lock, self._task = loop, asyncio.Lock(), None
 
     async def _deliver(self, subscriber: Subscriber) -> None:
-        async with self._lock:
-            await self._refresh()
-            snapshot = self._snapshots.get(subscriber.key)
-            if snapshot is None:
-                snapshots = await asyncio.to_thread(
-                    lambda: compute(self._watch.frames(), [subscriber.key])
-                )
-                snapshot = self._snapshots[subscriber.key] = snapshots[subscriber.key]
+        try:
+            async with self._lock:
+                await self._refresh()
+                snapshot = self._snapshots.get(subscriber.key)
+                if snapshot is None:
+                    snapshots = await asyncio.to_thread(
+                        lambda: compute(self._watch.frames(), [subscriber.key])
+                    )
+                    snapshot = self._snapshots[subscriber.key] = snapshots[subscriber.key]
+        except Exception as exc:  # the watcher tries again at its next poll
+            self._problem([subscriber], exc)
+            return
         subscriber.offer(_stamped(snapshot, self._versions))
 
     async def _watch_silver(self) -> None:
@@ -352,9 +357,7 @@ class LiveHub:
                 async with self._lock:
                     await self._refresh()
             except Exception as exc:  # keep watching: the next poll may read it again
-                log.exception("live view: reading silver failed")
-                for subscriber in list(self._subscribers):
-                    subscriber.offer({"type": "problem", "detail": str(exc).splitlines()[0]})
+                self._problem(list(self._subscribers), exc)
 
     async def _refresh(self) -> None:
         """Poll the versions; when one moved (or the heartbeat is due) compute every wanted
@@ -363,7 +366,8 @@ class LiveHub:
         due = time.monotonic() - self._computed >= HEARTBEAT_SECONDS
         if versions == self._versions and not due:
             return
-        if self._versions is not None:  # a lander's round commits table after table
+        if self._versions is not None and versions != self._versions:
+            # a lander's round commits one table after the other: wait for its end
             settle_until = time.monotonic() + SETTLE_MAX_SECONDS
             while time.monotonic() < settle_until:
                 await asyncio.sleep(SETTLE_SECONDS)
@@ -371,17 +375,25 @@ class LiveHub:
                 if again == versions:
                     break
                 versions = again
-        self._versions, self._computed = versions, time.monotonic()
-        self._snapshots.clear()
         wanted = {s.key for s in self._subscribers}
-        if not wanted:
-            return
         snapshots = await asyncio.to_thread(lambda: compute(self._watch.frames(), wanted))
-        self._snapshots.update(snapshots)
+        # only now: a computation that failed is tried again at the next poll
+        self._versions, self._computed = versions, time.monotonic()
+        self._snapshots, self._failure = snapshots, None
         for subscriber in list(self._subscribers):
             snapshot = self._snapshots.get(subscriber.key)
             if snapshot is not None:
                 subscriber.offer(_stamped(snapshot, versions))
+
+    def _problem(self, subscribers: list[Subscriber], exc: Exception) -> None:
+        """Tell the sockets silver could not be read (they keep their last numbers); the
+        log says it once, not at every poll."""
+        detail = (str(exc).splitlines() or [type(exc).__name__])[0]
+        if detail != self._failure:
+            log.error("live view: reading silver failed: %s", detail, exc_info=exc)
+            self._failure = detail
+        for subscriber in subscribers:
+            subscriber.offer({"type": "problem", "detail": detail})
 
 
 def _stamped(snapshot: dict[str, Any], versions: dict[str, int] | None) -> dict[str, Any]:

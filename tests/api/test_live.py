@@ -432,3 +432,30 @@ def test_a_lake_without_silver_answers_with_zeros(tmp_path: Path) -> None:
         "stock_outs": None,
         "low_stock": None,
     }
+
+
+def test_a_damaged_table_is_reported_on_the_socket_and_read_again_once_repaired(
+    tmp_path: Path, shop: Shop
+) -> None:
+    """A silver log that cannot be read: the socket is told (the page keeps its numbers and
+    says why), stays open, and gets the numbers once the table reads again."""
+    import shutil
+
+    settings = load_settings(data_dir=tmp_path / "data", pii_key="f" * 32)
+    shutil.copytree(shop.settings.root / "lake", settings.root / "lake")
+    log_dir = Path(settings.table_uri("silver", "orders")) / "_delta_log"
+    first_commit = log_dir / "00000000000000000000.json"
+    good = first_commit.read_bytes()
+    first_commit.write_bytes(b"{not a delta log")
+    with TestClient(create_app(settings, refresh=False)) as test_client:
+        ws = _open(test_client, settings.api_secret())
+        try:
+            problem = _receive(ws)
+            assert problem["type"] == "problem"
+            assert "silver" in problem["detail"] and "orders" in problem["detail"]
+            first_commit.write_bytes(good)  # repaired: the next poll reads it
+            repaired = _receive(ws)
+        finally:
+            ws.__exit__(None, None, None)
+    assert repaired["type"] == "snapshot"
+    assert _as_seen(repaired)["orders"] == shop.truth.expected(None, 6)["orders"]
