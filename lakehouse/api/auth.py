@@ -39,10 +39,10 @@ class Keys:
         for region, key in settings.api_region_secrets().items():
             self._by_scope[region] = key.encode()
 
-    def principal(self, presented: str | None) -> Principal | None:
+    def principal(self, presented: object) -> Principal | None:
         """The scope of ``presented``, or None when it is no key of ours. Every key is
         compared in constant time, so the time taken says nothing about a near miss."""
-        if not presented:
+        if not presented or not isinstance(presented, str):  # a socket's message: any JSON
             return None
         given = presented.strip().encode()
         found: Principal | None = None
