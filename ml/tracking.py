@@ -154,14 +154,41 @@ def register(settings: Settings, model_uri: str, name: str, run_id: str) -> Mode
 
 def champion(settings: Settings, name: str) -> ModelVersion | None:
     """The version the ``champion`` alias points at, or None before the first."""
+    return by_alias(settings, name, CHAMPION)
+
+
+def by_alias(settings: Settings, name: str, alias: str) -> ModelVersion | None:
+    """The version ``alias`` of registered model ``name`` points at, or None (no such
+    model or alias)."""
     try:
-        return client(settings).get_model_version_by_alias(name, CHAMPION)
+        return client(settings).get_model_version_by_alias(name, alias)
     except MlflowException:
         return None
 
 
+def set_alias(settings: Settings, name: str, alias: str, version: str) -> None:
+    """Point ``alias`` at ``version`` (``promote`` for any alias: a challenger, a shadow)."""
+    client(settings).set_registered_model_alias(name, alias, version)
+
+
+def delete_alias(settings: Settings, name: str, alias: str) -> None:
+    client(settings).delete_registered_model_alias(name, alias)
+
+
+def copy_version(settings: Settings, name: str, version: str) -> ModelVersion:
+    """A new version of ``name`` with the artefact and run of ``version``: the same model
+    registered again (a rollback to it, or a redeployment, under a new number)."""
+    mlflow_client = client(settings)
+    source = mlflow_client.get_model_version(name, version)
+    return mlflow_client.create_model_version(name, str(source.source), run_id=source.run_id)
+
+
 def run_metrics(settings: Settings, run_id: str) -> dict[str, float]:
     return dict(client(settings).get_run(run_id).data.metrics)
+
+
+def run_params(settings: Settings, run_id: str) -> dict[str, str]:
+    return dict(client(settings).get_run(run_id).data.params)
 
 
 def promote(settings: Settings, name: str, version: str) -> None:
@@ -178,11 +205,14 @@ def tag(settings: Settings, name: str, version: str, run_id: str, tags: Mapping[
 
 @dataclass(frozen=True)
 class Loaded:
-    """A registered model loaded by alias, with the version and run it came from."""
+    """A registered model loaded by alias, with the version and run it came from.
+    ``wrapped``: the plain callable the pyfunc serves (e.g. a ``DemandModel``), for what
+    ``predict`` cannot give, such as a forecast's feature contributions."""
 
     predict: Predictor
     version: str
     run_id: str
+    wrapped: Any = None
 
 
 def load_champion(settings: Settings, name: str) -> Loaded:
@@ -193,8 +223,18 @@ def load_champion(settings: Settings, name: str) -> Loaded:
             f"registered model {name!r} has no {CHAMPION!r} yet: train one that passes "
             "the promotion gate first"
         )
-    model = mlflow.pyfunc.load_model(f"models:/{name}/{current.version}")
-    return Loaded(model.predict, str(current.version), str(current.run_id))
+    return load_version(settings, name, str(current.version))
+
+
+def load_version(settings: Settings, name: str, version: str) -> Loaded:
+    """Version ``version`` of ``name``: the serving API resolves an alias first, then
+    loads the version it found, so a moving alias cannot mix two versions."""
+    client(settings)
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    found = client(settings).get_model_version(name, version)
+    wrapped = model.unwrap_python_model()
+    predictor = wrapped.predictor if isinstance(wrapped, _Pyfunc) else None
+    return Loaded(model.predict, str(found.version), str(found.run_id), predictor)
 
 
 def artifact_table(settings: Settings, run_id: str, name: str) -> pd.DataFrame:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from lakehouse.exceptions import ForecastError
 from ml.demand.panel import DS, FREQ, ID, Y, exogenous_columns
 
 SEASONAL_NAIVE = "seasonal_naive"
@@ -161,13 +162,58 @@ class GlobalBoosted:
         return self
 
     def predict(self, history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
+        out = self._recursive(history, future)
+        out = future[[ID, DS]].merge(out, on=[ID, DS], how="left")
+        out[self.name] = np.clip(out[self.name], 0, None)
+        return out
+
+    def _recursive(
+        self, history: pd.DataFrame, future: pd.DataFrame, seen: Any = None
+    ) -> pd.DataFrame:
+        """mlforecast's recursive forecast; ``seen`` receives each step's feature frame."""
         horizon = int(future.groupby(ID).size().max())
         columns = [ID, DS, *self._exog]
         with warnings.catch_warnings():  # missing long lags of young series, as in fit
             warnings.filterwarnings("ignore", "Found null values", UserWarning)
-            out = self._model.predict(
-                h=horizon, new_df=history[[ID, DS, Y, *self._exog]], X_df=future[columns]
+            out: pd.DataFrame = self._model.predict(
+                h=horizon,
+                new_df=history[[ID, DS, Y, *self._exog]],
+                X_df=future[columns],
+                before_predict_callback=seen,
             )
-        out = future[[ID, DS]].merge(out, on=[ID, DS], how="left")
-        out[self.name] = np.clip(out[self.name], 0, None)
         return out
+
+    def contributions(self, history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
+        """LightGBM's own contributions (``pred_contrib``) to each forecast of
+        :meth:`predict`: ``unique_id, ds, feature, value, contribution``, one row per
+        feature plus ``bias``. Tweedie works on the log scale: bias plus the features'
+        contributions is the log of the point forecast (checked here)."""
+        steps: list[pd.DataFrame] = []
+
+        def seen(features: pd.DataFrame) -> pd.DataFrame:
+            steps.append(features.copy())
+            return features
+
+        out = self._recursive(history, future, seen).sort_values([ID, DS], kind="stable")
+        step = out.groupby(ID).cumcount().to_numpy()
+        regressor = self._model.models_[self.name]
+        parts = []
+        for k, features in enumerate(steps):
+            rows = out[step == k]
+            contrib = regressor.predict(features, pred_contrib=True)
+            if not np.allclose(np.exp(contrib.sum(axis=1)), rows[self.name], rtol=1e-6):
+                raise ForecastError("LightGBM's contributions do not add up to its forecast")
+            names = [*features.columns, "bias"]
+            values = np.column_stack([features.to_numpy(dtype=float), np.full(len(rows), np.nan)])
+            parts.append(
+                pd.DataFrame(
+                    {
+                        ID: np.repeat(rows[ID].to_numpy(), len(names)),
+                        DS: np.repeat(rows[DS].to_numpy(), len(names)),
+                        "feature": np.tile(names, len(rows)),
+                        "value": values.ravel(),
+                        "contribution": contrib.ravel(),
+                    }
+                )
+            )
+        return pd.concat(parts, ignore_index=True)

@@ -38,14 +38,28 @@ class DemandModel:
     horizon: int
 
     def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
-        is_future = frame[Y].isna()
-        history = validate_panel(frame[~is_future])
-        origin = history[DS].max()
-        future = checked_future(frame[is_future], history, origin, self.horizon)
+        history, future, origin = self._split(frame)
         wide = self.forecaster.predict(history, future)
         out = wide[[ID, DS, self.model_name]].rename(columns={self.model_name: FORECAST})
         out[STEP] = ((out[DS] - origin) // WEEK).astype("int64")
         return self.calibration.apply(out)[list(OUTPUT)]
+
+    def contributions(self, frame: pd.DataFrame) -> pd.DataFrame | None:
+        """The forecast's feature contributions for the same input (``unique_id, ds,
+        feature, value, contribution``), or None when the model has none of its own (a
+        local statistical model)."""
+        contribute = getattr(self.forecaster, "contributions", None)
+        if contribute is None:
+            return None
+        history, future, _ = self._split(frame)
+        found: pd.DataFrame = contribute(history, future)
+        return found
+
+    def _split(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
+        is_future = frame[Y].isna()
+        history = validate_panel(frame[~is_future])
+        origin = history[DS].max()
+        return history, checked_future(frame[is_future], history, origin, self.horizon), origin
 
 
 def model_input(history: pd.DataFrame, future: pd.DataFrame) -> pd.DataFrame:
