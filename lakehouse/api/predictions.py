@@ -193,7 +193,7 @@ def client_propositions(
     answers: propositions.Answers = served.answers
     found = answers.by_client.get(client_id)
     if found is None or not caller.sees(found.region):
-        raise Problem(404, f"no client {client_id}", kind="unknown-client")
+        raise Problem(404, f"no client {client_id}")
     items = found.items[: top or state.settings.propositions_top_n]
     agreement = None
     if shadow is not None:
@@ -239,7 +239,7 @@ def product_forecast(
     answers: forecasts.Answers = served.answers
     found = answers.by_product.get(product_id)
     if found is None:
-        raise Problem(404, f"no forecast for product {product_id}", kind="unknown-product")
+        raise Problem(404, f"no forecast for product {product_id}")
     explanation = None
     if explain:
         if found.explanation is None:

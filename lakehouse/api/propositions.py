@@ -19,16 +19,27 @@ import pandas as pd
 
 from lakehouse.api.registry import product_names
 from lakehouse.settings import Settings
+from lakehouse.warehouse import connect
 from ml import tracking
 from ml.propositions import data, recommenders
 from ml.propositions.train import SERVED_CANDIDATES
+
+_CLIENTS_SQL = """
+select client_id, segment, region
+from {clients}
+where is_current and not is_deleted and client_id >= 0
+"""
 
 
 @dataclass(frozen=True)
 class Inputs:
     """A publication's inputs to every version: read once, shared."""
 
-    clients: pd.DataFrame  # client_id, segment, region (the online store's)
+    clients: pd.DataFrame  # client_id, segment, region: the model's input (online store)
+    # client_id -> segment, region of dim_client's current version: what the answer shows
+    # and region scoping filters by, as row-level security does on the marts (the online
+    # store does not know a client without features: the model serves it as `unknown`)
+    scope: dict[int, tuple[str, str]]
     candidates: pd.DataFrame  # product_id, category, in_stock: may be proposed today
     names: dict[int, str]  # product_id -> current name
     as_of: date  # the day the lists are for: the day after the last purchase
@@ -63,8 +74,13 @@ def read(settings: Settings) -> Inputs:
     store, as the scoring job reads them."""
     purchases = data.load(settings)
     clients = data.client_features(settings, purchases.clients, None)
+    with connect(settings) as marts:
+        current = marts.query(_CLIENTS_SQL.format(clients=marts.qualified("dim_client")))
     return Inputs(
         clients=clients[["client_id", "segment", "region"]],
+        scope={
+            int(r["client_id"]): (str(r["segment"]), str(r["region"])) for r in current.to_pylist()
+        },
         candidates=purchases.active_at(None),
         names={pid: name for pid, (name, _) in product_names(settings).items()},
         as_of=purchases.last_date + timedelta(days=1),
@@ -99,10 +115,8 @@ def prepare(loaded: tracking.Loaded, inputs: Inputs) -> Answers:
             )
         )
     by_client = {
-        int(c.client_id): ClientList(
-            str(c.segment), str(c.region), tuple(items.get(int(c.client_id), ()))
-        )
-        for c in inputs.clients.itertuples(index=False)
+        client_id: ClientList(segment, region, tuple(items.get(client_id, ())))
+        for client_id, (segment, region) in inputs.scope.items()
     }
     return Answers(by_client, inputs.as_of)
 

@@ -28,6 +28,20 @@ if TYPE_CHECKING:
 
 FEATURE_REPO_DIR = PROJECT_DIR / "feature_repo"
 CONFIG_FILES = {"local": "feature_store.yaml", "stack": "feature_store.stack.yaml"}
+# importing Feast (feast.metrics, for its own gunicorn feature server) sets these for the
+# whole process; left set, every prometheus_client exporter in it (the API's /metrics)
+# reads an empty multiprocess directory instead of the process's metrics
+_PROMETHEUS_ENV = ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR")
+
+
+def _import_feast() -> None:
+    """Import Feast, taking back the Prometheus variables its import set."""
+    before = {name: os.environ.get(name) for name in _PROMETHEUS_ENV}
+    import feast  # noqa: F401
+
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
 
 
 def feast_env(settings: Settings) -> dict[str, str]:
@@ -72,6 +86,7 @@ def _environment(settings: Settings) -> Iterator[None]:
 @contextlib.contextmanager
 def feature_store(settings: Settings) -> Iterator[Any]:
     """Feast's ``FeatureStore`` on the repository, configured by the settings."""
+    _import_feast()
     from feast import FeatureStore
 
     with _environment(settings):
@@ -93,6 +108,7 @@ def apply(settings: Settings, progress: Progress | None = None) -> dict[str, int
     """Export the published feature tables, then ``feast apply`` the repository (Feast's
     own apply: registry, and the online store's tables). Returns the exported rows."""
     exported = export(settings, progress)
+    _import_feast()
     from feast.repo_config import load_repo_config
     from feast.repo_operations import apply_total, cli_check_repo
 
