@@ -166,6 +166,16 @@ def by_alias(settings: Settings, name: str, alias: str) -> ModelVersion | None:
         return None
 
 
+def aliases(settings: Settings, name: str) -> dict[str, str]:
+    """Every alias of registered model ``name`` and the version it points at, in one
+    registry call (empty when there is no such model)."""
+    try:
+        found = client(settings).get_registered_model(name)
+    except MlflowException:
+        return {}
+    return {str(alias): str(version) for alias, version in (found.aliases or {}).items()}
+
+
 def set_alias(settings: Settings, name: str, alias: str, version: str) -> None:
     """Point ``alias`` at ``version`` (``promote`` for any alias: a challenger, a shadow)."""
     client(settings).set_registered_model_alias(name, alias, version)

@@ -189,11 +189,8 @@ class Watcher(Generic[In, T]):
         if publication is None:
             self.problem = "nothing is published yet: run `lakehouse build`"
             return
-        resolved: dict[str, str] = {}
-        for alias in self.aliases():
-            found = tracking.by_alias(self.settings, self.name, alias)
-            if found is not None:
-                resolved[alias] = str(found.version)
+        known = tracking.aliases(self.settings, self.name)
+        resolved = {alias: known[alias] for alias in self.aliases() if alias in known}
         if CHAMPION not in resolved:
             self.problem = (
                 f"registered model {self.name!r} has no {CHAMPION!r}: train one that passes "
