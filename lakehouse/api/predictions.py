@@ -17,6 +17,7 @@ its region.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any
@@ -163,6 +164,23 @@ ClientId = Annotated[int, Path(ge=1, le=MAX_ID, description="a client id")]
 ProductId = Annotated[int, Path(ge=1, le=MAX_ID, description="a product id")]
 
 
+def _answered(
+    watcher: Watcher[Any, Any],
+    routed: tuple[str, Served[Any], Served[Any] | None],
+    key: int,
+    response: Response,
+    compare: Callable[[Any], float],
+) -> ModelRef:
+    """Count the answer, compare the shadow's (never returned), name the version."""
+    alias, served, shadow = routed
+    agreement = None if shadow is None else compare(shadow.answers)
+    record(watcher.name, alias, served, shadow, key, agreement)
+    response.headers[VERSION_HEADER] = served.version
+    return ModelRef(
+        name=watcher.name, version=served.version, alias=alias, algorithm=_algorithm(served)
+    )
+
+
 def _routed(watcher: Watcher[Any, Any], key: int) -> tuple[str, Served[Any], Served[Any] | None]:
     snapshot = watcher.snapshot
     routed = snapshot.route(key)
@@ -195,23 +213,18 @@ def client_propositions(
     if found is None or not caller.sees(found.region):
         raise Problem(404, f"no client {client_id}")
     items = found.items[: top or state.settings.propositions_top_n]
-    agreement = None
-    if shadow is not None:
-        theirs = shadow.answers.by_client.get(client_id)
-        agreement = propositions.overlap(items, theirs.items if theirs else ())
-    record(watcher.name, alias, served, shadow, client_id, agreement)
-    response.headers[VERSION_HEADER] = served.version
+
+    def compare(theirs: propositions.Answers) -> float:
+        found_there = theirs.by_client.get(client_id)
+        return propositions.overlap(items, found_there.items if found_there else ())
+
+    model = _answered(watcher, (alias, served, shadow), client_id, response, compare)
     return Propositions(
         client_id=client_id,
         segment=found.segment,
         region=found.region,
         as_of=answers.as_of,
-        model=ModelRef(
-            name=watcher.name,
-            version=served.version,
-            alias=alias,
-            algorithm=PROPOSITIONS_ALGORITHM,
-        ),
+        model=model,
         propositions=[Proposition(**i.__dict__) for i in items],
     )
 
@@ -247,19 +260,17 @@ def product_forecast(
                 409, answers.no_contributions or "no contributions", kind="no-contributions"
             )
         explanation = [_explained(w, features) for w in found.explanation]
-    agreement = None
-    if shadow is not None:
-        theirs = shadow.answers.by_product.get(product_id)
-        agreement = forecasts.agreement(found.weeks, theirs.weeks) if theirs else 0.0
-    record(watcher.name, alias, served, shadow, product_id, agreement)
-    response.headers[VERSION_HEADER] = served.version
+
+    def compare(theirs: forecasts.Answers) -> float:
+        found_there = theirs.by_product.get(product_id)
+        return forecasts.agreement(found.weeks, found_there.weeks) if found_there else 0.0
+
+    model = _answered(watcher, (alias, served, shadow), product_id, response, compare)
     return Forecast(
         product_id=product_id,
         product_name=found.product_name,
         category=found.category,
-        model=ModelRef(
-            name=watcher.name, version=served.version, alias=alias, algorithm=answers.model_name
-        ),
+        model=model,
         weeks=[ForecastWeek(**w.__dict__) for w in found.weeks],
         explanation=explanation,
     )

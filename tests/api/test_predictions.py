@@ -58,6 +58,15 @@ def _champion(settings: Settings, name: str) -> str:
     return str(found.version)
 
 
+def _champion_s(response: httpx.Response, champion: str) -> dict[str, Any]:
+    """The body of an answer the champion's version made."""
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    assert response.headers[VERSION_HEADER] == champion == body["model"]["version"]
+    assert body["model"]["alias"] == "champion"
+    return body
+
+
 @pytest.fixture(scope="module")
 def variants(served: Settings) -> dict[str, str]:
     """Versions beside the champions: the propositions reversed, and two forecasters on
@@ -91,11 +100,7 @@ def test_propositions_are_the_published_lists(
     champion = _champion(served, PROPOSITIONS)
     assert set(mart["model_version"].astype(str)) == {champion}
     for client_id, rows in mart.groupby("client_id"):
-        response = api.get(f"/clients/{client_id}/propositions", headers=key)
-        assert response.status_code == 200, response.text
-        body = response.json()
-        assert response.headers[VERSION_HEADER] == champion == body["model"]["version"]
-        assert body["model"]["alias"] == "champion"
+        body = _champion_s(api.get(f"/clients/{client_id}/propositions", headers=key), champion)
         got = [(p["rank"], p["product_id"], p["reason"]) for p in body["propositions"]]
         assert got == list(zip(rows["rank"], rows["product_id"], rows["reason"], strict=True))
         assert [p["score"] for p in body["propositions"]] == pytest.approx(rows["score"].tolist())
@@ -173,10 +178,7 @@ def test_forecasts_are_the_published_ones(
     champion = _champion(served, DEMAND)
     assert set(mart["model_version"].astype(str)) == {champion}
     for product_id, rows in mart.groupby("product_id"):
-        response = api.get(f"/forecasts/{product_id}", headers=key)
-        assert response.status_code == 200, response.text
-        body = response.json()
-        assert response.headers[VERSION_HEADER] == champion == body["model"]["version"]
+        body = _champion_s(api.get(f"/forecasts/{product_id}", headers=key), champion)
         assert body["model"]["algorithm"] == rows["model_name"].iloc[0]
         assert "explanation" not in body
         weeks = pd.DataFrame(body["weeks"])
