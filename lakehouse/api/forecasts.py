@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from lakehouse.api.registry import product_names
+from lakehouse.exceptions import ForecastError
 from lakehouse.settings import Settings
 from ml import tracking
 from ml.demand.backtest import FORECAST
@@ -99,9 +100,12 @@ def prepare(settings: Settings, loaded: tracking.Loaded, inputs: Inputs) -> Answ
         strict=True,
     ):
         weeks.setdefault(pid, []).append(Week(ds, point, lower, upper))
-    contributions = _contributions(loaded, inputs.frame)
     no_contributions = None
-    if contributions is None:
+    try:
+        contributions = _contributions(loaded, inputs.frame)
+    except ForecastError as exc:  # the forecasts are served all the same
+        contributions, no_contributions = None, f"{model_name} (version {loaded.version}): {exc}"
+    if contributions is None and no_contributions is None:
         no_contributions = (
             f"{model_name} (version {loaded.version}) is a local statistical model: it "
             "has no feature contributions (they exist for the LightGBM model)"

@@ -300,13 +300,18 @@ def test_a_shadow_scores_alongside_and_is_never_returned(
     counted by served and shadow version, its agreement measured and logged. The
     control: the same app without a shadow measures nothing."""
     tracking.set_alias(served, PROPOSITIONS, "shadow-test", variants["reversed"])
+    tracking.set_alias(served, DEMAND, "shadow-test", variants["lightgbm"])
     champion = _champion(served, PROPOSITIONS)
-    label = (
-        f'lakehouse_api_shadow_comparisons_total{{model="{PROPOSITIONS}",'
-        f'served_version="{champion}",shadow_version="{variants["reversed"]}"}}'
-    )
 
-    def compared(client: TestClient) -> float:
+    def compared(client: TestClient, model: str = PROPOSITIONS) -> float:
+        versions = (
+            _champion(served, model),
+            variants["reversed" if model == PROPOSITIONS else "lightgbm"],
+        )
+        label = (
+            f'lakehouse_api_shadow_comparisons_total{{model="{model}",'
+            f'served_version="{versions[0]}",shadow_version="{versions[1]}"}}'
+        )
         for line in client.get("/metrics").text.splitlines():
             if line.startswith(label):
                 return float(line.split()[-1])
@@ -336,6 +341,13 @@ def test_a_shadow_scores_alongside_and_is_never_returned(
         }
         # the reversed list shares little of the champion's top 10 with it
         assert all(r.agreement < 1.0 for r in logged)  # type: ignore[attr-defined]
+        # the forecast too: the champion answers, the LightGBM shadow is measured
+        watchers(app.state.serving).forecasts.refresh()
+        before = compared(client, DEMAND)
+        for product_id in range(1, 6):
+            response = client.get(f"/forecasts/{product_id}", headers=key)
+            assert response.headers[VERSION_HEADER] == _champion(served, DEMAND)
+        assert compared(client, DEMAND) - before == 5
         control_app, control = _app(served)
         watchers(control_app.state.serving).propositions.refresh()
         before = compared(control)
@@ -343,6 +355,7 @@ def test_a_shadow_scores_alongside_and_is_never_returned(
         assert compared(control) == before
     finally:
         tracking.delete_alias(served, PROPOSITIONS, "shadow-test")
+        tracking.delete_alias(served, DEMAND, "shadow-test")
 
 
 # -- promotion without a restart --------------------------------------------------------
