@@ -15,7 +15,7 @@ from importlib.metadata import version
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.exceptions import HTTPException
 
@@ -57,10 +57,25 @@ def create_app(settings: Settings, *, refresh: bool = True) -> FastAPI:
     for module in (service, search, predictions, reports, live):
         app.include_router(module.router)
         module.install(state)
-    Instrumentator(excluded_handlers=["/metrics"]).instrument(app).expose(
-        app, endpoint="/metrics", include_in_schema=False
-    )
+    _metrics(app)
     return app
+
+
+def _metrics(app: FastAPI) -> None:
+    """``/metrics``: this application's HTTP metrics (a registry of its own, so a second
+    application in one process, as in the tests, counts its own requests) and the
+    process's (the models' and the live view's, in the default registry)."""
+    from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+    from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+    own = CollectorRegistry()
+    Instrumentator(excluded_handlers=["/metrics"], registry=own).instrument(app)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(
+            generate_latest(own) + generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST
+        )
 
 
 def _problem(request: Request, problem: Problem) -> JSONResponse:

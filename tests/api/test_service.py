@@ -14,7 +14,9 @@ from lakehouse.warehouse import connect
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("api")]
 
 PROBLEM = "application/problem+json"
-GUARDED = ["/search?q=shoes", "/freshness"]
+GUARDED = ["/search?q=shoes", "/freshness", "/models"]
+# refused before anything is looked up: the same 401 whether the client or product exists
+LOCKED = [*GUARDED, "/clients/1/propositions", "/forecasts/1", "/forecasts/1?explain=true"]
 
 
 def _is_problem(response, status: int) -> None:  # type: ignore[no-untyped-def]
@@ -27,7 +29,7 @@ def _is_problem(response, status: int) -> None:  # type: ignore[no-untyped-def]
     assert "Traceback" not in response.text
 
 
-@pytest.mark.parametrize("path", GUARDED)
+@pytest.mark.parametrize("path", LOCKED)
 def test_no_key_or_a_wrong_one_is_refused(api: TestClient, served: Settings, path: str) -> None:
     _is_problem(api.get(path), 401)
     assert api.get(path).headers["www-authenticate"].startswith("Bearer")
@@ -79,7 +81,14 @@ def test_freshness_is_the_publication(
 
 def test_the_openapi_document_lists_every_route_and_the_keys(api: TestClient) -> None:
     document = api.get("/openapi.json").json()
-    assert {"/search", "/freshness", "/health"} <= set(document["paths"])
+    assert {
+        "/search",
+        "/freshness",
+        "/health",
+        "/models",
+        "/clients/{client_id}/propositions",
+        "/forecasts/{product_id}",
+    } <= set(document["paths"])
     schemes = document["components"]["securitySchemes"]
     assert {s["type"] for s in schemes.values()} == {"apiKey", "http"}
 
