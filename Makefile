@@ -50,7 +50,11 @@ bench-forecast: $(STAMP)  ## demand forecast WAPE vs both baselines and the gene
 bench-propositions: $(STAMP)  ## propositions MAP@10/nDCG@10/recall@10 vs every baseline and the generator's oracle, training time (the default shop of bench-forecast)
 	$(VENV)/bin/python -m bench.propositions
 
-bench-api: $(STAMP)  ## the API under load: 200 requests/s mixed over search, propositions and forecasts, p95 and errors (the served shop, ~3 min to build once)
+VEGETA := $(HOME)/.cache/lakehouse/bin/vegeta
+$(VEGETA):  # the load generator of bench-api, built once outside the checkout
+	GOBIN=$(dir $(VEGETA)) go install github.com/tsenart/vegeta/v12@v12.13.0
+
+bench-api: $(STAMP) $(VEGETA)  ## the API under load (vegeta): 200 requests/s mixed over search, propositions and forecasts, p95 and errors (the served shop, ~3 min to build once)
 	$(VENV)/bin/python -m bench.api
 
 bench-search: $(STAMP)  ## product search nDCG@10/recall@10 (BM25, vectors, hybrid) on the labelled queries, latency, embedding speed, refresh cost at 10x (~2 min)

@@ -12,6 +12,7 @@ searcher opens (milliseconds for thousands of products), so it always matches th
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ MODES: tuple[Mode, ...] = ("hybrid", "bm25", "dense")
 RRF_K = 60
 MIN_DEPTH = 100  # candidates each side brings to the fusion
 MAX_TOP = 1000
+QUERY_CACHE = 4096  # distinct queries whose embedding a searcher keeps (1.5 KB each)
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,8 @@ class Searcher:
 
         self._client = client
         self.fusion = fusion or Fusion()
+        self._vectors: dict[str, np.ndarray] = {}
+        self._vectors_lock = threading.Lock()
         payloads = sorted(indexed_payloads(client).values(), key=lambda p: p["product_id"])
         if not payloads:
             raise SearchError("the search index is empty: run `lakehouse search-index refresh`")
@@ -158,6 +162,19 @@ class Searcher:
         )
         self._bm25 = bm25s.BM25()
         self._bm25.index(tokens, show_progress=False)
+
+    def _query_vector(self, query: str) -> np.ndarray:
+        """The query's embedding, remembered for the last :data:`QUERY_CACHE` distinct
+        queries: shoppers repeat queries a lot, and embedding one costs milliseconds
+        (most of a search), looking it up microseconds."""
+        found = self._vectors.get(query)
+        if found is None:
+            found = embedder().encode([query])[0]
+            with self._vectors_lock:  # the API searches from several threads
+                if len(self._vectors) >= QUERY_CACHE:
+                    self._vectors.pop(next(iter(self._vectors)))  # the oldest first
+                self._vectors[query] = found
+        return found
 
     @property
     def categories(self) -> list[str]:
@@ -226,7 +243,7 @@ class Searcher:
         brands: list[str],
         depth: int,
     ) -> list[tuple[int, float]]:
-        vector = embedder().encode([query])[0]
+        vector = self._query_vector(query)
         found = self._client.query_points(
             COLLECTION,
             query=vector.tolist(),
