@@ -63,7 +63,7 @@ class _Index:
             if now == self.signature:
                 return
             copy = in_memory_copy(settings)
-            searcher = Searcher(copy)
+            searcher = Searcher(copy, vectors_in_memory=True)
             self.searcher, self.signature = searcher, now
 
 

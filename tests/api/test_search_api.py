@@ -3,6 +3,8 @@ first, filters hold against the published marts, pages join up to one long list.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -10,6 +12,7 @@ from lakehouse.settings import Settings
 from lakehouse.warehouse import connect
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("api")]
+LABELLED = Path(__file__).resolve().parent.parent / "search" / "queries.yaml"
 
 
 def _catalogue(settings: Settings) -> list[dict]:  # type: ignore[type-arg]
@@ -85,3 +88,24 @@ def test_a_query_of_stop_words_alone_still_answers(api: TestClient, key: dict[st
     assert len(got.json()["items"]) == 5
     bm25 = api.get("/search", params={"q": "the a", "mode": "bm25"}, headers=key).json()
     assert bm25["items"] == []
+
+
+def test_the_api_ranks_as_qdrant_does(
+    api: TestClient, served: Settings, key: dict[str, str]
+) -> None:
+    """The API ranks by the vectors with numpy (Qdrant's local mode checks filters point
+    by point in Python); the index's own Qdrant search gives the same top ten."""
+    import yaml
+
+    from lakehouse.search.retrieve import Filters, searcher
+
+    queries = [q["query"] for q in yaml.safe_load(LABELLED.read_text())][:24]
+    with searcher(served) as qdrant:
+        for query in queries:
+            for params, filters in (
+                ({}, Filters()),
+                ({"in_stock": "true"}, Filters(in_stock=True)),
+            ):
+                want = [h.product_id for h in qdrant.search(query, 10, filters)]
+                got = api.get("/search", params={"q": query, **params}, headers=key).json()
+                assert [h["product_id"] for h in got["items"]] == want, query
