@@ -147,6 +147,7 @@ MODEL_MARTS = (
     "mart_client_recommendations",
     "mart_recommendation_backtest",
     "mart_recommendation_metrics",
+    "mart_report_forecast_check",
 )
 
 
