@@ -74,7 +74,7 @@ def trend(weeks: Sequence[dict[str, Any]]) -> bytes:
     labels = [p[0][5:] for p in points]
     values = [p[1] for p in points]
     ax.plot(labels, values, color=COLOURS[0], marker="o", linewidth=2.5)
-    ax.fill_between(labels, values, color=COLOURS[0], alpha=0.25)
+    ax.fill_between(labels, values, color=COLOURS[0], alpha=0.5)
     ax.set_ylabel("revenue")
     ax.tick_params(axis="x", labelrotation=45)
     return _png(fig)
