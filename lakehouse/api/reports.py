@@ -35,8 +35,14 @@ ScopeParam = Annotated[
         description=f"`{WHOLE_BUSINESS}` (the whole business) or a region",
     ),
 ]
+LATEST = "latest"  # a week in a path: the scope's newest report (for links that last)
 WeekParam = Annotated[
-    str, Path(pattern=WEEK_PATTERN, max_length=10, description="the week's Monday, YYYY-MM-DD")
+    str,
+    Path(
+        pattern=rf"{WEEK_PATTERN}|^{LATEST}$",
+        max_length=10,
+        description=f"the week's Monday, YYYY-MM-DD, or `{LATEST}`",
+    ),
 ]
 MEDIA = {"html": "text/html; charset=utf-8", "pdf": "application/pdf"}
 
@@ -155,7 +161,12 @@ def _sees(caller: Principal, scope: str) -> bool:
 
 def _visible(state: ServingState, caller: Principal, scope: str, week: str) -> ReportEntry:
     try:
-        entry = find(state.settings, scope, week) if _sees(caller, scope) else None
+        if not _sees(caller, scope):
+            entry = None
+        elif week == LATEST:
+            entry = next((e for e in list_reports(state.settings) if e.scope == scope), None)
+        else:
+            entry = find(state.settings, scope, week)
     except ReportError as exc:  # a well-formed date that is no date, or not a Monday
         raise Problem(422, f"week: {exc}", kind="invalid-request") from exc
     if entry is None:

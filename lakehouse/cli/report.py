@@ -66,7 +66,7 @@ def report_build(
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
     table = Table("scope", "week", "narrative", "charts", "seconds")
-    table.add_column("report.html, report.pdf in", overflow="fold")
+    table.add_column("folder (report.html, report.pdf)", overflow="fold")
     table.title = f"{len(built)} report{'s' if len(built) != 1 else ''}"
     for b in built:
         table.add_row(

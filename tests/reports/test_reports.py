@@ -18,9 +18,8 @@ import numpy as np
 import pytest
 
 from lakehouse.exceptions import ReportError
-from lakehouse.reports import WHOLE_BUSINESS, BuiltReport, build_reports, list_reports
+from lakehouse.reports import WHOLE_BUSINESS, BuiltReport, build_reports, list_reports, render
 from lakehouse.reports import charts as charting
-from lakehouse.reports import render
 from lakehouse.reports.facts import compute_facts, regions, report_week
 from lakehouse.reports.narrative import Narrative
 from lakehouse.settings import Settings
