@@ -6,9 +6,12 @@ does not exist), the HTML and PDF served as files, and every path input checked:
 from __future__ import annotations
 
 from datetime import date
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lakehouse.reports import WHOLE_BUSINESS, BuiltReport, build_reports
 from lakehouse.settings import Settings
@@ -169,3 +172,31 @@ def test_bad_paging_gets_a_problem(
     api: TestClient, key: dict[str, str], built: list[BuiltReport], params: dict[str, str | int]
 ) -> None:
     _problem(api.get("/reports", params=params, headers=key), 422)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    scope=st.one_of(st.text(min_size=1, max_size=20), st.sampled_from(["all", "north", ".."])),
+    week=st.one_of(st.text(min_size=1, max_size=14), st.dates().map(date.isoformat)),
+    tail=st.sampled_from(["", "/report.html", "/report.pdf", "/report.txt"]),
+)
+def test_no_report_path_makes_a_server_error(
+    api: TestClient,
+    region_key: dict[str, str],
+    built: list[BuiltReport],
+    scope: str,
+    week: str,
+    tail: str,
+) -> None:
+    """Whatever the scope and week (percent-encoded whole), a region's key gets its own
+    region's report or a problem detail, never a 500 and never another scope's file."""
+    response = api.get(
+        f"/reports/{quote(scope, safe='')}/{quote(week, safe='')}{tail}", headers=region_key
+    )
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        assert response.headers["content-type"] == PROBLEM
+    else:
+        assert scope == "north", (scope, week, tail)
