@@ -9,7 +9,8 @@ anomalies; stock at risk is by the warehouses that serve the region.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from lakehouse.exceptions import ReportError
@@ -306,13 +307,14 @@ def _stock_risk(marts: Warehouse, region: str | None) -> dict[str, Any]:
         listed=LISTED,
     )
     rows = _rows(marts, sql, [region] if region else [])
-    count = rows[0].pop("products_at_risk") if rows else 0
-    for row in rows[1:]:
-        row.pop("products_at_risk")
-    as_of = rows[0]["as_of_date"] if rows else None
-    for row in rows:
-        row.pop("as_of_date")
-    return {"products_at_risk": count, "as_of": as_of, "products": rows}
+    listed = [
+        {k: v for k, v in r.items() if k not in ("products_at_risk", "as_of_date")} for r in rows
+    ]
+    return {
+        "products_at_risk": rows[0]["products_at_risk"] if rows else 0,
+        "as_of": rows[0]["as_of_date"] if rows else None,
+        "products": listed,
+    }
 
 
 def _data_health(marts: Warehouse) -> dict[str, Any]:
@@ -334,12 +336,12 @@ def _rows(marts: Warehouse, sql: str, params: list[Any] | None = None) -> list[d
 
 
 def _json_value(value: Any) -> Any:
-    if hasattr(value, "isoformat"):
+    if isinstance(value, date | datetime):
         return value.isoformat()
-    if hasattr(value, "as_tuple"):  # a Decimal
+    if isinstance(value, Decimal):
         return float(value)
     return value
 
 
-def _as_date(value: Any) -> date:
-    return value.date() if hasattr(value, "date") and callable(value.date) else value
+def _as_date(value: date | datetime) -> date:
+    return value.date() if isinstance(value, datetime) else value

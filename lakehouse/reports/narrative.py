@@ -216,16 +216,17 @@ def template_text(facts: dict[str, Any]) -> str:
         else:
             paragraphs.append("No forecast of this week was at hand to compare sales with.")
     risk = facts["stock_risk"]
-    where = "of the business" if facts["scope"] == "all" else f"serving {scope}"
+    where = "of the business" if facts["scope"] == "all" else f"in the warehouses serving {scope}"
     if risk["products_at_risk"]:
         first = risk["products"][0]
         paragraphs.append(
-            f"{risk['products_at_risk']:,} products are at risk of a stock-out in a warehouse "
-            f"{where} as of {risk['as_of']}, first {first['product_name']} in "
-            f"{first['warehouse_id']} with {first['quantity_on_hand']:,} units on hand."
+            f"{risk['products_at_risk']:,} product stocks (a product in a warehouse) "
+            f"{where} are at risk of a stock-out as of {risk['as_of']}, the shortest "
+            f"{first['product_name']} in {first['warehouse_id']} with "
+            f"{first['quantity_on_hand']:,} units on hand."
         )
     else:
-        paragraphs.append(f"No product is at risk of a stock-out in a warehouse {where}.")
+        paragraphs.append(f"No product stock {where} is at risk of a stock-out.")
     health = facts["data_health"]
     if health["status"] == "unknown":
         paragraphs.append("No run of the quality gate is recorded.")
