@@ -156,7 +156,8 @@ def report_file(
 
 
 def _sees(caller: Principal, scope: str) -> bool:
-    return caller.region is None or scope == caller.region
+    """A region's key reads its region's reports; the whole business's is no region's."""
+    return caller.sees(None if scope == WHOLE_BUSINESS else scope)
 
 
 def _visible(state: ServingState, caller: Principal, scope: str, week: str) -> ReportEntry:
