@@ -20,25 +20,23 @@ app = typer.Typer(
 )
 
 Scope = Annotated[
-    str,
+    str | None,
     typer.Option(
-        "--scope", help="`all` (default): the whole business and each region; or one region"
+        "--scope",
+        help="`all`: only the whole business's report; a region: only its report (default: "
+        "the whole business's and each region's)",
     ),
 ]
 Week = Annotated[
     str | None,
     typer.Option("--week", help="the week's Monday, YYYY-MM-DD (default: the last complete week)"),
 ]
-WholeOnly = Annotated[
-    bool, typer.Option("--whole-business-only", help="with --scope all: no region reports")
-]
 
 
 @app.command("build")
 def report_build(
-    scope: Scope = "all",
+    scope: Scope = None,
     week: Week = None,
-    whole_business_only: WholeOnly = False,
     data_dir: DataDir = None,
     as_json: AsJson = False,
 ) -> None:
@@ -47,9 +45,11 @@ def report_build(
     from lakehouse.reports import build_reports
 
     settings = settings_for(data_dir, existing=True)
-    chosen = None if scope == "all" and not whole_business_only else scope
-    with progress_bar() as progress:
-        built = build_reports(settings, scope=chosen, week=week, progress=progress)
+    if as_json:  # stdout holds the JSON only: no bars
+        built = build_reports(settings, scope=scope, week=week)
+    else:
+        with progress_bar() as progress:
+            built = build_reports(settings, scope=scope, week=week, progress=progress)
     if as_json:
         rows = [
             {
