@@ -1,6 +1,6 @@
 """Flow: the whole demo pipeline: the shop's changes -> ingest -> dbt build -> the demand
 forecast (feature store, training, scoring) -> the propositions (training, scoring) ->
-the forecast and propositions marts published.
+the forecast and propositions marts published -> the week's insight reports.
 
 The changes come from the live path (the shop simulated in PostgreSQL, captured by
 Debezium) when PostgreSQL is available, or from recorded Debezium files (``generate``).
@@ -16,6 +16,7 @@ from flows.generate import generate_flow
 from flows.ingest import ingest_flow
 from flows.live import live_flow
 from flows.propositions import propositions_flow
+from flows.reports import reports_flow
 from flows.transform import transform_flow
 from lakehouse.pipeline.source import Source, choose_source
 
@@ -53,12 +54,15 @@ def demo(
     nodes = transform_flow(data_dir=data_dir, docs=not forecasting)
     forecast: object = None
     propositions: object = None
+    reports: object = None
     if forecasting:
         forecast = forecast_flow(
             data_dir=data_dir, train=True, materialize_from=since_the_beginning(), publish=False
         )
         # the same feature store, and one publication for both models' marts
         propositions = propositions_flow(data_dir=data_dir, feature_store=False, docs=True)
+        # the last complete week's reports, from what was just published (seconds)
+        reports = reports_flow(data_dir=data_dir)
     else:
         get_run_logger().warning(
             "demand forecast and propositions skipped: %s days of history are fewer than "
@@ -74,6 +78,7 @@ def demo(
         "dbt": nodes,
         "forecast": forecast,
         "propositions": propositions,
+        "reports": reports,
     }
 
 

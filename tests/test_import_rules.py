@@ -83,10 +83,16 @@ LAYERS: tuple[Layer, ...] = (
         "layer loads their registered models",
     ),
     Layer(
+        "reports",
+        ("lakehouse.reports",),
+        "the insight reports: facts from the published marts through the port, written as "
+        "files under the data directory, which the API lists and serves",
+    ),
+    Layer(
         "serving",
-        ("lakehouse.api", "lakehouse.reports"),
-        "the API and the insight reports: read the published marts through the port, the "
-        "search index, and the ml jobs' models from the registry by alias (ml.tracking)",
+        ("lakehouse.api",),
+        "the API: reads the published marts through the port, the search index, the ml "
+        "jobs' models from the registry by alias (ml.tracking), and the reports' files",
     ),
     Layer("flows", ("flows",), "Prefect flows: thin, they call the package"),
     Layer("cli", ("lakehouse.cli",), "the `lakehouse` command: runs flows and renders results"),

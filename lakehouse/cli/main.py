@@ -4,7 +4,7 @@ Heavy libraries load inside the commands that use them, and so do the project's 
 
 A command group is a module of this package with its own ``typer.Typer()`` named ``app``
 (`oltp`, `dlq`, `contracts`, `stack`, `superset`, `features`, `ml`, `search-index`,
-`api`), added
+`api`, `report`), added
 below with ``app.add_typer``; the top-level commands live in the module of their stage and are
 registered here, in the order `lakehouse --help` lists them."""
 
@@ -25,6 +25,7 @@ from lakehouse.cli import (
     ml,
     oltp,
     pipeline,
+    report,
     search,
     stack,
     superset,
@@ -58,6 +59,7 @@ app.add_typer(features.app, name="features")
 app.add_typer(ml.app, name="ml")
 app.add_typer(search.app, name="search-index")
 app.add_typer(api.app, name="api")
+app.add_typer(report.app, name="report")
 
 
 def run() -> None:

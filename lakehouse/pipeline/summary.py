@@ -2,8 +2,8 @@
 
 Each place is what a user opens next (the published marts and how to query them, the
 lake, the dbt docs, the Great Expectations Data Docs, the dashboards, the forecast's
-MLflow runs), with its path, address or command; a place the run did not make is left
-out.
+MLflow runs, the weekly reports), with its path, address or command; a place the run did
+not make is left out.
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ def where_to_look(settings: Settings, *, dashboards: str | None = None) -> list[
                 f"mlflow ui --backend-store-uri {settings.mlflow_uri}",
             )
         )
+    reports = sorted(settings.reports_dir.glob("all/*/report.html"))
+    if reports:  # the newest whole-business report; each region's is beside it
+        places.append(("weekly insight reports (HTML, PDF)", reports[-1].as_uri()))
     places.append(("the lake (Delta tables)", settings.lake_root))
     places.append(("tables, freshness, dead letters", "lakehouse status"))
     return places

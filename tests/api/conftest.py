@@ -1,30 +1,14 @@
-"""The API's tests share one served shop per session (tests/support/served.py), on one
-xdist worker (group ``api``)."""
+"""The API's tests share one served shop per session (``served``, tests/conftest.py), on
+one xdist worker (group ``api``)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
 from lakehouse.settings import Settings
-from tests.quality.gate_support import lake_settings
-from tests.support.served import served_shop
-
-
-@pytest.fixture(scope="session")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """The served shop; for an edit loop, ``LAKEHOUSE_TESTS_SERVED_FROM=<a data dir
-    served_shop built>`` copies that one instead of building (CI always builds)."""
-    target = tmp_path_factory.mktemp("served") / "data"
-    built = os.environ.get("LAKEHOUSE_TESTS_SERVED_FROM")
-    if built:
-        shutil.copytree(built, target)
-        return lake_settings(target)
-    return served_shop(target)
 
 
 @pytest.fixture(scope="session")

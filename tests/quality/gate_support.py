@@ -147,16 +147,22 @@ MODEL_MARTS = (
     "mart_client_recommendations",
     "mart_recommendation_backtest",
     "mart_recommendation_metrics",
+    "mart_report_forecast_check",
 )
+
+
+# marts of the source data that hold only exceptions (stock at risk): empty on a shop
+# whose stock is healthy, as a small one's often is
+EXCEPTION_MARTS = ("mart_report_stock_risk",)
 
 
 def data_marts(view: dict[str, Any]) -> dict[str, int]:
     """The published marts of the source data, with their row counts (not the quality
-    marts, nor the marts of model outputs)."""
+    marts, the marts of model outputs, nor those of exceptions)."""
     return {
         mart: n
         for mart, n in view["counted"].items()
-        if mart not in ("mart_data_quality", "mart_pipeline_health", *MODEL_MARTS)
+        if mart not in ("mart_data_quality", "mart_pipeline_health", *MODEL_MARTS, *EXCEPTION_MARTS)
     }
 
 

@@ -23,8 +23,10 @@ from lakehouse.cdc.file_source import FileSource
 from lakehouse.cdc.lander import ingest
 from lakehouse.generate import GenerateParams, generate
 from lakehouse.lake.catalog import trino_connection
+from lakehouse.reports.facts import compute_facts, regions, report_week
 from lakehouse.settings import Settings, load_settings
 from lakehouse.transform.dbt import run_dbt
+from lakehouse.warehouse import connect
 from tests.support import propositions
 from tests.support.forecasts import plant
 from tests.support.stack import lake_ports, lake_services
@@ -125,6 +127,33 @@ def test_marts_are_delta_tables_on_the_object_store(built: tuple[Settings, Setti
         assert path.startswith(f"s3://{stack.s3_bucket}/"), path
         cursor.execute("show create table analytics_marts.fct_sale")
         assert "location = 's3://" in cursor.fetchone()[0]
+
+
+def test_the_reports_facts_are_the_same_on_both_engines(
+    built: tuple[Settings, Settings],
+) -> None:
+    """The insight reports' SQL (lakehouse.reports.facts) over each engine's marts: the
+    same week, regions and facts, number for number."""
+    per_engine = []
+    for settings in built:
+        with connect(settings, "build") as marts:
+            week = report_week(marts)
+            scopes = ["all", *regions(marts)]
+            per_engine.append([_rounded(compute_facts(marts, s, week)) for s in scopes])
+    local, stack = per_engine
+    assert len(local) >= 3 and local[0]["totals"]["revenue"] > 0
+    assert local == stack
+
+
+def _rounded(node: Any) -> Any:
+    """Floats to 6 decimals (the facts are rounded to 2: only float noise differs)."""
+    if isinstance(node, float):
+        return round(node, 6) + 0.0
+    if isinstance(node, dict):
+        return {k: _rounded(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_rounded(v) for v in node]
+    return node
 
 
 @contextmanager

@@ -54,6 +54,11 @@ MARTS = [
     "mart_client_recommendations",
     "mart_recommendation_backtest",
     "mart_recommendation_metrics",
+    "mart_report_region_weekly",
+    "mart_report_category_weekly",
+    "mart_report_product_weekly",
+    "mart_report_forecast_check",
+    "mart_report_stock_risk",
 ]
 FEATURES = [
     "feat_product_weekly",
