@@ -228,7 +228,11 @@ def run(data_dir: Path | None, rate: float, seconds: float, seed: int) -> dict[s
     summary = _summary(results)
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_1min_after": round(os.getloadavg()[0], 2),
+        },
         "python": platform.python_version(),
         "data_dir": str(settings.root),
         "clients": len(clients),
