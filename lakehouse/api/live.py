@@ -16,19 +16,16 @@ headers, which a browser's socket cannot set.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import json
-import re
 from collections.abc import Mapping
-from importlib.resources import files
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse
 from starlette import status
 
+from lakehouse.api import pages
 from lakehouse.api.auth import Principal
 from lakehouse.api.live_feed import DEFAULT_HOURS, MAX_HOURS, LiveHub
 from lakehouse.api.state import ServingState
@@ -37,27 +34,9 @@ router = APIRouter(tags=["live"])
 
 AUTH_SECONDS = 10.0  # an unauthenticated socket is closed after this
 MAX_MESSAGE_CHARS = 1024  # a client's message is a key and a window, no more
-PAGE = files("lakehouse.api").joinpath("live.html").read_text()
-
-
-def _sha256(kind: str) -> str:
-    match = re.search(rf"<{kind}>(.*?)</{kind}>", PAGE, re.DOTALL)
-    assert match is not None, f"live.html has no <{kind}>"
-    digest = base64.b64encode(hashlib.sha256(match[1].encode()).digest()).decode()
-    return f"'sha256-{digest}'"
-
-
-# the page's own inline script and style only; sockets to this origin only; no framing
-PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        f"default-src 'none'; script-src {_sha256('script')}; style-src {_sha256('style')}; "
-        "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
-        "frame-ancestors 'none'"
-    ),
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "Cache-Control": "no-cache",
-}
+PAGE = pages.page("live.html")
+# sockets to this origin only
+PAGE_HEADERS = pages.headers(PAGE, "connect-src 'self'; img-src data:")
 
 
 def install(state: ServingState) -> None:

@@ -14,9 +14,10 @@ from datetime import date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, Field
 
+from lakehouse.api import pages
 from lakehouse.api.auth import Principal
 from lakehouse.api.deps import Caller, State
 from lakehouse.api.problems import Problem
@@ -153,6 +154,23 @@ def report_file(
         filename=f"report-{entry.scope}-{entry.week.isoformat()}.{kind}",
         content_disposition_type="inline",
     )
+
+
+VIEWER = pages.page("report_viewer.html")
+# fetches from this origin; the report in a sandboxed frame from a blob (its images are
+# data: URIs)
+VIEWER_HEADERS = pages.headers(VIEWER, "connect-src 'self'; frame-src blob:; img-src data: blob:")
+
+
+@router.get(
+    "/reports/{scope}/{week}/view",
+    summary="A page that opens the report with the key of its #key= fragment (or asks it)",
+    response_class=HTMLResponse,
+)
+def report_viewer(scope: ScopeParam, week: WeekParam) -> HTMLResponse:
+    """For links from a browser (Superset's): a browser cannot send a key header on a
+    link, so this page, which holds no data, fetches the report with one."""
+    return HTMLResponse(VIEWER, headers=VIEWER_HEADERS)
 
 
 def _sees(caller: Principal, scope: str) -> bool:

@@ -30,7 +30,7 @@ from ml.demand.models import GlobalBoosted, StatisticalFamily
 from ml.demand.train import REGISTERED_MODEL as DEMAND
 from ml.propositions.train import REGISTERED_MODEL as PROPOSITIONS
 from tests.support import model_variants
-from tests.support.ports import free_port
+from tests.support.api_server import running_api
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("api")]
 
@@ -364,25 +364,8 @@ def test_a_shadow_scores_alongside_and_is_never_returned(
 @pytest.fixture
 def server(served: Settings) -> Iterator[str]:
     """The API under a real uvicorn server on 127.0.0.1, refreshing every 0.5 s."""
-    import uvicorn
-
-    settings = served.model_copy(update={"api_refresh_seconds": 0.5})
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", workers=1
-    )
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not running.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
-        time.sleep(0.1)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        running.should_exit = True
-        thread.join(timeout=30)
+    with running_api(served.model_copy(update={"api_refresh_seconds": 0.5})) as url:
+        yield url
 
 
 @pytest.mark.timeout(300)

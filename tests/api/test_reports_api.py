@@ -110,7 +110,7 @@ def test_latest_names_each_scope_s_newest_report(
     built: list[BuiltReport],
     week: str,
 ) -> None:
-    """The link Superset's Sales overview carries: ``/reports/all/latest/report.html``."""
+    """``latest`` in place of a week (the viewer Superset links to fetches these files)."""
     region = served.superset_region_roles[0]
     latest = api.get("/reports/all/latest/report.html", headers=key)
     assert latest.text == api.get(f"/reports/all/{week}/report.html", headers=key).text
