@@ -27,6 +27,7 @@ from lakehouse.contracts import load_contracts
 from lakehouse.settings import Settings, load_settings
 from lakehouse.supervisors.superset import SupersetServer
 from lakehouse.supervisors.superset_api import SupersetClient
+from tests.support.pdf_charts import MIN_COLOURED, chart_colour_shares
 from tests.support.pii_scan import params_of, personal_values_of, scan
 from tests.support.ports import free_port
 from tests.support.truth import assert_silver_equals_truth
@@ -195,6 +196,34 @@ def test_the_demo_proposes_to_every_client_above_the_baselines(
     assert set(lists["model_version"]) == {str(champion.version)}
     buyers = pq.read_table(settings.ground_truth_path / "orders.parquet").column("client_id")
     assert set(buyers.unique().to_pylist()) <= set(lists["client_id"])
+
+
+def test_the_demo_builds_the_week_s_reports_with_charts_that_have_data(
+    demo: tuple[Settings, str],
+) -> None:
+    """At the default scale: a report per scope (the whole business, each region) for the
+    last complete week, in HTML and PDF, every chart of the PDF drawn with data as PDFium
+    renders it (the empty-chart control is in tests/reports), the template narrative
+    (no endpoint is set) with its reason."""
+    from lakehouse.reports import WHOLE_BUSINESS, list_reports
+    from lakehouse.reports.facts import regions, report_week
+    from lakehouse.warehouse import connect
+
+    settings, _ = demo
+    with connect(settings) as marts:
+        scopes = {WHOLE_BUSINESS, *regions(marts)}
+        week = report_week(marts)
+    built = {e.scope: e for e in list_reports(settings) if e.week == week}
+    assert set(built) == scopes and len(scopes) >= 4
+    for scope, entry in built.items():
+        html = entry.file("report.html").read_text()
+        charts = html.count('src="data:image/png;base64,')
+        shares = chart_colour_shares(entry.file("report.pdf").read_bytes())
+        assert len(shares) == charts >= 3, (scope, shares)
+        assert min(shares) >= MIN_COLOURED, (scope, shares)
+        narrative = json.loads(entry.file("narrative.json").read_text())
+        assert narrative["source"] == "template" and narrative["reason"], narrative
+    print(f"week of {week}: {len(built)} reports, {sorted(built)}")
 
 
 def test_a_second_run_is_incremental_and_duplicates_nothing(demo: tuple[Settings, str]) -> None:

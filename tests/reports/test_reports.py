@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pytest
 
 from lakehouse.exceptions import ReportError
@@ -24,12 +23,9 @@ from lakehouse.reports.facts import compute_facts, regions, report_week
 from lakehouse.reports.narrative import Narrative
 from lakehouse.settings import Settings
 from lakehouse.warehouse import connect
+from tests.support.pdf_charts import MIN_COLOURED, chart_colour_shares
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("api")]
-
-# a chart with data has at least this share of coloured pixels in its area (the data is
-# drawn in colour, axes and text in greys); an empty chart has almost none
-MIN_COLOURED = 0.01
 
 
 @pytest.fixture(scope="module")
@@ -186,37 +182,6 @@ def _empty_chart() -> bytes:
     fig.savefig(buffer, format="png")
     plt.close(fig)
     return buffer.getvalue()
-
-
-def chart_colour_shares(pdf: bytes) -> list[float]:
-    """For each image on the PDF's pages, in order, the share of its rendered area whose
-    pixels are coloured (saturated), as drawn by PDFium: what a reader sees."""
-    import pypdfium2 as pdfium
-
-    document = pdfium.PdfDocument(pdf)
-    shares = []
-    scale = 2.0
-    try:
-        for page in document:
-            images = list(page.get_objects(filter=[pdfium.raw.FPDF_PAGEOBJ_IMAGE]))
-            if not images:
-                continue
-            height = page.get_height()
-            bitmap = page.render(scale=scale).to_pil().convert("HSV")
-            for image in images:
-                left, bottom, right, top = image.get_bounds()
-                box = (
-                    int(left * scale),
-                    int((height - top) * scale),
-                    int(right * scale),
-                    int((height - bottom) * scale),
-                )
-                hsv = np.asarray(bitmap.crop(box))
-                coloured = (hsv[..., 1] > 60) & (hsv[..., 2] > 40)  # saturated, not black
-                shares.append(float(coloured.mean()) if coloured.size else 0.0)
-    finally:
-        document.close()
-    return shares
 
 
 def test_a_week_that_is_not_there_is_refused(served: Settings) -> None:
