@@ -42,7 +42,7 @@ def test_a_browser_opens_the_report_with_the_fragment_s_key(served: Settings) ->
             frame.locator("title").wait_for(state="attached", timeout=30_000)
             assert frame.locator("title").inner_text() == title
             assert frame.locator("img").count() >= 1  # the charts
-            assert page.locator("#pdf").is_visible()
+            page.locator("#pdf").wait_for(state="visible", timeout=30_000)  # fetched second
             assert "#key" not in page.url  # the key left the address bar
             assert not errors, errors
             # another tab, a wrong key: nothing shown, the key field asked for

@@ -74,6 +74,8 @@ def test_every_dashboard_renders_every_chart_with_data(local_superset: SupersetS
             bad = [c for c in charts if c["loading"] or c["error"] or c["noResults"]]
             assert not bad, (dashboard["slug"], bad)
             assert all(c["drawn"] for c in charts), (dashboard["slug"], charts)
+            if dashboard["slug"] == "sales-overview":  # the weekly reports' link
+                assert any("reports" in text for text in state["markdown"]), state["markdown"]
 
 
 def test_every_chart_shows_the_numbers_of_the_marts(local_superset: SupersetServer) -> None:

@@ -143,9 +143,14 @@ def open_dashboard(page: Any, server: SupersetServer, slug: str, expected: int) 
 
 
 # per chart holder: its title, whether it still loads, an error alert, "No results", and
-# whether something was drawn (an ECharts canvas or svg, a table's rows, a big number)
+# whether something was drawn (an ECharts canvas or svg, a table's rows, a big number);
+# a Markdown component sits in a holder too (inside its .dashboard-markdown): its text, apart
 _CHART_STATE_JS = """
-() => ({charts: [...document.querySelectorAll("[data-test='dashboard-component-chart-holder']")]
+() => {
+  const holders = [...document.querySelectorAll("[data-test='dashboard-component-chart-holder']")];
+  const isMarkdown = (holder) => !!holder.closest(".dashboard-markdown");
+  return {markdown: holders.filter(isMarkdown).map((holder) => holder.innerText || ""),
+  charts: holders.filter((holder) => !isMarkdown(holder))
   .map((holder) => {
     const text = holder.innerText || "";
     return {
@@ -158,7 +163,8 @@ _CHART_STATE_JS = """
       drawn: !!holder.querySelector("canvas, svg, table tbody tr, .header-line"),
       text: text.slice(0, 300),
     };
-  })})
+  })};
+}
 """
 
 
