@@ -8,13 +8,11 @@ ones under ``<data_dir>/secrets`` (``lakehouse api keys`` says where).
 
 from __future__ import annotations
 
-import os
 import sys
 import urllib.request
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lakehouse.supervisors.process import LocalProcess, ProcessService
+from lakehouse.supervisors.process import LocalProcess, ProcessService, settings_env
 
 if TYPE_CHECKING:
     from lakehouse.settings import Settings
@@ -27,14 +25,7 @@ class ApiServer(ProcessService):
 
     def __init__(self, settings: Settings) -> None:
         self.host, self.port = settings.api_host, settings.api_port
-        env = {
-            "PYTHONUNBUFFERED": "1",
-            "LAKEHOUSE_DATA_DIR": str(settings.root),
-            "LAKEHOUSE_PROFILE": settings.profile,
-        }
-        config = Path(os.environ.get("LAKEHOUSE_CONFIG", "lakehouse.yaml"))
-        if config.exists():
-            env["LAKEHOUSE_CONFIG"] = str(config.resolve())
+        env = {"PYTHONUNBUFFERED": "1", **settings_env(settings)}
         self._process = LocalProcess(
             self.name,
             settings.stack_dir / "api",

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from lakehouse.exceptions import ServiceError
 from lakehouse.settings import PROJECT_DIR
-from lakehouse.supervisors.process import LocalProcess, ProcessService
+from lakehouse.supervisors.process import LocalProcess, ProcessService, settings_env
 
 if TYPE_CHECKING:
     from lakehouse.settings import Settings
@@ -122,13 +122,9 @@ class PrefectWorker(ProcessService):
                 "PREFECT_WORKER_QUERY_SECONDS": "5",
                 # the flow runs: the stack's settings and where the project's flows are
                 "LAKEHOUSE_PROJECT_DIR": str(PROJECT_DIR),
-                "LAKEHOUSE_DATA_DIR": str(settings.root),
-                "LAKEHOUSE_PROFILE": settings.profile,
+                **settings_env(settings),
             }
         )
-        config = Path(os.environ.get("LAKEHOUSE_CONFIG", "lakehouse.yaml"))
-        if config.exists():
-            env["LAKEHOUSE_CONFIG"] = str(config.resolve())
         self._process = LocalProcess(
             self.name,
             self.home,

@@ -20,8 +20,12 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lakehouse.exceptions import ServiceError
+
+if TYPE_CHECKING:
+    from lakehouse.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +208,16 @@ class ProcessService:
 
     def stop(self) -> bool:
         return self._process.stop()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """What a child process running the project's code needs to read the same settings
+    as the command that started it: the data directory, the profile, the config file."""
+    env = {"LAKEHOUSE_DATA_DIR": str(settings.root), "LAKEHOUSE_PROFILE": settings.profile}
+    config = Path(os.environ.get("LAKEHOUSE_CONFIG", "lakehouse.yaml"))
+    if config.exists():
+        env["LAKEHOUSE_CONFIG"] = str(config.resolve())
+    return env
 
 
 def check_port_free(port: int, setting: str, host: str = "127.0.0.1") -> None:
