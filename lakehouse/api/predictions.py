@@ -53,9 +53,6 @@ class _Watchers:
     forecasts: Watcher[forecasts.Inputs, forecasts.Answers]
 
 
-_WATCHERS: dict[int, _Watchers] = {}  # id(ServingState) -> its watchers
-
-
 def install(state: ServingState) -> None:
     """Watch both registered models' aliases: a refresher each (propositions first: it
     loads in seconds, the forecast's load can take longer)."""
@@ -76,13 +73,12 @@ def install(state: ServingState) -> None:
             METRICS[DEMAND_MODEL],
         ),
     )
-    _WATCHERS[id(state)] = watchers
-    state.refreshers.append(watchers.propositions.refresh)
-    state.refreshers.append(watchers.forecasts.refresh)
+    state.hold(__name__, watchers, watchers.propositions.refresh, watchers.forecasts.refresh)
 
 
 def watchers(state: ServingState) -> _Watchers:
-    return _WATCHERS[id(state)]
+    found: _Watchers = state.parts[__name__]
+    return found
 
 
 class ModelRef(BaseModel):

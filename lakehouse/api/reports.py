@@ -89,13 +89,9 @@ class _Listing:
             self.entries = entries
 
 
-_listings: dict[int, _Listing] = {}  # per application state
-
-
 def install(state: ServingState) -> None:
     listing = _Listing(state)
-    _listings[id(state)] = listing
-    state.refreshers.append(listing.refresh)
+    state.hold(__name__, listing, listing.refresh)
 
 
 @router.get("/reports", summary="The reports this key may read, the newest week first")
@@ -107,7 +103,7 @@ def reports(
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
     latest: Annotated[bool, Query(description="only each scope's latest week")] = False,
 ) -> ReportPage:
-    visible = [e for e in _listings[id(state)].entries if _sees(caller, e.scope)]
+    visible = [e for e in state.parts[__name__].entries if _sees(caller, e.scope)]
     if latest:  # the listing is newest first: each scope's first entry is its latest
         firsts: dict[str, ReportEntry] = {}
         for entry in visible:

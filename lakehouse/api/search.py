@@ -67,17 +67,13 @@ class _Index:
             self.searcher, self.signature = searcher, now
 
 
-_index: dict[int, _Index] = {}  # per application state
-
-
 def install(state: ServingState) -> None:
     index = _Index(state)
-    _index[id(state)] = index
-    state.refreshers.append(index.refresh)
+    state.hold(__name__, index, index.refresh)
 
 
 def _searcher(state: ServingState) -> Searcher:
-    index = _index[id(state)]
+    index: _Index = state.parts[__name__]
     if index.searcher is None:
         raise Problem(
             503,

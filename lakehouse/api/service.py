@@ -75,13 +75,9 @@ class _Published:
         self.publication = {"publication": publication, "health": health}
 
 
-_published: dict[int, _Published] = {}
-
-
 def install(state: ServingState) -> None:
     published = _Published(state)
-    _published[id(state)] = published
-    state.refreshers.append(published.refresh)
+    state.hold(__name__, published, published.refresh)
 
 
 @router.get("/health", summary="Liveness: the process answers")
@@ -91,7 +87,7 @@ def health(state: State) -> dict[str, Any]:
 
 @router.get("/freshness", summary="What is published, and how old its data is")
 def freshness(state: State, caller: Caller) -> Freshness:
-    found = _published[id(state)].publication
+    found = state.parts[__name__].publication
     if found is None:
         raise Problem(
             503,
