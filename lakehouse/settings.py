@@ -223,6 +223,12 @@ class Settings(BaseSettings):
         description="a source whose newest commit is older than this blocks publication "
         "(None: never; recorded change files are as old as their recording)",
     )
+    reconcile_live_wait_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="on a live source, how long the gate's reconciliation waits for silver "
+        "to catch up with the source's snapshot (keys changed since the snapshot are left out)",
+    )
     # demand forecasting (ml/): MLflow tracking and the registry's promotion gate
     mlflow_tracking_uri: str | None = Field(
         default=None,

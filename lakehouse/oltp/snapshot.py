@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -36,6 +37,11 @@ class SourceSnapshot:
 
     def __init__(self, conn: psycopg.Connection) -> None:
         self._conn = conn
+        # the snapshot is taken by this first query; the database's clock after it: every
+        # transaction the snapshot sees committed before ``taken_at``
+        row = conn.execute("select clock_timestamp()").fetchone()
+        assert row is not None
+        self.taken_at: datetime = row[0]
 
     def read(self, contract: Contract) -> pa.Table:
         """The contract's columns of its table, in lake types (null where a column is gone

@@ -6,7 +6,10 @@ The source is what the data directory was fed from:
   every contract table is read in one read-only snapshot
   (:mod:`lakehouse.oltp.snapshot`), in the contract's lake types. The caller has the
   database up (the gate starts a stopped cluster for its audit); when it is not, every
-  table's checks fail with the one line that says where it could not connect;
+  table's checks fail with the one line that says where it could not connect. While the
+  shop goes on, the keys with a change committed since the snapshot (from bronze's
+  ``_source_ts``, with a margin) are left out on both sides, and silver is read again
+  until it has caught up with the snapshot for every other key (or a time-out);
 * **files**: recorded change files and the generator's ground truth, the source's final
   state (``ground_truth/<table>.parquet``).
 
@@ -23,12 +26,15 @@ give equal checksums; a changed, missing or extra row changes it but for a chanc
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from lakehouse.cdc.pii import Masker, load_key
@@ -46,6 +52,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SourceKind = Literal["live", "files"]
+# a change committed this long before the live snapshot may still be invisible to it (its
+# commit being recorded as the snapshot was taken): such keys are left out too
+IN_FLIGHT_MARGIN = timedelta(seconds=2)
+RETRY_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,7 @@ class TableReconciliation:
     only_in_silver: int = 0
     changed: int = 0
     problem: str | None = None
+    in_flight: int = 0  # keys left out: changed in the source around or after its snapshot
 
     @property
     def rows_match(self) -> bool:
@@ -104,18 +115,51 @@ def reconcile_tables(settings: Settings) -> list[TableReconciliation]:
 
     contracts = load_source_contracts(settings)
     masker = Masker(load_key(settings))
-    sources = (
-        _live_tables(settings, contracts, masker)
-        if kind == "live"
-        else _truth_tables(settings, contracts, masker)
-    )
-    out: list[TableReconciliation] = []
     with duckdb.connect() as con:
-        for name, source in sources:
-            contract = contracts[name]
-            silver = _silver_table(settings, contract)
-            out.append(_compare(con, contract, source, silver))
-    return out
+        if kind == "files":
+            return [
+                _compare(con, contracts[name], source, _silver_table(settings, contracts[name]))
+                for name, source in _truth_tables(settings, contracts, masker)
+            ]
+        return _reconcile_live(settings, con, contracts, masker)
+
+
+def _reconcile_live(
+    settings: Settings,
+    con: duckdb.DuckDBPyConnection,
+    contracts: dict[str, Contract],
+    masker: Masker,
+) -> list[TableReconciliation]:
+    """Silver against one snapshot of a database that goes on changing while the lander
+    runs. A key with a change committed from ``IN_FLIGHT_MARGIN`` before the snapshot on
+    (in bronze: silver may already hold it, the snapshot does not) is left out on both
+    sides; every other key must match. A key silver has not caught up with yet differs
+    until the lander lands its change: silver is read again until it matches or
+    ``reconcile_live_wait_seconds`` have passed."""
+    taken_at, problems = _digest_live_sources(settings, con, contracts, masker)
+    deadline = time.monotonic() + settings.reconcile_live_wait_seconds
+    while True:
+        out = []
+        for i, (name, contract) in enumerate(contracts.items()):
+            if name in problems:
+                silver = _silver_table(settings, contract)
+                out.append(_compare(con, contract, problems[name], silver))
+                continue
+            assert taken_at is not None
+            since = taken_at - IN_FLIGHT_MARGIN
+            out.append(
+                _compare_digested(
+                    con,
+                    contract,
+                    f"source_{i}",
+                    _silver_table(settings, contract),
+                    _changed_since(settings, contract, since),
+                )
+            )
+        settled = all(r.problem is not None or (r.rows_match and r.checksums_match) for r in out)
+        if settled or time.monotonic() >= deadline:
+            return out
+        time.sleep(RETRY_S)
 
 
 # -- the checks ---------------------------------------------------------------------------
@@ -132,6 +176,8 @@ def _checks(r: TableReconciliation) -> list[CheckResult]:
         rows = f"silver.{r.table} has {r.silver_rows:,} rows, as the source"
     else:
         rows = f"silver.{r.table} has {r.silver_rows:,} rows, the source {r.source_rows:,}"
+    if r.in_flight:  # a live source: keys it changed since its snapshot are not compared
+        rows += f" (leaving out {_rows(r.in_flight)} changed since the snapshot)"
     if r.checksums_match:
         same = f"silver.{r.table} has the same rows as the source"
     else:
@@ -208,34 +254,57 @@ def _compare(
     source: pa.Table | str,
     silver: pa.Table,
 ) -> TableReconciliation:
-    lake = _conform(contract, silver)
-    silver_rows, silver_sum = _digest(con, "silver_rows", contract, lake)
     if isinstance(source, str):  # the source could not be read
+        silver_rows, silver_sum = _digest(con, "silver_rows", contract, _conform(contract, silver))
         return TableReconciliation(
             contract.lake_name, None, silver_rows, None, silver_sum, problem=source
         )
-    source_rows, source_sum = _digest(con, "source_rows", contract, _conform(contract, source))
+    _digest(con, "source_rows", contract, _conform(contract, source))
+    return _compare_digested(con, contract, "source_rows", silver, None)
+
+
+def _compare_digested(
+    con: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    source_name: str,
+    silver: pa.Table,
+    left_out: pa.Table | None,
+) -> TableReconciliation:
+    """Silver against the source's digest ``source_name``, without the keys of
+    ``left_out`` (on both sides)."""
+    _digest(con, "silver_rows", contract, _conform(contract, silver))
+    keys = _keys(contract)
+    on = " and ".join(f"s.c{i} = l.c{i}" for i, _ in keys)
+    source, lake, in_flight = source_name, "silver_rows", 0
+    if left_out is not None and left_out.num_rows:
+        renamed = left_out.select([k for _, k in keys]).rename_columns([f"c{i}" for i, _ in keys])
+        con.register("_left_out", renamed)
+        con.execute("create or replace temp table left_out as select distinct * from _left_out")
+        con.unregister("_left_out")
+        not_out = " and ".join(f"x.c{i} = o.c{i}" for i, _ in keys)
+        for name in (source_name, "silver_rows"):
+            con.execute(
+                f"create or replace temp view {name}_kept as select * from {name} x "
+                f"where not exists (select 1 from left_out o where {not_out})"
+            )
+        source, lake = f"{source_name}_kept", "silver_rows_kept"
+        row = con.execute("select count(*) from left_out").fetchone()
+        in_flight = int(row[0]) if row else 0
+    source_rows, source_sum = _sum(con, source)
+    silver_rows, silver_sum = _sum(con, lake)
     figures = TableReconciliation(
-        contract.lake_name, source_rows, silver_rows, source_sum, silver_sum
+        contract.lake_name, source_rows, silver_rows, source_sum, silver_sum, in_flight=in_flight
     )
     if figures.rows_match and figures.checksums_match:
         return figures
-    keys = " and ".join(f"s.c{i} = l.c{i}" for i, _ in _keys(contract))
     row = con.execute(
         "select count(*) filter (where l.h is null), count(*) filter (where s.h is null), "
         "count(*) filter (where s.h <> l.h) "
-        f"from source_rows s full join silver_rows l on {keys}"
+        f"from {source} s full join {lake} l on {on}"
     ).fetchone()
     assert row is not None
-    return TableReconciliation(
-        contract.lake_name,
-        source_rows,
-        silver_rows,
-        source_sum,
-        silver_sum,
-        only_in_source=int(row[0]),
-        only_in_silver=int(row[1]),
-        changed=int(row[2]),
+    return replace(
+        figures, only_in_source=int(row[0]), only_in_silver=int(row[1]), changed=int(row[2])
     )
 
 
@@ -254,6 +323,10 @@ def _digest(
         f"create or replace temp table {name} as select {keys}, hash({columns}) as h from _rows"
     )
     con.unregister("_rows")
+    return _sum(con, name)
+
+
+def _sum(con: duckdb.DuckDBPyConnection, name: str) -> tuple[int, str]:
     row = con.execute(f"select count(*), coalesce(sum(h), 0) from {name}").fetchone()
     assert row is not None
     return int(row[0]), f"{int(row[1]) % 2**64:016x}"
@@ -271,6 +344,20 @@ def _silver_table(settings: Settings, contract: Contract) -> pa.Table:
         return _lake_schema(contract).empty_table()
     present = {f.name for f in table.schema().fields}
     return table.to_pyarrow_table(columns=[c for c in contract.column_names if c in present])
+
+
+def _changed_since(settings: Settings, contract: Contract, since: datetime) -> pa.Table:
+    """The keys of the bronze changes committed in the source at ``since`` or later (the
+    change log is in commit order: the files' statistics skip the older ones)."""
+    bronze = delta.open_table(
+        settings.table_uri("bronze", contract.lake_name), settings.lake_storage_options
+    )
+    if bronze is None:
+        return pa.table({k: pa.array([], pa.int64()) for k in contract.primary_key})
+    return bronze.to_pyarrow_dataset().to_table(
+        columns=list(contract.primary_key),
+        filter=ds.field("_source_ts") >= pa.scalar(since, pa.timestamp("us", tz="UTC")),
+    )
 
 
 # -- the recorded files' ground truth -----------------------------------------------------
@@ -291,22 +378,29 @@ def _truth_tables(
 # -- the live PostgreSQL source -----------------------------------------------------------
 
 
-def _live_tables(
-    settings: Settings, contracts: dict[str, Contract], masker: Masker
-) -> Iterator[tuple[str, pa.Table | str]]:
-    """Every contract table as of one read-only snapshot of the database, in lake types.
-    The caller (the gate) has the database up; when it is not, every table says so."""
+def _digest_live_sources(
+    settings: Settings,
+    con: duckdb.DuckDBPyConnection,
+    contracts: dict[str, Contract],
+    masker: Masker,
+) -> tuple[datetime | None, dict[str, str]]:
+    """Every contract table as of one read-only snapshot of the database, in lake types,
+    hashed into ``source_<i>`` (i: the contract's place); the snapshot's time, and the
+    tables that could not be read with why. The caller (the gate) has the database up;
+    when it is not, every table says so."""
+    problems: dict[str, str] = {}
     with ExitStack() as stack:
         try:
             source = stack.enter_context(source_snapshot(settings))
         except LakehouseError as exc:
-            for name in contracts:
-                yield name, str(exc)
-            return
-        for name, contract in contracts.items():
+            return None, dict.fromkeys(contracts, str(exc))
+        for i, (name, contract) in enumerate(contracts.items()):
             try:
                 table = source.read(contract)
             except OltpError as exc:
-                yield name, str(exc)
+                problems[name] = str(exc)
                 continue
-            yield name, masker.mask_table(contract, table)
+            _digest(
+                con, f"source_{i}", contract, _conform(contract, masker.mask_table(contract, table))
+            )
+        return source.taken_at, problems
