@@ -12,7 +12,7 @@ export UV_PYTHON ?= $(shell command -v $(PYTHON))
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: demo test test-fast lint format docs clean bench bench-cdc bench-apply bench-engines bench-forecast bench-search bench-propositions bench-api
+.PHONY: demo test test-fast lint format docs clean bench bench-cdc bench-apply bench-engines bench-forecast bench-search bench-propositions bench-api soak
 
 demo: $(STAMP)  ## the shop live in PostgreSQL + Debezium (or recorded files) -> ingest -> dbt build -> status -> dashboards (Superset)
 	$(VENV)/bin/lakehouse demo
@@ -59,6 +59,9 @@ bench-api: $(STAMP) $(VEGETA)  ## the API under load (vegeta): 200 requests/s mi
 
 bench-search: $(STAMP)  ## product search nDCG@10/recall@10 (BM25, vectors, hybrid) on the labelled queries, latency, embedding speed, refresh cost at 10x (~2 min)
 	$(VENV)/bin/python -m bench.search
+
+soak: $(STAMP)  ## the live shop for an hour with restarts, builds and maintenance (make test runs the same soak for 2 minutes)
+	LAKEHOUSE_SOAK_SECONDS=$${LAKEHOUSE_SOAK_SECONDS:-3600} $(VENV)/bin/pytest -p no:cacheprovider -s tests/e2e/test_soak.py
 
 docs: $(STAMP)  ## dbt docs as a static site under the data directory
 	$(VENV)/bin/lakehouse dbt docs generate
