@@ -43,6 +43,7 @@ from lakehouse.exceptions import MissingTableError
 from lakehouse.quality import CheckResult, Layer, Severity
 from lakehouse.quality.alerts import post_json
 from lakehouse.quality.frames import read_lake_table, read_mart
+from lakehouse.quality.reconcile import IN_FLIGHT_MARGIN, source_kind
 from lakehouse.quality.suites import LAYERS, ORPHAN, contract_suite, referenced, rule_suites
 from lakehouse.settings import Settings
 
@@ -125,27 +126,43 @@ class _Frames:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._keys: dict[tuple[str, str], pd.Series] = {}
+        self._keys: dict[tuple[str, str], tuple[pd.Series, pd.Timestamp | None]] = {}
+        # a live source goes on while the lander lands its tables one after the other
+        self.live = source_kind(settings) == "live"
 
     def frame(self, target: _Target) -> pd.DataFrame:
         if target.layer == "marts":
             return read_mart(self.settings, target.table, target.columns())
-        frame = read_lake_table(self.settings, target.layer, target.table, target.columns())
+        columns = target.columns()
+        if self.live and target.layer == "silver":
+            columns.append("_source_ts")
+        frame = read_lake_table(self.settings, target.layer, target.table, columns)
         if target.layer == "silver" and target.contract is not None:
             for column in target.contract.columns:
                 if column.references and column.name in frame.columns:
                     values = frame[column.name]
-                    known = self._referenced_keys(*referenced(target.contract, column))
-                    frame[column.name + ORPHAN] = values.where(~values.isin(known))
+                    known, newest = self._referenced_keys(*referenced(target.contract, column))
+                    orphan = ~values.isin(known)
+                    if newest is not None and "_source_ts" in frame.columns:
+                        # committed after the newest referenced row silver held when its
+                        # keys were read (less a margin): its parent may be in flight
+                        orphan &= frame["_source_ts"] < newest - IN_FLIGHT_MARGIN
+                    frame[column.name + ORPHAN] = values.where(orphan)
         return frame
 
-    def _referenced_keys(self, table: str, key: str) -> pd.Series:
+    def _referenced_keys(self, table: str, key: str) -> tuple[pd.Series, pd.Timestamp | None]:
+        """The referenced table's keys, and on a live source its newest source commit."""
         if (table, key) not in self._keys:
+            columns = [key, "_source_ts"] if self.live else [key]
             try:
-                keys = read_lake_table(self.settings, "silver", table, [key])
+                keys = read_lake_table(self.settings, "silver", table, columns)
             except MissingTableError:  # no referenced row at all: its own suite says why
                 keys = pd.DataFrame({key: []})
-            self._keys[table, key] = keys[key] if key in keys else pd.Series([])
+            newest = keys["_source_ts"].max() if "_source_ts" in keys and len(keys) else None
+            self._keys[table, key] = (
+                keys[key] if key in keys else pd.Series([]),
+                None if pd.isna(newest) else newest,
+            )
         return self._keys[table, key]
 
 

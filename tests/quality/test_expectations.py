@@ -284,3 +284,38 @@ def test_a_missing_table_is_a_failed_error_check(tmp_path: Path) -> None:
         *(f"gx:marts.{m}:expect_table_to_exist({m})" for m in MARTS),
     }
     assert all(c.blocks for c in checks)
+
+
+@pytest.mark.integration
+def test_on_a_live_source_a_row_newer_than_its_parent_s_table_is_not_an_orphan_yet(
+    lake: Settings, tmp_path: Path
+) -> None:
+    """The lander lands a live source's tables one after the other: an order committed
+    after the newest client silver holds may reference a client still in flight. One
+    committed before it may not: that is an orphan."""
+    root = tmp_path / "data"
+    shutil.copytree(lake.root, root)
+    settings = load_settings(data_dir=root)
+    (settings.changes_path / "manifest.json").unlink()  # no recorded files: a live capture
+    (root / "capture").mkdir(exist_ok=True)
+    (root / "capture" / "offsets.dat").write_bytes(b"")
+    clients = DeltaTable(settings.table_uri("silver", "client"))
+    newest = pc.max(clients.to_pyarrow_table(columns=["_source_ts"]).column(0)).as_py()
+    orders = DeltaTable(settings.table_uri("silver", "orders"))
+    first = _first(orders, "order_id")
+    later = newest.strftime("%Y-%m-%d %H:%M:%S")
+    orders.update(
+        updates={"client_id": "999999", "_source_ts": f"TIMESTAMP '{later}' + INTERVAL 1 HOUR"},
+        predicate=f"order_id = {first}",
+    )
+    orders = DeltaTable(settings.table_uri("silver", "orders"))
+    assert _failed(run_expectations(settings, layers=("silver",), run_id="live")) == {}
+
+    # the same orphan committed long before the newest client: it is one
+    orders.update(
+        updates={"_source_ts": f"TIMESTAMP '{later}' - INTERVAL 1 HOUR"},
+        predicate=f"order_id = {first}",
+    )
+    failed = _failed(run_expectations(settings, layers=("silver",), run_id="live"))
+    assert set(failed) == {ORPHAN_CLIENT}
+    assert "999999" in failed[ORPHAN_CLIENT].detail
