@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 import zlib
 from collections.abc import Iterator
@@ -35,12 +36,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import yaml
 
 from lakehouse.cdc import tabular
 from lakehouse.cdc.decode import bronze_schema
 from lakehouse.cdc.pii import Masker, checked_key
-from lakehouse.cdc.positions import POSITION_TYPE
 from lakehouse.contracts import NAME, Contract, load_contract, load_source_contracts
 from lakehouse.exceptions import ContractError, SourceError
 from lakehouse.lake import bronze, dead_letter, delta, silver
@@ -54,6 +55,8 @@ if TYPE_CHECKING:
     from dlt.extract.resource import DltResource
 
 DEAD_LETTER = ("dead_letter", "events")
+# A source's name in bronze's app transactions and the dead letters: ``source.<name>``.
+SOURCE_TOPIC_PREFIX = "source."
 Kind = Literal["files", "rest"]
 FILE_TYPES = (".csv", ".xlsx", ".parquet")
 # A file's row sorts at its modification time (``_commit_pos``, microseconds), then at
@@ -78,6 +81,9 @@ _SOURCE_KEYS = {
     ),
 }
 _CURSOR_KEYS = ("param", "field", "initial_value")
+REQUEST_ATTEMPTS = 3
+# dlt's wrapping of an extraction error, before the error itself
+_DLT_PREFIX = re.compile(r"^In processing pipe .*? caused an exception: ")
 
 
 @dataclass(frozen=True)
@@ -92,7 +98,7 @@ class SourceSpec:
     @property
     def topic(self) -> str:
         """Its name in bronze's app transactions and the dead letters."""
-        return f"source.{self.name}"
+        return f"{SOURCE_TOPIC_PREFIX}{self.name}"
 
 
 @dataclass
@@ -189,9 +195,7 @@ def run_sources(
         missing = sorted(set(names) - {s.name for s in specs})
         if missing:
             known = ", ".join(s.name for s in specs) or "none"
-            raise SourceError(
-                f"no source {missing} in {settings.sources_file} (declared: {known})"
-            )
+            raise SourceError(f"no source {missing} in {settings.sources_file} (declared: {known})")
         specs = [s for s in specs if s.name in names]
     if not specs:
         return []
@@ -206,6 +210,13 @@ def run_sources(
         if settings.profile == "stack":  # Trino queries what was landed, new tables too
             register_tables(settings)
         return reports
+
+
+def ensure_source_tables(settings: Settings) -> None:
+    """The bronze and silver tables of every declared source (the lander makes them with
+    the CDC tables', before dbt reads them)."""
+    for spec in load_sources(settings):
+        ensure_tables(settings, spec.contract)
 
 
 def ensure_tables(settings: Settings, contract: Contract) -> None:
@@ -250,7 +261,8 @@ def _run(settings: Settings, spec: SourceSpec, masker: Masker, apply: bool) -> S
     except PipelineStepFailed as exc:
         cause = exc.__cause__ or exc.__context__ or exc
         raise SourceError(
-            f"source {spec.name!r}: {_first_line(cause)}; what landed stays landed and "
+            f"source {spec.name!r}: {_DLT_PREFIX.sub('', _first_line(cause))}; what landed "
+            "stays landed and "
             "the rest is loaded on the next run"
         ) from None
     if apply:
@@ -283,16 +295,31 @@ def _lander(settings: Settings, spec: SourceSpec, masker: Masker, report: Source
         start = delta.committed_version(delta.open_table(bronze_uri, options), topic) + 1
         last = start + batch.num_rows - 1
         checked = tabular.check(contract, batch, topic, start, masker)
-        report.rejected += dead_letter.write(dlq_uri, topic, checked.rejects, last, options)
-        landed, duplicates = bronze.append(
-            bronze_uri, contract, topic, checked.rows, last, options
-        )
+        rejects = _not_dead_lettered(dlq_uri, topic, checked.rejects, options)
+        report.rejected += dead_letter.write(dlq_uri, topic, rejects, last, options)
+        landed, duplicates = bronze.append(bronze_uri, contract, topic, checked.rows, last, options)
         report.rows += batch.num_rows
         report.landed += landed
         report.duplicates += duplicates
         report.batches += 1
 
     return land
+
+
+def _not_dead_lettered(
+    uri: str, topic: str, rejects: pa.Table, options: dict[str, str]
+) -> pa.Table:
+    """The rejects the dead-letter table does not hold yet: a row read again (dlt's state
+    lost, a load retried) has the same masked copy, where it was read included."""
+    if rejects.num_rows == 0:
+        return rejects
+    table = delta.open_table(uri, options)
+    if table is None:
+        return rejects
+    held = table.to_pyarrow_dataset().to_table(
+        columns=["topic", "raw"], filter=ds.field("topic") == topic
+    )
+    return rejects.join(held, keys=["topic", "raw"], join_type="left anti").sort_by("offset")
 
 
 def _as_table(items: Any) -> pa.Table:
@@ -342,8 +369,8 @@ def _bucket_credentials(settings: Settings, bucket_url: str) -> Any:
 
     options = {k.upper(): v for k, v in settings.lake_storage_options.items()}
     return AwsCredentials(
-        aws_access_key_id=options.get("AWS_ACCESS_KEY_ID"),
-        aws_secret_access_key=options.get("AWS_SECRET_ACCESS_KEY"),
+        aws_access_key_id=options.get("AWS_ACCESS_KEY_ID", ""),
+        aws_secret_access_key=options.get("AWS_SECRET_ACCESS_KEY", ""),
         endpoint_url=options.get("AWS_ENDPOINT_URL"),
         region_name=options.get("AWS_REGION"),
     )
@@ -367,7 +394,7 @@ def _read_file(item: FileItemDict) -> pa.Table:
             rows = _read_parquet(data)
         else:
             raise ValueError(f"not a file type sources read ({', '.join(FILE_TYPES)})")
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is a dead letter
+    except Exception as exc:
         return pa.table(
             {
                 tabular.COMMIT_POS: pa.array([commit_us], pa.int64()),
@@ -455,6 +482,7 @@ def _read_parquet(data: bytes) -> pa.Table:
 
 
 def _rest_resource(spec: SourceSpec) -> DltResource:
+    from dlt.sources.helpers.requests import Client
     from dlt.sources.rest_api import rest_api_resources
 
     options = spec.options
@@ -478,18 +506,17 @@ def _rest_resource(spec: SourceSpec) -> DltResource:
     def as_text(row: dict[str, Any]) -> dict[str, Any]:
         return _rest_row(row, field_name, at)
 
-    (resource,) = rest_api_resources(
-        {
-            "client": {"base_url": options["base_url"]},
-            "resources": [
-                {
-                    "name": spec.name,
-                    "endpoint": endpoint,
-                    "processing_steps": [{"map": as_text}],
-                }
-            ],
-        }
-    )
+    # an API that does not answer fails the run in seconds (the next run resumes)
+    session = Client(
+        request_max_attempts=REQUEST_ATTEMPTS, request_backoff_factor=0.5, raise_for_status=False
+    ).session
+    config: Any = {  # dlt's RESTAPIConfig
+        "client": {"base_url": options["base_url"], "session": session},
+        "resources": [
+            {"name": spec.name, "endpoint": endpoint, "processing_steps": [{"map": as_text}]}
+        ],
+    }
+    (resource,) = rest_api_resources(config)
     return resource
 
 

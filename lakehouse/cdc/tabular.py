@@ -60,11 +60,15 @@ def check(
             reason = _set(reason, pc.is_null(raw), f"missing key column {col.name!r}")
         elif not col.nullable:
             reason = _set(
-                reason, pc.is_null(raw), f"column {col.name!r} is null but its contract says not null"
+                reason,
+                pc.is_null(raw),
+                f"column {col.name!r} is null but its contract says not null",
             )
         converted, failed = _convert(raw, col.arrow_type)
         if failed is not None:
-            reason = _set(reason, failed, f"column {col.name!r}: value does not convert to {col.type}")
+            reason = _set(
+                reason, failed, f"column {col.name!r}: value does not convert to {col.type}"
+            )
         columns.append(converted)
     commit_us = batch.column(COMMIT_POS).combine_chunks()
     reason = _set(reason, pc.is_null(commit_us), "no source position (cursor value missing)")

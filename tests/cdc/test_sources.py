@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -154,6 +156,7 @@ def test_files_land_bad_rows_in_the_dead_letters_and_the_rest_in_silver(tmp_path
     shutil.rmtree(s.root / "dlt")
     (replay,) = run_sources(s)
     assert replay.rows == 12 and replay.landed == 0 and replay.duplicates == 8
+    assert replay.rejected == 0 and len(_dead_letters(s, "source.prices")) == len(dead)
     assert _bronze_rows(s) == landed + 2
     assert len(_silver(s)) == 6
 
@@ -196,7 +199,7 @@ def api() -> Iterator[tuple[_Api, int]]:
     state = _Api()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             url = urlparse(self.path)
             body = json.dumps(state.page(parse_qs(url.query))).encode()
             self.send_response(200)
@@ -270,4 +273,42 @@ def test_a_rest_api_lands_page_by_page_from_its_cursor(
     shutil.rmtree(s.root / "dlt")
     (replay,) = run_sources(s)
     assert replay.landed == 0 and _bronze_rows(s) == before
+    assert replay.rejected == 0 and len(_dead_letters(s, "source.partner")) == len(dead)
     assert len(_silver(s)) == 3
+
+
+# --- a user's mistakes: one line each --------------------------------------------------
+
+
+def _cli(s: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lakehouse.cli.main", *args, "--data-dir", str(s.root)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "250", "LAKEHOUSE_SOURCES_FILE": str(s.sources_file)},
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("declared", "says"),
+    [
+        ("sources:\n  prices:\n    kind: ftp\n", "needs 'kind: files' or 'kind: rest'"),
+        (
+            "sources:\n  prices: {kind: files, contract: price.yml, bucket: x}\n",
+            "unknown key(s) ['bucket']",
+        ),
+        (
+            "sources:\n  prices: {kind: rest, contract: price.yml, base_url: "
+            "'http://127.0.0.1:{port}/api', path: prices, cursor: {field: updated_at}}\n",
+            "source 'prices':",  # nothing listens there: what failed, in one line
+        ),
+    ],
+)
+def test_a_mistake_in_a_source_is_one_line(tmp_path: Path, declared: str, says: str) -> None:
+    s = _settings(tmp_path, declared.replace("{port}", str(free_port())))
+    run = _cli(s, "sources", "run")
+    assert run.returncode == 1, run.stdout
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and says in lines[0], run.stderr
