@@ -19,7 +19,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakehouse.cdc.decode import REJECT_SCHEMA, bronze_schema
+from lakehouse.cdc.decode import REJECT_SCHEMA, bronze_schema, convert
 from lakehouse.cdc.pii import Masker
 from lakehouse.cdc.positions import POSITION_TYPE
 from lakehouse.contracts import Contract
@@ -108,23 +108,11 @@ def _set(reason: pa.Array, condition: pa.Array, message: str) -> pa.Array:
 
 
 def _convert(raw: pa.Array, target: pa.DataType) -> tuple[pa.Array, pa.Array | None]:
-    """Text to the lake type; values that do not convert become null and are flagged."""
+    """Text to the lake type as ``decode`` converts; a UTC zone on a naive timestamp is
+    dropped first (a Parquet file's or a spreadsheet's timestamps may carry one)."""
     if pa.types.is_timestamp(target) and target.tz is None:
-        raw = pc.replace_substring_regex(raw, r"(Z|[+-]00:?00)$", "")  # naive: UTC dropped
-    try:
-        return pc.cast(raw, target), None
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    out: list[object] = []
-    failed: list[bool] = []
-    for scalar in raw:  # slow path, only for a batch that holds a bad value
-        try:
-            out.append(pc.cast(scalar, target).as_py())
-            failed.append(False)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            out.append(None)
-            failed.append(True)
-    return pa.array(out, target), pa.array(failed)
+        raw = pc.replace_substring_regex(raw, r"(Z|[+-]00:?00)$", "")
+    return convert(raw, target)
 
 
 def _rejects(
