@@ -312,3 +312,40 @@ def test_a_mistake_in_a_source_is_one_line(tmp_path: Path, declared: str, says: 
     assert run.returncode == 1, run.stdout
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and says in lines[0], run.stderr
+
+
+def test_the_contracts_pii_class_is_what_masks_a_column(tmp_path: Path) -> None:
+    """Positive control for the masking asserted above: the same rows, checked against the
+    contract without the PII class, keep the address in clear."""
+    from dataclasses import replace
+
+    from lakehouse.cdc import tabular
+    from lakehouse.cdc.pii import Masker
+    from lakehouse.contracts import load_contract
+
+    (tmp_path / "price.yml").write_text(CONTRACT)
+    contract = load_contract(tmp_path / "price.yml")
+    batch = pa.table(
+        {
+            "product_id": ["1", "x"],
+            "supplier": ["acme", "acme"],
+            "unit_cost": ["2.50", "1.00"],
+            "valid_from": ["2026-01-01", "2026-01-01"],
+            "contact_email": ["sales@acme.example", "sales@acme.example"],
+            tabular.COMMIT_POS: pa.array([1, 1], pa.int64()),
+            tabular.EVENT_POS: ["1", "2"],
+            tabular.AT: ["a.csv#1", "a.csv#2"],
+        }
+    )
+    masker = Masker(b"k" * 32)
+    masked = tabular.check(contract, batch, "source.t", 0, masker)
+    plain_contract = replace(
+        contract,
+        columns=tuple(replace(c, pii=None) for c in contract.columns),
+    )
+    plain = tabular.check(plain_contract, batch, "source.t", 0, masker)
+    assert masked.rows.column("contact_email").to_pylist()[0].startswith("pii:")
+    assert plain.rows.column("contact_email").to_pylist() == ["sales@acme.example"]
+    assert "acme.example" not in masked.rejects.column("raw")[0].as_py()
+    assert "sales@acme.example" in plain.rejects.column("raw")[0].as_py()
+    assert masked.rejects.column("offset").to_pylist() == [1]  # the row's own offset
