@@ -1,4 +1,5 @@
-"""Flow: land new change events in bronze and apply them to silver."""
+"""Flow: land new change events in bronze and apply them to silver; then the file and
+REST sources beside CDC (``lakehouse.cdc.sources``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from prefect import flow, get_run_logger, task
 
 from flows._runtime import flow_progress, settings_for
 from lakehouse.cdc.lander import IngestReport, ingest
+from lakehouse.cdc.sources import SourceReport, run_sources
 
 
 # Retrying is safe: every Delta commit carries its source offset, so a rerun resumes
@@ -19,6 +21,15 @@ def land_and_apply(
         settings = settings.model_copy(update={"changes_retention_hours": changes_retention_hours})
     with flow_progress() as progress:
         return ingest(settings, progress=progress)
+
+
+# Retrying is safe: dlt keeps a failed load pending and loads it first on the next run,
+# and bronze drops the rows it holds already.
+@task(name="land-sources", retries=2, retry_delay_seconds=5)
+def land_sources(data_dir: str | None) -> list[SourceReport]:
+    settings = settings_for(data_dir)
+    with flow_progress() as progress:
+        return run_sources(settings, progress=progress)
 
 
 @flow(name="ingest", log_prints=True)
@@ -36,4 +47,17 @@ def ingest_flow(
         f"{sum(t.duplicates for t in report.topics):,}",
         f"{report.rejected:,}",
     )
-    return {"events": report.events, "dead_letters": report.rejected}
+    sources = land_sources(data_dir)
+    for source in sources:
+        logger.info(
+            "source %s: %s rows read, %s landed, %s dead letters",
+            source.name,
+            f"{source.rows:,}",
+            f"{source.landed:,}",
+            f"{source.rejected:,}",
+        )
+    return {
+        "events": report.events,
+        "dead_letters": report.rejected + sum(s.rejected for s in sources),
+        "source_rows": sum(s.landed for s in sources),
+    }

@@ -41,6 +41,8 @@ from lakehouse.exceptions import ConfigError
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
 DEFAULT_CONTRACTS_DIR = PACKAGE_DIR / "contracts" / "oltp"
+# the sources beside CDC (files, REST APIs): the demo's supplier price list
+DEFAULT_SOURCES_FILE = PACKAGE_DIR / "contracts" / "sources.yml"
 DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
 # a region name: it becomes a role, a user, a file name and a SQL literal
 REGION_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
@@ -67,6 +69,11 @@ class Settings(BaseSettings):
     contracts_dir: Path = Field(
         default=DEFAULT_CONTRACTS_DIR,
         description="the shipped (reviewed) contracts; they win over the captured drafts",
+    )
+    sources_file: Path = Field(
+        default=DEFAULT_SOURCES_FILE,
+        description="the file and REST sources landed beside CDC (docs/sources.md); the "
+        "default declares the demo's supplier price list",
     )
     capture_tables: list[str] = Field(
         default_factory=list,

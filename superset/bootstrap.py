@@ -46,9 +46,10 @@ def _import(spec: dict) -> None:
 
     import yaml
     from flask import g
-    from superset import security_manager
     from sqlalchemy.engine.url import make_url
     from superset.commands.importers.v1.assets import ImportAssetsCommand
+
+    from superset import security_manager
 
     g.user = security_manager.find_user(username=spec["admin"])
     root = Path(spec["assets"])
@@ -77,8 +78,9 @@ def _import(spec: dict) -> None:
 def _region_database(spec: dict, region: str) -> object | None:
     """The database ``<database>_<region>`` (its connection from the spec), created or
     brought to the spec; None where the spec has none for the region (stack)."""
-    from superset import db
     from superset.models.core import Database
+
+    from superset import db
 
     conn = (spec.get("region_databases") or {}).get(region)
     if conn is None:
@@ -102,9 +104,10 @@ def _region_database(spec: dict, region: str) -> object | None:
 
 
 def _regions(spec: dict) -> None:
-    from superset import db, security_manager
     from superset.connectors.sqla.models import RowLevelSecurityFilter, SqlaTable
     from superset.models.core import Database
+
+    from superset import db, security_manager
 
     database = db.session.query(Database).filter_by(database_name=spec["database"]).one()
     datasets = [

@@ -270,7 +270,7 @@ def _to_rows(
             reason = _set_reason(
                 reason, violation, f"column {col.name!r} is null but its contract says not null"
             )
-        converted, failed = _convert(raw, col.arrow_type)
+        converted, failed = convert(raw, col.arrow_type)
         if failed is not None:
             reason = _set_reason(
                 reason,
@@ -345,7 +345,7 @@ def _added_columns(
     return added
 
 
-def _convert(raw: pa.Array, target: pa.DataType) -> tuple[pa.Array, pa.Array | None]:
+def convert(raw: pa.Array, target: pa.DataType) -> tuple[pa.Array, pa.Array | None]:
     """Cast a wire column to its lake type. Values that do not convert become null and
     are flagged in the second result (None when every value converted)."""
     if raw.type == target:

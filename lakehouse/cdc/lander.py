@@ -18,6 +18,7 @@ from lakehouse.cdc.file_source import FileSource
 from lakehouse.cdc.kafka_source import KafkaSource
 from lakehouse.cdc.pii import Masker, checked_key
 from lakehouse.cdc.source import ChangeSource
+from lakehouse.cdc.sources import ensure_source_tables
 from lakehouse.contracts import Contract, load_source_contracts
 from lakehouse.lake import bronze, dead_letter, delta, ml_tables, quality_tables, silver
 from lakehouse.lake.catalog import register_tables
@@ -183,6 +184,7 @@ def _create_missing_tables(settings: Settings, contracts: Iterable[Contract]) ->
             ),
         ):
             delta.ensure_table(uri, schema, settings.lake_storage_options)  # another lander too
+    ensure_source_tables(settings)  # the file and REST sources' tables: dbt sources too
     quality_tables.ensure_tables(settings)  # the gate's history: a dbt source too
     ml_tables.ensure_tables(settings)  # the model jobs' outputs: dbt sources too
 

@@ -28,6 +28,7 @@ from deltalake import DeltaTable
 from lakehouse.cdc.decode import decode
 from lakehouse.cdc.file_source import FileSource, RawBatch
 from lakehouse.cdc.pii import Masker, checked_key
+from lakehouse.cdc.sources import SOURCE_TOPIC_PREFIX
 from lakehouse.contracts import Contract, load_source_contracts
 from lakehouse.lake import bronze, delta, silver
 from lakehouse.lease import hold
@@ -89,8 +90,14 @@ def _replay(settings: Settings, topic: str | None) -> ReplayReport:
         kept_copies = mine.column("raw").to_pylist() if "raw" in mine.column_names else []
         contract = _contract_for(name, settings, contracts)
         if contract is None:
+            reason = (  # a file or REST source's rows are read again at the source
+                "a source beside CDC: fix the row at the source (a new file, the API's row); "
+                "its next run lands it"
+                if name.startswith(SOURCE_TOPIC_PREFIX)
+                else "no data contract"
+            )
             for offset in offsets.to_pylist():
-                outcome.append({"topic": name, "offset": offset, "reason": "no data contract"})
+                outcome.append({"topic": name, "offset": offset, "reason": reason})
             continue
         landed: list[pa.Table] = []
         for i, offset in enumerate(offsets.to_pylist()):

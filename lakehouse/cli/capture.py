@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from lakehouse.cli.console import console, err_console, progress_bar
 from lakehouse.cli.options import DataDir, settings_for
+from lakehouse.cli.sources import print_sources
 
 
 def ingest(
@@ -24,8 +25,13 @@ def ingest(
         Literal["delta-rs", "spark"],
         typer.Option(help="who applies bronze to silver: delta-rs in process, or Spark"),
     ] = "delta-rs",
+    sources: Annotated[
+        bool,
+        typer.Option(help="land the file and REST sources too (`lakehouse sources run`)"),
+    ] = True,
 ) -> None:
-    """Land new change events in bronze, dead-letter the bad ones, and apply to silver."""
+    """Land new change events in bronze, dead-letter the bad ones, and apply to silver;
+    then the file and REST sources (not with --follow: `lakehouse sources run`)."""
     from lakehouse.cdc.lander import ingest as run
 
     settings = settings_for(data_dir)
@@ -33,6 +39,11 @@ def ingest(
         with progress_bar() as progress:
             report = run(settings, progress=progress, engine=engine)
         print_ingest(report)
+        if sources:
+            from lakehouse.cdc.sources import run_sources
+
+            with progress_bar() as progress:
+                print_sources(run_sources(settings, progress=progress))
         return
     console.print(f"landing from {settings.changes_path} every {interval:g} s; Ctrl-C stops")
     try:

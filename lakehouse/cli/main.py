@@ -27,6 +27,7 @@ from lakehouse.cli import (
     pipeline,
     report,
     search,
+    sources,
     stack,
     superset,
 )
@@ -52,6 +53,7 @@ app.command()(search.search)
 
 app.add_typer(oltp.app, name="oltp")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(sources.app, name="sources")
 app.add_typer(contracts.app, name="contracts")
 app.add_typer(stack.app, name="stack")
 app.add_typer(superset.app, name="superset")

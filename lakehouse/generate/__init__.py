@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from lakehouse.contracts import load_contracts
 from lakehouse.exceptions import LakehouseError
-from lakehouse.generate import ground_truth
+from lakehouse.generate import ground_truth, supplier_prices
 from lakehouse.generate.business import PRIMARY_KEYS, Business, DemandHook
 from lakehouse.generate.debezium import Recorder
 from lakehouse.generate.oracle import DemandOracle
@@ -114,7 +114,8 @@ def generate(
             "pass --force to replace it and the lake built from it, or use another --data-dir"
         )
     if force:
-        for path in (settings.root / "lake", settings.warehouse):
+        # the lake, and dlt's cursors over what landed in it (lakehouse.cdc.sources)
+        for path in (settings.root / "lake", settings.root / "dlt", settings.warehouse):
             _remove(path)
     started = time.perf_counter()
     contracts = load_contracts(settings.contracts_dir)
@@ -135,6 +136,9 @@ def generate(
     ground_truth.write(
         truth, contracts, final, recorder.versions, oracle.table(), oracle.propensities()
     )
+    prices = supplier_prices.drop_folder(settings.root)
+    _remove(prices)
+    supplier_prices.write(prices, business.launch_price, params.start_date, params.seed + 1)
     offsets = recorder.offsets
     summary = GenerateSummary(
         params,

@@ -7,7 +7,9 @@ a contract, regenerate it:
 
     .venv/bin/python -m lakehouse.transform.sources
 
-Only the shipped contracts count (the drafts of a live capture are the user's own).
+Only the shipped contracts count (the drafts of a live capture are the user's own). The
+sources beside CDC (files, REST APIs: ``lakehouse/contracts/sources``) get their own
+file, ``_sources__sources.yml``, with their silver tables as the dbt source ``sources``.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ from lakehouse.cdc.decode import bronze_schema
 from lakehouse.contracts import Contract, load_contracts
 from lakehouse.lake.bronze import INGESTED_AT
 from lakehouse.lake.silver import silver_schema
-from lakehouse.settings import DBT_PROJECT_DIR, DEFAULT_CONTRACTS_DIR
+from lakehouse.settings import DBT_PROJECT_DIR, DEFAULT_CONTRACTS_DIR, PACKAGE_DIR
 
 SOURCES_FILE = DBT_PROJECT_DIR / "models" / "staging" / "oltp" / "_oltp__sources.yml"
+# the sources beside CDC: their contracts, and dbt's sources of their silver tables
+SIDE_CONTRACTS_DIR = PACKAGE_DIR / "contracts" / "sources"
+SIDE_SOURCES_FILE = DBT_PROJECT_DIR / "models" / "staging" / "sources" / "_sources__sources.yml"
 # reference data: days without a change are normal, so silver's freshness SLA skips them
 REFERENCE_TABLES = frozenset({"client", "product", "promotion", "transporter"})
 _REFERENCE_REASON = "reference data: days without a change are normal"
@@ -61,6 +66,25 @@ _BRONZE = """\
     schema: bronze
     config:
       loaded_at_field: _source_ts  # no freshness: silver's covers the same events
+    tables:
+"""
+
+
+_SIDE_HEADER = """\
+# Generated from the data contracts of the sources beside CDC (lakehouse/contracts/sources)
+# by `python -m lakehouse.transform.sources`: change a contract, then run it; do not edit.
+version: 2
+
+sources:
+  - name: sources
+    description: >-
+      Current state of the file and REST sources landed beside CDC (lakehouse/contracts/
+      sources.yml): one row per primary key, the newest file or page wins (Delta tables
+      under <lake>/silver).
+    schema: silver
+    config:
+      loaded_at_field: _source_ts
+      freshness: null  # files arrive when a supplier sends them: no schedule to hold
     tables:
 """
 
@@ -107,7 +131,15 @@ def render(contracts: Mapping[str, Contract]) -> str:
     return text
 
 
-def _table(layer: str, contract: Contract) -> str:
+def render_side(contracts: Mapping[str, Contract]) -> str:
+    """The text of ``_sources__sources.yml``: the silver tables of the sources beside CDC."""
+    text = _SIDE_HEADER
+    for contract in sorted(contracts.values(), key=lambda c: c.lake_name):
+        text += _table("silver", contract, reference=False)
+    return text
+
+
+def _table(layer: str, contract: Contract, *, reference: bool = True) -> str:
     name = contract.lake_name
     key = ", ".join(contract.primary_key)
     grain = (
@@ -121,7 +153,7 @@ def _table(layer: str, contract: Contract) -> str:
         f'        description: "{about}."',
         "        config:",
     ]
-    if layer == "silver" and name in REFERENCE_TABLES:
+    if reference and layer == "silver" and name in REFERENCE_TABLES:
         lines.append(f"          freshness: null  # {_REFERENCE_REASON}")
     lines += [
         "          meta:",
@@ -147,6 +179,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.output.write_text(render(load_contracts(args.contracts)))
     print(f"wrote {args.output}")
+    SIDE_SOURCES_FILE.parent.mkdir(parents=True, exist_ok=True)
+    SIDE_SOURCES_FILE.write_text(render_side(load_contracts(SIDE_CONTRACTS_DIR)))
+    print(f"wrote {SIDE_SOURCES_FILE}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable, write_deltalake
 
 from lakehouse.cdc.lander import ingest
+from lakehouse.cdc.sources import run_sources
 from lakehouse.generate import GenerateParams, generate
 from lakehouse.settings import Settings, load_settings
 
@@ -20,11 +21,13 @@ SMALL = GenerateParams(clients=40, products=15, days=30, snapshot_day=5)
 
 
 def small_lake(data_dir: Path, **overrides: Any) -> Settings:
-    """A generated change log landed into bronze and silver (no build yet). The sources
-    are years old, so the freshness SLAs are off unless a test sets them."""
+    """A generated change log and the suppliers' price lists landed into bronze and silver
+    (no build yet). The sources are years old, so the freshness SLAs are off unless a test
+    sets them."""
     settings = lake_settings(data_dir, **overrides)
     generate(settings, SMALL)
     ingest(settings)
+    run_sources(settings)
     return settings
 
 

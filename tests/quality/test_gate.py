@@ -4,15 +4,19 @@ failure publishes and reports."""
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pytest
 
+from lakehouse.generate import supplier_prices
 from lakehouse.quality.gate import GateReport, PublicationBlocked, build_audit_publish
 from lakehouse.settings import Settings
 from tests.quality.gate_support import (
@@ -46,6 +50,35 @@ def test_a_clean_run_publishes_every_mart(good: tuple[Settings, GateReport]) -> 
     assert len(data_marts(view)) >= 11 and all(data_marts(view).values())
     assert view["counted"]["mart_pipeline_health"] == 1
     assert view["counted"]["mart_data_quality"] == len(report.checks)
+
+
+def test_the_margin_mart_costs_each_product_at_its_cheapest_suppliers_price_list(
+    good: tuple[Settings, GateReport],
+) -> None:
+    """The demo's file source (the suppliers' CSV price lists) reaches a published mart:
+    compared with the files themselves and the order lines, not with the lake."""
+    settings, _ = good
+    cheapest: dict[int, Decimal] = {}
+    for path in supplier_prices.drop_folder(settings.root).glob("*.csv"):
+        with path.open() as handle:
+            for row in csv.DictReader(handle):
+                pid, cost = int(row["product_id"]), Decimal(row["unit_cost"])
+                cheapest[pid] = min(cost, cheapest.get(pid, cost))
+    with duckdb.connect(str(settings.published_warehouse), read_only=True) as con:
+        rows = con.execute(
+            "select product_id, has_cost, unit_cost, units_sold, revenue, gross_margin "
+            "from marts.mart_product_margin"
+        ).fetchall()
+        sold = dict(
+            con.execute(
+                "select product_id, sum(quantity) from marts.fct_order_item group by 1"
+            ).fetchall()
+        )
+    assert rows and len(cheapest) >= len(rows)
+    for pid, has_cost, unit_cost, units, revenue, margin in rows:
+        assert has_cost and unit_cost == cheapest[pid], pid
+        assert units == (sold.get(pid) or 0)
+        assert margin == revenue - units * unit_cost
 
 
 def _blocked(

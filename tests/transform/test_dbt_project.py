@@ -31,6 +31,7 @@ STAGING = [
     "stg_ml__client_recommendations",
     "stg_ml__recommendation_backtests",
     "stg_ml__recommendation_metrics",
+    "stg_sources__supplier_prices",
 ]
 INTERMEDIATE = ["int_clients_historized", "int_products_historized"]
 MARTS = [
@@ -46,6 +47,7 @@ MARTS = [
     "mart_stock_coverage",
     "mart_client_rfm",
     "mart_sales_lines",
+    "mart_product_margin",
     "mart_client_cohorts",
     "mart_demand_forecast",
     "mart_forecast_backtest",
@@ -139,9 +141,12 @@ def test_sources_read_the_lake_from_the_settings(manifest: dict) -> None:
     tables = {(s["source_name"], s["name"]) for s in sources}
     for table in ("client", "product", "transporter", "promotion", "orders", "order_item"):
         assert ("silver", table) in tables
+    assert ("sources", "supplier_price") in tables  # a source beside CDC
     for source in sources:
         path = source["meta"]["delta_table_path"]
-        assert path.endswith(f"/lake/{source['source_name']}/{source['name']}"), path
+        # the sources beside CDC are silver tables too
+        layer = "silver" if source["source_name"] == "sources" else source["source_name"]
+        assert path.endswith(f"/lake/{layer}/{source['name']}"), path
         assert "{{" not in path
 
 

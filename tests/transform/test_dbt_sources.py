@@ -13,7 +13,13 @@ from lakehouse.cdc.decode import META_FIELDS
 from lakehouse.contracts import Column, load_contracts
 from lakehouse.lake.silver import SILVER_META
 from lakehouse.settings import DEFAULT_CONTRACTS_DIR
-from lakehouse.transform.sources import SOURCES_FILE, render
+from lakehouse.transform.sources import (
+    SIDE_CONTRACTS_DIR,
+    SIDE_SOURCES_FILE,
+    SOURCES_FILE,
+    render,
+    render_side,
+)
 
 REGENERATE = "run `.venv/bin/python -m lakehouse.transform.sources`"
 
@@ -61,3 +67,17 @@ def test_a_contract_that_moved_on_shows_as_drift() -> None:
     committed = _columns(SOURCES_FILE.read_text())
     assert ("weight_kg", "decimal(38,3)") in drifted["silver", "product"]
     assert drifted != committed
+
+
+def test_the_side_sources_file_is_what_their_contracts_make() -> None:
+    """The sources beside CDC (files, REST APIs) have their silver tables in
+    ``_sources__sources.yml``, their contracts' columns in the lake's types."""
+    contracts = load_contracts(SIDE_CONTRACTS_DIR)
+    assert SIDE_SOURCES_FILE.read_text() == render_side(contracts), (
+        f"_sources__sources.yml is stale: {REGENERATE}"
+    )
+    sources = _columns(SIDE_SOURCES_FILE.read_text())
+    assert set(sources) == {("sources", t) for t in contracts}
+    for name, contract in contracts.items():
+        data = [c for c, _ in sources["sources", name] if not c.startswith("_")]
+        assert data == contract.column_names
