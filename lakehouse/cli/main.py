@@ -22,6 +22,7 @@ from lakehouse.cli import (
     contracts,
     dlq,
     features,
+    lineage,
     ml,
     oltp,
     pipeline,
@@ -47,6 +48,7 @@ app.command()(pipeline.build)
 app.command(context_settings=pipeline.DBT_CONTEXT)(pipeline.dbt)
 app.command()(pipeline.demo)
 app.command()(pipeline.status)
+app.command()(lineage.lineage)
 app.command()(oltp.simulate)
 app.command()(search.search)
 
