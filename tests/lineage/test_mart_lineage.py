@@ -6,19 +6,23 @@ that landed them and to the change events the source wrote."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
 
 from lakehouse.cdc.lander import ingest
+from lakehouse.exceptions import LineageError
 from lakehouse.generate import generate
-from lakehouse.lineage.query import read_events
+from lakehouse.lineage.query import mart_lineage, read_events
+from lakehouse.lineage.runs import published
 from lakehouse.quality.gate import publish_or_block, write
 from lakehouse.settings import Settings
 from lakehouse.warehouse import connect
@@ -140,9 +144,7 @@ def test_a_mart_row_leads_to_its_source_rows_positions(built: Settings) -> None:
     assert len(landed_by) == 1
 
 
-def _ints(values: set[int]) -> Any:
-    import pyarrow as pa
-
+def _ints(values: set[int]) -> pa.Array:
     return pa.array(sorted(values), pa.int64())
 
 
@@ -227,3 +229,32 @@ def test_the_tree_names_the_versions_and_positions(built: Settings) -> None:
     assert f"silver.order_item at version {item['version']}" in run.stdout
     assert "2 lander runs" in run.stdout
     assert str(item["lander_runs"][-1]["commit_pos"][1]) in run.stdout
+
+
+def test_after_a_blocked_run_a_data_mart_leads_to_the_run_whose_data_is_served(
+    built: Settings, tmp_path: Path
+) -> None:
+    """A blocked run publishes only the quality marts: the data marts it did not serve
+    still lead to the last good build run, not to the blocked one."""
+    settings = lake_settings(tmp_path / "data")
+    settings.lineage_log.parent.mkdir(parents=True)
+    shutil.copy(built.lineage_log, settings.lineage_log)
+    good = mart_lineage(settings, MART)
+    with connect(built) as marts:
+        served = marts.publication()
+    assert served is not None and good.build_run == served.run_id
+    published(
+        settings,
+        "20991231T000000Z-blocked",
+        outcome="blocked",
+        data_run_id=good.build_run,
+        rows=served.rows,
+        refreshed=("mart_data_quality", "mart_pipeline_health"),
+    )
+    after = mart_lineage(settings, MART)
+    assert after.publication_id == "20991231T000000Z-blocked"
+    assert after.outcome == "blocked"
+    assert after.build_run == good.build_run
+    assert [i.version for i in after.lake] == [i.version for i in good.lake]
+    with pytest.raises(LineageError, match="built before lineage was recorded"):
+        mart_lineage(settings, "mart_data_quality")  # the blocked run built it: no dbt events
