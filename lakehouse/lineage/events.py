@@ -218,7 +218,8 @@ def parent_run(
         yield ref
     except BaseException as exc:
         _PARENT.reset(token)
-        emit(settings, RunState.FAIL, ref, run_facets={**facets, **error_facets(exc)})
+        failed = {**facets, **error_facets(exc)}
+        emit(settings, RunState.FAIL, ref, run_facets=failed, job_type="FLOW")
         raise
     _PARENT.reset(token)
     emit(settings, RunState.COMPLETE, ref, run_facets=facets, job_type="FLOW")

@@ -7,6 +7,7 @@ A run that landed nothing (``lakehouse ingest --follow`` polls every second) emi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Protocol, TypeVar
@@ -33,6 +34,8 @@ from lakehouse.lineage.events import (
     source_dataset,
 )
 from lakehouse.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class LandedTopic(Protocol):
@@ -69,8 +72,11 @@ class LanderRun:
         if not topics:
             return report
         emit(self.settings, RunState.START, self.ref, at=self.started)
-        for topic in topics:
-            self._table(topic, applied=bool(report.applied))
+        try:
+            for topic in topics:
+                self._table(topic, applied=bool(report.applied))
+        except Exception as exc:  # what landed stays landed: lineage never fails a run
+            log.warning("lineage of the lander run not recorded: %s", " ".join(str(exc).split()))
         emit(self.settings, RunState.COMPLETE, self.ref)
         return report
 
@@ -105,15 +111,15 @@ class LanderRun:
             )
             outputs.append(_versioned(settings, "silver", topic.table, silver))
         facets = {"lakehouse": LakehouseRunFacet(topic.table, {"topic": topic.topic})}
-        kwargs = {"parent": self.ref, "run_facets": facets}
-        emit(settings, RunState.START, ref, at=self.started, **kwargs)  # type: ignore[arg-type]
+        emit(settings, RunState.START, ref, at=self.started, parent=self.ref, run_facets=facets)
         emit(
             settings,
             RunState.COMPLETE,
             ref,
             inputs=[(namespace, name, {"lakehouse_sourcePositions": source})],
             outputs=outputs,
-            **kwargs,  # type: ignore[arg-type]
+            parent=self.ref,
+            run_facets=facets,
         )
 
 
