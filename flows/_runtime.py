@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from lakehouse.lineage.events import flow_job, new_run_id, parent_run
 from lakehouse.settings import Settings, load_settings
 
 
@@ -94,3 +95,15 @@ def flow_progress() -> Iterator[LoggedProgress]:
     from prefect import get_run_logger
 
     yield LoggedProgress(get_run_logger().info)
+
+
+@contextmanager
+def flow_lineage(data_dir: str | None, flow: str) -> Iterator[None]:
+    """The running flow as the parent run of the lineage events emitted in the block (the
+    lander's, dbt's, the gate's; a subflow's run names its flow's): its OpenLineage run id
+    is the Prefect flow run's id."""
+    from prefect.runtime import flow_run  # Prefect reads PREFECT_HOME when it loads
+
+    run_id = str(flow_run.id or new_run_id())
+    with parent_run(settings_for(data_dir), flow_job(flow), run_id, name=flow_run.name):
+        yield

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from flows._runtime import settings_for
+from flows._runtime import flow_lineage, settings_for
 from flows.forecast import forecast_flow, since_the_beginning
 from flows.generate import generate_flow
 from flows.ingest import ingest_flow
@@ -34,7 +34,14 @@ def demo(
     source: Source = "auto",
 ) -> dict[str, object]:
     settings = settings_for(data_dir)
-    data_dir = str(settings.root)
+    with flow_lineage(str(settings.root), "demo"):  # the parent run of every stage's events
+        return _demo(str(settings.root), seed, clients, products, days, source)
+
+
+def _demo(
+    data_dir: str, seed: int, clients: int, products: int, days: int, source: Source
+) -> dict[str, object]:
+    settings = settings_for(data_dir)
     chosen = choose_source(settings, source, warn=get_run_logger().warning)
     get_run_logger().info("source of the changes: %s", chosen)
     changes: object

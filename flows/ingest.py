@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger, task
 
-from flows._runtime import flow_progress, settings_for
+from flows._runtime import flow_lineage, flow_progress, settings_for
 from lakehouse.cdc.lander import IngestReport, ingest
 from lakehouse.cdc.sources import SourceReport, run_sources
 
@@ -37,7 +37,8 @@ def ingest_flow(
     data_dir: str | None = None, changes_retention_hours: float | None = None
 ) -> dict[str, int]:
     """``changes_retention_hours``: instead of the setting, for this run."""
-    report = land_and_apply(data_dir, changes_retention_hours)
+    with flow_lineage(data_dir, "ingest"):
+        report = land_and_apply(data_dir, changes_retention_hours)
     logger = get_run_logger()
     logger.info(
         "%s events in %.1f s: %s landed, %s duplicates, %s dead letters",

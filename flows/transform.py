@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger, task
 
-from flows._runtime import flow_progress, settings_for
+from flows._runtime import flow_lineage, flow_progress, settings_for
 from lakehouse.lease import hold
 from lakehouse.quality.gate import GateReport, audit, publish_or_block, write
 from lakehouse.search.index import refresh_published
@@ -53,7 +53,10 @@ def docs_task(data_dir: str | None) -> dict[str, str]:
 
 @flow(name="transform", log_prints=True)
 def transform_flow(data_dir: str | None = None, docs: bool = True) -> dict[str, object]:
-    with hold(settings_for(data_dir), "build"):  # one build per lake: the second waits
+    with (
+        hold(settings_for(data_dir), "build"),  # one build per lake: the second waits
+        flow_lineage(data_dir, "transform"),
+    ):
         report = audit_task(data_dir, write_task(data_dir))
         try:
             report = publish_task(data_dir, report)  # raises when blocked

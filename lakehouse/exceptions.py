@@ -68,3 +68,7 @@ class ReportError(LakehouseError):
 
 class ApiError(LakehouseError):
     """The API cannot start or serve (no key for a scope, a port in use)."""
+
+
+class LineageError(LakehouseError):
+    """The lineage record cannot answer: an unknown mart, or nothing recorded yet."""

@@ -349,6 +349,16 @@ class Settings(BaseSettings):
         default=None,
         description="POSTed a JSON report when a check fails or publication is blocked",
     )
+    lineage_url: str | None = Field(
+        default=None,
+        description="an OpenLineage HTTP endpoint (e.g. Marquez, `http://marquez:5000`) that "
+        "receives the run events too; they are always written to <data_dir>/lineage/",
+    )
+    lineage_namespace: str = Field(
+        default="lakehouse",
+        min_length=1,
+        description="the OpenLineage namespace of the pipeline's jobs",
+    )
 
     @field_validator("pii_key")
     @classmethod
@@ -451,6 +461,11 @@ class Settings(BaseSettings):
     @property
     def lake_root(self) -> str:
         return self.lake_uri or str(self.root / "lake")
+
+    @property
+    def lineage_log(self) -> Path:
+        """The OpenLineage run events, one JSON line each (``lakehouse lineage`` reads it)."""
+        return self.root / "lineage" / "events.jsonl"
 
     @property
     def stack_dir(self) -> Path:

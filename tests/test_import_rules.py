@@ -31,6 +31,12 @@ LAYERS: tuple[Layer, ...] = (
         "contracts, never who writes or reads it",
     ),
     Layer(
+        "lineage",
+        ("lakehouse.lineage",),
+        "OpenLineage events of every stage and the record they make: knows the lake's "
+        "tables, never the stages that call it",
+    ),
+    Layer(
         "infrastructure",
         ("lakehouse.supervisors", "lakehouse.lease"),
         "process supervisors and the lake's writer lease: usable from the sources up, "

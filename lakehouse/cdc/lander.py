@@ -23,6 +23,7 @@ from lakehouse.contracts import Contract, load_source_contracts
 from lakehouse.lake import bronze, dead_letter, delta, ml_tables, quality_tables, silver
 from lakehouse.lake.catalog import register_tables
 from lakehouse.lease import hold
+from lakehouse.lineage.lander import landing
 from lakehouse.progress import Progress
 from lakehouse.settings import Settings
 
@@ -40,6 +41,7 @@ class TopicReport:
     tombstones: int = 0
     rejected: int = 0
     last_offset: int = -1
+    first_offset: int = 0  # the first offset this run read
 
 
 @dataclass
@@ -69,8 +71,8 @@ def ingest(
     """Land every new change event of the source, then apply bronze to silver (with
     delta-rs in process, or with Spark on ``settings.spark_master``). One lander at a
     time per lake: it holds the lander lease (``lakehouse.lease``), the Spark apply too."""
-    with hold(settings, "lander"):
-        return _ingest(settings, source, progress, apply, engine)
+    with hold(settings, "lander"), landing(settings) as run:
+        return run.landed(_ingest(settings, source, progress, apply, engine))
 
 
 def _ingest(
@@ -141,7 +143,7 @@ def _land_topic(
     progress: Progress | None,
     task: int | None,
 ) -> TopicReport:
-    result = TopicReport(topic, contract.lake_name, last_offset=start - 1)
+    result = TopicReport(topic, contract.lake_name, last_offset=start - 1, first_offset=start)
     bronze_uri = settings.table_uri("bronze", contract.lake_name)
     dlq_uri = settings.table_uri(*DEAD_LETTER)
     for batch in source.read(topic, start, settings.ingest_batch_events):

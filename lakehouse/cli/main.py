@@ -22,6 +22,7 @@ from lakehouse.cli import (
     contracts,
     dlq,
     features,
+    lineage,
     ml,
     oltp,
     pipeline,
@@ -48,6 +49,7 @@ app.command()(pipeline.build)
 app.command(context_settings=pipeline.DBT_CONTEXT)(pipeline.dbt)
 app.command()(pipeline.demo)
 app.command()(pipeline.status)
+app.command()(lineage.lineage)
 app.command()(oltp.simulate)
 app.command()(search.search)
 

@@ -28,11 +28,12 @@ from lakehouse.contracts import load_source_contracts
 from lakehouse.exceptions import LakehouseError, PipelineError
 from lakehouse.lake import dead_letter, delta, ml_tables, quality_tables
 from lakehouse.lease import hold
+from lakehouse.lineage import runs as lineage
 from lakehouse.oltp.cluster import Cluster
 from lakehouse.progress import Progress as NodeProgress
 from lakehouse.quality import CheckResult, Layer, Severity, history
 from lakehouse.quality.alerts import send_alert
-from lakehouse.quality.publish import Publication, publish
+from lakehouse.quality.publish import QUALITY_MARTS, Publication, publish
 from lakehouse.quality.reconcile import reconcile, source_kind
 from lakehouse.settings import Settings
 from lakehouse.transform.dbt import DbtResult, NodeOutcome, run_dbt
@@ -117,6 +118,7 @@ def write(
     say = progress or _log_progress
     started = datetime.now(UTC)
     report = GateReport(new_run_id(started), started)
+    lineage.build_started(settings, report.run_id)
     quality_tables.ensure_tables(settings)
     ml_tables.ensure_tables(settings)  # sources of the forecast marts, before any model ran
     expose_lake(settings)  # dbt's engine must know the lake's tables
@@ -127,6 +129,7 @@ def write(
         ["build", "--exclude", f"tag:{QUALITY_TAG}"],
         raise_on_failure=False,
         progress=nodes,
+        lineage_run=report.run_id,
     )
     report.build_seconds = time.perf_counter() - clock
     if not build.outcomes and not build.succeeded:
@@ -213,12 +216,25 @@ def publish_or_block(
     )
     expose_lake(settings)  # the quality tables just written too
     # one thread: dbt-duckdb's delta plugin would create the source schema twice at once
-    run_dbt(settings, ["run", "--select", f"tag:{QUALITY_TAG}", "--threads", "1"], progress=nodes)
+    run_dbt(
+        settings,
+        ["run", "--select", f"tag:{QUALITY_TAG}", "--threads", "1"],
+        progress=nodes,
+        lineage_run=report.run_id,
+    )
     say("publishing" if published else "publication blocked: publishing the quality marts only")
     report.publication = publish(
         settings, report.run_id, data=published, served_run_id=served_before
     )
     report.publish_seconds = time.perf_counter() - clock
+    lineage.published(
+        settings,
+        report.run_id,
+        outcome=report.outcome,
+        data_run_id=report.publication.data_run_id,
+        rows=report.publication.rows,
+        refreshed=None if published else QUALITY_MARTS,
+    )
 
     failed = [c for c in report.checks if not c.passed]
     for check in failed:

@@ -19,6 +19,7 @@ from typing import Any
 from lakehouse.exceptions import PipelineError
 from lakehouse.progress import Progress
 from lakehouse.settings import DBT_PROJECT_DIR, Settings
+from lakehouse.transform.lineage import DbtLineage
 
 # dbt commands that accept --vars
 _TAKES_VARS = {"build", "run", "test", "source", "compile", "docs", "ls", "list", "parse", "show"}
@@ -72,10 +73,13 @@ def run_dbt(
     *,
     raise_on_failure: bool = True,
     progress: Progress | None = None,
+    lineage_run: str | None = None,
 ) -> DbtResult:
     """Run ``dbt <args>`` in the project directory against the profile's target. With
     ``progress``, the nodes done are shown there instead of dbt's line per node (dbt runs
-    ``--quiet``: its errors still print, and ``dbt.log`` keeps every line)."""
+    ``--quiet``: its errors still print, and ``dbt.log`` keeps every line). With
+    ``lineage_run`` (the gate's run id), each model built emits its lineage
+    (:mod:`lakehouse.transform.lineage`)."""
     from dbt.cli.main import dbtRunner  # heavy import: only when dbt runs
 
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
@@ -95,8 +99,10 @@ def run_dbt(
     if shown is not None:
         full = ["--quiet", *full]
     try:
+        lineage = DbtLineage(settings, args, lineage_run)
         with _dbt_environment(settings):
             result = dbtRunner(callbacks=[shown] if shown else []).invoke(full)
+        lineage.emit(result)
         if shown is not None:
             shown.finish()
     finally:
