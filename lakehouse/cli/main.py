@@ -22,6 +22,7 @@ from lakehouse.cli import (
     contracts,
     dlq,
     features,
+    maintain,
     ml,
     oltp,
     pipeline,
@@ -44,6 +45,7 @@ app.command()(pipeline.generate)
 app.command()(capture.ingest)
 app.command()(capture.capture)
 app.command()(pipeline.build)
+app.command()(maintain.maintain)
 app.command(context_settings=pipeline.DBT_CONTEXT)(pipeline.dbt)
 app.command()(pipeline.demo)
 app.command()(pipeline.status)
