@@ -34,5 +34,7 @@ def maintain_flow(data_dir: str | None = None) -> dict[str, int]:
             record.disk_bytes_after / 2**20,
         )
     freed = sum(r.disk_bytes_before - r.disk_bytes_after for r in report.records)
-    logger.info("%d actions in %.1f s; %.1f MB freed", len(report.actions), report.seconds, freed / 2**20)
+    logger.info(
+        "%d actions in %.1f s; %.1f MB freed", len(report.actions), report.seconds, freed / 2**20
+    )
     return {"actions": len(report.actions), "bytes_freed": freed}

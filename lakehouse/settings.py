@@ -95,8 +95,9 @@ class Settings(BaseSettings):
         default=24.0,
         ge=0,
         description="segments of the change-event log that have landed are deleted by the "
-        "lander once they are this old (0: as soon as they have landed); the lake is the "
-        "record, and the log holds the source's raw personal data",
+        "lander and `lakehouse maintain` once they are this old (0: as soon as they have "
+        "landed), and so are Kafka's landed records (maintain); the lake is the record, and "
+        "the log holds the source's raw personal data",
     )
     changes_segment_mb: float = Field(
         default=64.0,

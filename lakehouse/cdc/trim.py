@@ -106,9 +106,7 @@ def trim_kafka(settings: Settings, run_id: str, *, dry_run: bool = False) -> lis
             after = before
             if upto > low:
                 action = "trim"
-                reason = (
-                    f"offsets {low:,}..{upto - 1:,} landed and older than {_hours(settings)} h"
-                )
+                reason = f"offsets {low:,}..{upto - 1:,} landed and older than {_hours(settings)} h"
                 if not dry_run:
                     future = admin.delete_records([TopicPartition(topic, PARTITION, upto)])
                     deleted = next(iter(future.values())).result(_TIMEOUT_S)

@@ -39,9 +39,7 @@ def maintain(
 
     settings = settings_for(data_dir, existing=True)
     with progress_bar() as progress:
-        report = run(
-            settings, dry_run=dry_run, retention_hours=retention_hours, progress=progress
-        )
+        report = run(settings, dry_run=dry_run, retention_hours=retention_hours, progress=progress)
     print_maintenance(report, show_all=show_all)
 
 

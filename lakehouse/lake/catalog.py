@@ -111,9 +111,7 @@ def lake_tables(settings: Settings) -> list[tuple[str, str]]:
     """Every Delta table of the lake's layers, as ``(layer, table)``, sorted."""
     filesystem, root = lake_filesystem(settings)
     return [
-        (layer, table)
-        for layer in LAYERS
-        for table in _delta_tables(filesystem, f"{root}/{layer}")
+        (layer, table) for layer in LAYERS for table in _delta_tables(filesystem, f"{root}/{layer}")
     ]
 
 

@@ -8,11 +8,11 @@ layer that are due:
 
 - ``compact``: delta-rs ``optimize.compact`` rewrites the small files into files of about
   ``maintenance_target_file_mb``, once there are ``maintenance_min_small_files`` of them;
+- ``vacuum``: deletes the files that the table stopped using more than
+  ``maintenance_retention_hours`` ago, when there are any;
 - ``checkpoint``: ``create_checkpoint``, then ``cleanup_metadata`` (log entries older
   than the table's ``delta.logRetentionDuration``, which it sets to the retention), once
-  ``maintenance_checkpoint_versions`` versions were committed since the last checkpoint;
-- ``vacuum``: deletes the files that the table stopped using more than
-  ``maintenance_retention_hours`` ago, when there are any.
+  ``maintenance_checkpoint_versions`` versions were committed since the last checkpoint.
 
 The retention is the only guard of readers: a query (DuckDB, Trino, Spark, a time travel)
 reading a version keeps working as long as that version was current less than the
@@ -61,7 +61,9 @@ class Policy:
     def from_settings(cls, settings: Settings, *, retention_hours: int | None = None) -> Policy:
         """The settings' policy (``retention_hours`` instead of the setting); a retention
         below ``maintenance_min_retention_hours`` is a one-line error."""
-        retention = settings.maintenance_retention_hours if retention_hours is None else retention_hours
+        retention = (
+            settings.maintenance_retention_hours if retention_hours is None else retention_hours
+        )
         minimum = settings.maintenance_min_retention_hours
         if retention < minimum:
             raise ConfigError(
@@ -173,8 +175,7 @@ def _compact_due(target: Target, state: TableState, policy: Policy) -> str | Non
     if state.small_files < policy.min_small_files:
         return None
     return (
-        f"{state.small_files:,} of {state.files:,} files under "
-        f"{policy.small_file_bytes / _MB:g} MB"
+        f"{state.small_files:,} of {state.files:,} files under {policy.small_file_bytes / _MB:g} MB"
     )
 
 
@@ -223,10 +224,7 @@ def _vacuum_due(target: Target, state: TableState, policy: Policy) -> str | None
     if not stale:
         return None
     size = sum(info.size or 0 for info in stale) / _MB
-    return (
-        f"{len(stale):,} files ({size:,.1f} MB) unused for more than "
-        f"{policy.retention_hours} h"
-    )
+    return f"{len(stale):,} files ({size:,.1f} MB) unused for more than {policy.retention_hours} h"
 
 
 def _vacuum(target: Target, policy: Policy) -> None:
@@ -243,7 +241,8 @@ def _vacuum(target: Target, policy: Policy) -> None:
 COMPACT = Step("compact", _compact_due, _compact)
 CHECKPOINT = Step("checkpoint", _checkpoint_due, _checkpoint)
 VACUUM = Step("vacuum", _vacuum_due, _vacuum)
-DEFAULT_STEPS: tuple[Step, ...] = (COMPACT, CHECKPOINT, VACUUM)
+# the checkpoint last: a reader then replays no commit after it (vacuum commits two)
+DEFAULT_STEPS: tuple[Step, ...] = (COMPACT, VACUUM, CHECKPOINT)
 # the steps of each layer, in order
 STEPS: dict[str, tuple[Step, ...]] = {layer: DEFAULT_STEPS for layer in LAYERS}
 
@@ -318,9 +317,7 @@ def maintain_table(
             step.run(target, policy)
             after = measure(target, policy)
         record = _record(run_id, target, step.action, reason, state, after)
-        records.append(
-            replace(record, started_at=started, seconds=time.perf_counter() - began)
-        )
+        records.append(replace(record, started_at=started, seconds=time.perf_counter() - began))
         state = after
     if not records:
         reason = (
@@ -364,7 +361,11 @@ def maintain_lake(
     for target in found:
         records.extend(
             maintain_table(
-                target, policy, run_id, steps=steps.get(target.layer, DEFAULT_STEPS), dry_run=dry_run
+                target,
+                policy,
+                run_id,
+                steps=steps.get(target.layer, DEFAULT_STEPS),
+                dry_run=dry_run,
             )
         )
         if progress is not None and task is not None:

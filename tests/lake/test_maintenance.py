@@ -65,8 +65,8 @@ def test_small_commits_are_compacted_checkpointed_and_vacuumed(tmp_path: Path) -
     dry = maintain(settings, dry_run=True, retention_hours=0)
     assert [r.action for r in dry.actions if r.table_name == "orders"] == [
         "compact",
-        "checkpoint",
         "vacuum",
+        "checkpoint",
     ]
     assert DeltaTable(uri).version() == dry.actions[0].version_before  # nothing changed
     assert DeltaTable.is_deltatable(settings.table_uri(LAYER, MAINTENANCE)) is False
@@ -74,11 +74,12 @@ def test_small_commits_are_compacted_checkpointed_and_vacuumed(tmp_path: Path) -
     report = maintain(settings, retention_hours=0)
 
     done = {r.action: r for r in report.records if r.table_name == "orders"}
-    assert list(done) == ["compact", "checkpoint", "vacuum"]
+    assert list(done) == ["compact", "vacuum", "checkpoint"]
     assert _rows(uri) == before
     assert len(DeltaTable(uri).file_uris()) == 1 < files_before
     assert len(_data_files(uri)) == 1 < on_disk_before  # the old versions' files are gone
     assert done["vacuum"].disk_bytes_after < done["compact"].disk_bytes_before
+    assert DeltaTable(uri).version() == done["checkpoint"].version_after
     assert (Path(uri) / "_delta_log" / "_last_checkpoint").exists()
     # the log before the checkpoint went too (the retention is the log's as well)
     assert not (Path(uri) / "_delta_log" / f"{0:020d}.json").exists()
@@ -125,7 +126,8 @@ def test_vacuum_keeps_what_the_retention_protects(tmp_path: Path) -> None:
     records = maintenance.maintain_table(target, policy, "run", steps=[maintenance.VACUUM])
 
     assert [r.action for r in records] == ["vacuum"]
-    assert records[0].reason.startswith("1 files (") and records[0].reason.endswith("unused for more than 2 h")
+    assert records[0].reason.startswith("1 files (")
+    assert records[0].reason.endswith("unused for more than 2 h")
     on_disk = _data_files(uri)
     assert not v0_files & on_disk  # past the retention: removed
     assert v1_files <= on_disk  # within it: kept
