@@ -3,7 +3,8 @@
 
 A table of ``--rows`` rows takes ``--batches`` small merges as a shop's stream does: new
 keys, and updates skewed to recent keys (every ``--uniform-every``-th batch also updates
-old keys, which rewrites the base file). Then one maintenance run (its policy from the
+old keys, which rewrites the base file); ``--mode append``: small appends, as bronze
+takes them. Then one maintenance run (its policy from the
 settings, the retention ``--retention-hours``: 0 stands for "the retention has passed").
 Reported: data files, bytes on disk against live bytes, versions, and the time to open
 and read the whole table (median of ``--reads``, each on a fresh ``DeltaTable``), before,
@@ -53,13 +54,16 @@ def _rows(ids: np.ndarray, version: int, rng: np.random.Generator) -> pa.Table:
     )
 
 
-def _stream(uri: str, rows: int, batches: int, uniform_every: int, seed: int) -> None:
+def _stream(uri: str, rows: int, batches: int, uniform_every: int, seed: int, mode: str) -> None:
     rng = np.random.default_rng(seed)
     write_deltalake(uri, _rows(np.arange(rows), 0, rng))
     next_id = rows
     for b in range(1, batches + 1):
         new = np.arange(next_id, next_id + 10)
         next_id += 10
+        if mode == "append":  # bronze's way: every batch a small file of its own
+            write_deltalake(uri, _rows(new, b, rng), mode="append")
+            continue
         recent = rng.integers(max(0, next_id - 500), next_id - 10, 5)
         keys = [new, recent]
         if b % uniform_every == 0:
@@ -100,13 +104,19 @@ def _state(uri: str, reads: int) -> dict[str, Any]:
 
 
 def run(
-    data_dir: Path, rows: int, batches: int, uniform_every: int, retention: int, reads: int
+    data_dir: Path,
+    rows: int,
+    batches: int,
+    uniform_every: int,
+    retention: int,
+    reads: int,
+    mode: str = "merge",
 ) -> dict[str, Any]:
     shutil.rmtree(data_dir, ignore_errors=True)
     settings = load_settings(data_dir=data_dir, maintenance_min_retention_hours=0)
     uri = settings.table_uri("silver", "orders")
     began = time.perf_counter()
-    _stream(uri, rows, batches, uniform_every, seed=7)
+    _stream(uri, rows, batches, uniform_every, seed=7, mode=mode)
     stream_s = time.perf_counter() - began
     before = _state(uri, reads)
     report = maintain(settings, retention_hours=retention)
@@ -131,6 +141,7 @@ def run(
         "params": {
             "rows": rows,
             "batches": batches,
+            "mode": mode,
             "uniform_every": uniform_every,
             "retention_hours": retention,
             "reads": reads,
@@ -147,7 +158,8 @@ def run(
 
 
 def show(result: dict[str, Any]) -> None:
-    table = Table(title=f"{result['params']['batches']:,} small merges, then maintain")
+    params = result["params"]
+    table = Table(title=f"{params['batches']:,} small {params['mode']}s, then maintain")
     for column in ("", "live files", "files on disk", "MB live", "MB on disk", "read ms"):
         table.add_column(column, justify="right")
     for name in ("before", "after", "one_file"):
@@ -175,6 +187,12 @@ def main() -> None:
     parser.add_argument("--uniform-every", type=int, default=100)
     parser.add_argument("--retention-hours", type=int, default=0)
     parser.add_argument("--reads", type=int, default=7)
+    parser.add_argument(
+        "--mode",
+        choices=["merge", "append"],
+        default="merge",
+        help="merge: silver's upserts; append: bronze's small appends",
+    )
     args = parser.parse_args()
     result = run(
         args.data_dir,
@@ -183,9 +201,11 @@ def main() -> None:
         args.uniform_every,
         args.retention_hours,
         args.reads,
+        args.mode,
     )
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "maintain.json").write_text(json.dumps(result, indent=2) + "\n")
+    name = "maintain.json" if args.mode == "merge" else f"maintain-{args.mode}.json"
+    (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
     show(result)
 
 

@@ -12,7 +12,8 @@ layer that are due:
   ``maintenance_retention_hours`` ago, when there are any;
 - ``checkpoint``: ``create_checkpoint``, then ``cleanup_metadata`` (log entries older
   than the table's ``delta.logRetentionDuration``, which it sets to the retention), once
-  ``maintenance_checkpoint_versions`` versions were committed since the last checkpoint.
+  ``maintenance_checkpoint_versions`` versions were committed since the last checkpoint,
+  or as many log entries before it are older than the retention.
 
 The retention is the only guard of readers: a query (DuckDB, Trino, Spark, a time travel)
 reading a version keeps working as long as that version was current less than the
@@ -109,6 +110,8 @@ class TableState:
     data_disk_bytes: int  # bytes of every data file in storage, old versions' included
     log_bytes: int
     last_checkpoint: int | None
+    # commits before the last checkpoint, older than the retention: cleanup_metadata's
+    expired_log_entries: int = 0
 
     @property
     def disk_bytes(self) -> int:
@@ -122,13 +125,24 @@ class TableState:
 def measure(target: Target, policy: Policy, table: DeltaTable | None = None) -> TableState:
     table = table or target.open()
     sizes = pa.table(table.get_add_actions(flatten=True)).column("size_bytes").to_pylist()
-    data_disk = log = 0
+    last_checkpoint = _last_checkpoint(target)
+    cutoff = datetime.now(UTC).timestamp() - policy.retention_hours * 3600
+    data_disk = log = expired = 0
     for info in target.filesystem.get_file_info(fs.FileSelector(target.path, recursive=True)):
         if info.type != fs.FileType.File:
             continue
         relative = info.path[len(target.path) :].lstrip("/")
         if relative.startswith(_LOG + "/"):
             log += info.size or 0
+            commit = relative[len(_LOG) + 1 :].removesuffix(".json")
+            if (
+                commit.isdigit()
+                and last_checkpoint is not None
+                and int(commit) < last_checkpoint
+                and info.mtime is not None
+                and info.mtime.timestamp() < cutoff
+            ):
+                expired += 1
         elif relative.endswith(".parquet"):
             data_disk += info.size or 0
     return TableState(
@@ -138,7 +152,8 @@ def measure(target: Target, policy: Policy, table: DeltaTable | None = None) -> 
         live_bytes=sum(sizes),
         data_disk_bytes=data_disk,
         log_bytes=log,
-        last_checkpoint=_last_checkpoint(target),
+        last_checkpoint=last_checkpoint,
+        expired_log_entries=expired,
     )
 
 
@@ -191,9 +206,15 @@ def _compact(target: Target, policy: Policy) -> None:
 
 
 def _checkpoint_due(target: Target, state: TableState, policy: Policy) -> str | None:
-    if state.versions_since_checkpoint < policy.checkpoint_versions:
-        return None
-    return f"{state.versions_since_checkpoint:,} versions since the last checkpoint"
+    if state.versions_since_checkpoint >= policy.checkpoint_versions:
+        return f"{state.versions_since_checkpoint:,} versions since the last checkpoint"
+    if state.expired_log_entries >= policy.checkpoint_versions:
+        # delta-rs checkpoints every 100 commits itself, but never cleans the log
+        return (
+            f"{state.expired_log_entries:,} log entries before the last checkpoint, older "
+            f"than {policy.retention_hours} h"
+        )
+    return None
 
 
 def _checkpoint(target: Target, policy: Policy) -> None:

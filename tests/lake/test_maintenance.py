@@ -154,3 +154,25 @@ def test_a_retention_below_the_minimum_is_refused_in_one_line(tmp_path: Path) ->
     assert run.returncode == 1
     assert run.stderr.startswith("error: a retention of 0 h is below the minimum of 1 h")
     assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_the_log_is_cleaned_after_delta_rs_checkpointed_by_itself(tmp_path: Path) -> None:
+    """delta-rs writes a checkpoint every 100 commits (at version 99, ...) but never cleans the log: the
+    entries before it, past the retention, are a reason of their own."""
+    settings = _settings(tmp_path, maintenance_checkpoint_versions=20)
+    uri = settings.table_uri("bronze", "events")
+    for i in range(102):
+        write_deltalake(uri, pa.table({"id": [i]}), mode="append")
+    log = Path(uri) / "_delta_log"
+    assert (log / f"{99:020d}.checkpoint.parquet").exists()
+    policy = maintenance.Policy.from_settings(settings, retention_hours=0)
+    target = next(t for t in maintenance.targets(settings) if t.name == "events")
+
+    (record,) = maintenance.maintain_table(
+        target, policy, "run", steps=[maintenance.CHECKPOINT]
+    )
+
+    assert record.reason == "99 log entries before the last checkpoint, older than 0 h"
+    assert len(list(log.glob("*.json"))) < 5
+    assert record.disk_bytes_after < record.disk_bytes_before
+    assert [r["id"] for r in _rows(uri)] == list(range(102))
