@@ -176,3 +176,24 @@ def test_the_log_is_cleaned_after_delta_rs_checkpointed_by_itself(tmp_path: Path
     assert len(list(log.glob("*.json"))) < 5
     assert record.disk_bytes_after < record.disk_bytes_before
     assert [r["id"] for r in _rows(uri)] == list(range(102))
+
+
+def test_the_command_shows_what_it_would_do_and_what_it_did(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    uri = settings.table_uri("bronze", "orders")
+    for i in range(10):
+        write_deltalake(uri, pa.table({"id": [i]}), mode="append")
+    env = {**os.environ, "LAKEHOUSE_MAINTENANCE_MIN_RETENTION_HOURS": "0", "COLUMNS": "200"}
+    command = [LAKEHOUSE, "maintain", "--data-dir", str(tmp_path), "--retention-hours", "0"]
+
+    dry = subprocess.run([*command, "--dry-run"], capture_output=True, text=True, env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "would do (dry run)" in dry.stdout
+    assert "bronze.orders" in dry.stdout and "10 of 10 files under 16 MB" in dry.stdout
+    assert len(DeltaTable(uri).file_uris()) == 10  # nothing done
+
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "compact" in done.stdout and "10 → 1" in done.stdout
+    assert "recorded in quality.table_maintenance" in done.stdout
+    assert len(DeltaTable(uri).file_uris()) == 1
