@@ -101,7 +101,7 @@ def trim_kafka(settings: Settings, run_id: str, *, dry_run: bool = False) -> lis
             )
             old_end = high if at.offset < 0 else at.offset
             upto = min(landed[topic] + 1, old_end)
-            before = (high - low, low)
+            before = (high - low, 0, low)  # records, bytes (Kafka's own), first offset
             action, reason = "none", f"nothing landed and older than {_hours(settings)} h"
             after = before
             if upto > low:
@@ -109,27 +109,10 @@ def trim_kafka(settings: Settings, run_id: str, *, dry_run: bool = False) -> lis
                 reason = f"offsets {low:,}..{upto - 1:,} landed and older than {_hours(settings)} h"
                 if not dry_run:
                     future = admin.delete_records([TopicPartition(topic, PARTITION, upto)])
-                    deleted = next(iter(future.values())).result(_TIMEOUT_S)
-                    low = int(deleted.low_watermark)
-                    after = (high - low, low)
+                    low = int(next(iter(future.values())).result(_TIMEOUT_S).low_watermark)
+                    after = (high - low, 0, low)
             records.append(
-                Record(
-                    run_id=run_id,
-                    started_at=started,
-                    layer="kafka",
-                    table_name=topic,
-                    action=action,
-                    reason=reason,
-                    files_before=before[0],
-                    files_after=after[0],
-                    live_bytes_before=0,
-                    live_bytes_after=0,
-                    disk_bytes_before=0,
-                    disk_bytes_after=0,
-                    version_before=before[1],
-                    version_after=after[1],
-                    seconds=time.perf_counter() - began,
-                )
+                _record(run_id, started, "kafka", topic, action, reason, before, after, began)
             )
         return records
     except KafkaException as exc:
