@@ -33,8 +33,16 @@ def maintain_flow(data_dir: str | None = None) -> dict[str, int]:
             record.disk_bytes_before / 2**20,
             record.disk_bytes_after / 2**20,
         )
-    freed = sum(r.disk_bytes_before - r.disk_bytes_after for r in report.records)
-    logger.info(
-        "%d actions in %.1f s; %.1f MB freed", len(report.actions), report.seconds, freed / 2**20
+    # what vacuum and the trims deleted (a compaction adds files until the retention passes)
+    deleted = sum(
+        r.disk_bytes_before - r.disk_bytes_after
+        for r in report.records
+        if r.action in ("vacuum", "trim")
     )
-    return {"actions": len(report.actions), "bytes_freed": freed}
+    logger.info(
+        "%d actions in %.1f s; %.1f MB deleted",
+        len(report.actions),
+        report.seconds,
+        deleted / 2**20,
+    )
+    return {"actions": len(report.actions), "bytes_deleted": deleted}

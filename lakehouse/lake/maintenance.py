@@ -240,7 +240,10 @@ def _vacuum_due(target: Target, state: TableState, policy: Policy) -> str | None
         retention_hours=policy.retention_hours, dry_run=True, enforce_retention_duration=False
     )
     # the log keeps a removed file's tombstone after a vacuum deleted the file itself
-    found = target.filesystem.get_file_info([f"{target.path}/{name}" for name in listed])
+    prefix = target.uri.rstrip("/") + "/"  # in case a store lists them as whole URIs
+    found = target.filesystem.get_file_info(
+        [f"{target.path}/{name.removeprefix(prefix)}" for name in listed]
+    )
     stale = [info for info in found if info.type == fs.FileType.File]
     if not stale:
         return None
