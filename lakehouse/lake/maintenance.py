@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -296,11 +296,18 @@ class Record:
 
 
 def _record(
-    run_id: str, target: Target, action: str, reason: str, before: TableState, after: TableState
+    run_id: str,
+    target: Target,
+    action: str,
+    reason: str,
+    before: TableState,
+    after: TableState,
+    started: datetime,
+    seconds: float = 0.0,
 ) -> Record:
     return Record(
         run_id=run_id,
-        started_at=datetime.now(UTC),
+        started_at=started,
         layer=target.layer,
         table_name=target.name,
         action=action,
@@ -313,7 +320,7 @@ def _record(
         disk_bytes_after=after.disk_bytes,
         version_before=before.version,
         version_after=after.version,
-        seconds=0.0,
+        seconds=seconds,
     )
 
 
@@ -340,15 +347,15 @@ def maintain_table(
         if not dry_run:
             step.run(target, policy)
             after = measure(target, policy)
-        record = _record(run_id, target, step.action, reason, state, after)
-        records.append(replace(record, started_at=started, seconds=time.perf_counter() - began))
+        seconds = time.perf_counter() - began
+        records.append(_record(run_id, target, step.action, reason, state, after, started, seconds))
         state = after
     if not records:
         reason = (
             f"nothing due: {state.files:,} files ({state.small_files:,} small), "
             f"{state.versions_since_checkpoint:,} versions since the last checkpoint"
         )
-        records.append(_record(run_id, target, "none", reason, state, state))
+        records.append(_record(run_id, target, "none", reason, state, state, datetime.now(UTC)))
     return records
 
 
