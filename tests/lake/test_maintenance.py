@@ -157,8 +157,9 @@ def test_a_retention_below_the_minimum_is_refused_in_one_line(tmp_path: Path) ->
 
 
 def test_the_log_is_cleaned_after_delta_rs_checkpointed_by_itself(tmp_path: Path) -> None:
-    """delta-rs writes a checkpoint every 100 commits (at version 99, ...) but never cleans the log: the
-    entries before it, past the retention, are a reason of their own."""
+    """delta-rs writes a checkpoint every 100 commits (at version 99, ...) but never
+    cleans the log: the entries before it, past the retention, are a reason of their
+    own."""
     settings = _settings(tmp_path, maintenance_checkpoint_versions=20)
     uri = settings.table_uri("bronze", "events")
     for i in range(102):
