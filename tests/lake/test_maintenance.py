@@ -169,9 +169,7 @@ def test_the_log_is_cleaned_after_delta_rs_checkpointed_by_itself(tmp_path: Path
     policy = maintenance.Policy.from_settings(settings, retention_hours=0)
     target = next(t for t in maintenance.targets(settings) if t.name == "events")
 
-    (record,) = maintenance.maintain_table(
-        target, policy, "run", steps=[maintenance.CHECKPOINT]
-    )
+    (record,) = maintenance.maintain_table(target, policy, "run", steps=[maintenance.CHECKPOINT])
 
     assert record.reason == "99 log entries before the last checkpoint, older than 0 h"
     assert len(list(log.glob("*.json"))) < 5
