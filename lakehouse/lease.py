@@ -34,8 +34,12 @@ from lakehouse.settings import Settings
 
 log = logging.getLogger(__name__)
 
-Name = Literal["lander", "build"]
-_WHAT = {"lander": "a lander (ingest, dlq replay)", "build": "a build (build, transform flow)"}
+Name = Literal["lander", "build", "maintain"]
+_WHAT = {
+    "lander": "a lander (ingest, dlq replay)",
+    "build": "a build (build, transform flow)",
+    "maintain": "a table maintenance (maintain, maintain flow)",
+}
 _POLL_SECONDS = 0.2
 
 # Re-entrant within a process (an ingest inside a flow that holds the lease already);

@@ -102,8 +102,21 @@ class Settings(BaseSettings):
         default=24.0,
         ge=0,
         description="segments of the change-event log that have landed are deleted by the "
-        "lander once they are this old (0: as soon as they have landed); the lake is the "
-        "record, and the log holds the source's raw personal data",
+        "lander and `lakehouse maintain` once they are this old (0: as soon as they have "
+        "landed), and so are Kafka's landed records (maintain); the lake is the record, and "
+        "the log holds the source's raw personal data",
+    )
+    changes_segment_mb: float = Field(
+        default=64.0,
+        gt=0,
+        description="capture starts a new segment of the change-event log once the open one "
+        "holds this many MB, so that landed segments can be deleted while capture runs",
+    )
+    changes_segment_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="capture starts a new segment of the change-event log once the open one "
+        "is this old (seconds), however small it is",
     )
     lake_uri: str | None = Field(
         default=None, description="root of the Delta lake; default <data_dir>/lake"
@@ -132,6 +145,36 @@ class Settings(BaseSettings):
         gt=0,
         description="retention.ms of the change topics capture creates: Kafka deletes "
         "older events (the lander must have landed them by then)",
+    )
+    # table maintenance (`lakehouse maintain`, the maintain flow): see docs/maintenance.md
+    maintenance_retention_hours: int = Field(
+        default=24,
+        ge=0,
+        description="vacuum deletes the files a table stopped using more than this many hours "
+        "ago: time travel and readers within this window keep working",
+    )
+    maintenance_min_retention_hours: int = Field(
+        default=1,
+        ge=0,
+        description="a retention below this is refused: the guard of the readers running "
+        "while maintain does",
+    )
+    maintenance_target_file_mb: int = Field(
+        default=128, ge=1, description="compaction writes files of about this size"
+    )
+    maintenance_small_file_mb: float = Field(
+        default=16.0, gt=0, description="a data file smaller than this counts as small"
+    )
+    maintenance_min_small_files: int = Field(
+        default=8,
+        ge=2,
+        description="a table is compacted once it holds this many small files",
+    )
+    maintenance_checkpoint_versions: int = Field(
+        default=20,
+        ge=1,
+        description="a table gets a checkpoint (and its expired log entries cleaned) once "
+        "this many versions were committed since its last one",
     )
     # the operational database (PostgreSQL): the project's own cluster, or a real one
     oltp_host: str = "127.0.0.1"

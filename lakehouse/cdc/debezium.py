@@ -263,7 +263,11 @@ def capture(
     with (
         KafkaSink(servers, retention_hours=settings.kafka_retention_hours)
         if servers
-        else ChangeLogWriter(settings.changes_path)
+        else ChangeLogWriter(
+            settings.changes_path,
+            segment_bytes=int(settings.changes_segment_mb * 1024 * 1024),
+            segment_seconds=settings.changes_segment_seconds,
+        )
     ) as writer:
         handler = _handler(writer, report, on_batch, drafts)
         while True:

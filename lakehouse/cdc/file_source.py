@@ -112,14 +112,16 @@ class FileSource:
     def committed(self, topic: str, last_offset: int) -> None:
         """Nothing to acknowledge: the lake's app transactions are the only position."""
 
-    def forget(self, topic: str, landed_through: int, older_than_seconds: float) -> int:
+    def forget(
+        self, topic: str, landed_through: int, older_than_seconds: float, *, dry_run: bool = False
+    ) -> int:
         """Delete the segments of ``topic`` whose every line has landed (offset at most
         ``landed_through``) and that were last written more than ``older_than_seconds``
         ago: the lake is the record, and the log holds the source's raw personal data.
         Offsets are in the segment names, so the others keep theirs; a deleted last
         segment is replaced by an empty one named by the topic's end offset, where the
         writer goes on. Under the topic's lock, so no line is appended meanwhile.
-        Returns how many segments were deleted."""
+        Returns how many segments were deleted (would be, with ``dry_run``)."""
         directory = self.root / topic
         if not directory.is_dir():
             return 0
@@ -136,6 +138,9 @@ class FileSource:
                 if end - 1 > landed_through or end == base:  # not all landed, or empty
                     break
                 if path.stat().st_mtime > cutoff:
+                    continue
+                if dry_run:
+                    deleted += 1
                     continue
                 if path == last_path:  # the topic goes on from its end offset
                     (directory / f"{end:020d}{_SEGMENT_SUFFIX}").touch()

@@ -92,11 +92,11 @@ def _ingest(
             if settings.kafka_bootstrap_servers
             else FileSource(settings.changes_path)
         )
-    by_topic = {settings.topic(c.table, c.schema): c for c in contracts.values()}
+    by_topic = _by_topic(settings, contracts.values())
     report = IngestReport()
     plan = []
     for topic in source.topics():
-        contract = by_topic.get(topic) or by_topic.get(_without_database(topic))
+        contract = _contract_of(by_topic, topic)
         if contract is None:
             report.unknown_topics.append(topic)
             continue
@@ -125,6 +125,30 @@ def _ingest(
         register_tables(settings)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def landed_through(settings: Settings, topics: Iterable[str]) -> dict[str, int]:
+    """The last offset of each of ``topics`` that has landed in bronze (-1: none yet), by
+    the app transactions of the bronze tables; a topic of no contract is left out."""
+    by_topic = _by_topic(settings, load_source_contracts(settings).values())
+    landed = {}
+    for topic in topics:
+        contract = _contract_of(by_topic, topic)
+        if contract is None:
+            continue
+        table = delta.open_table(
+            settings.table_uri("bronze", contract.lake_name), settings.lake_storage_options
+        )
+        landed[topic] = delta.committed_version(table, topic)
+    return landed
+
+
+def _by_topic(settings: Settings, contracts: Iterable[Contract]) -> dict[str, Contract]:
+    return {settings.topic(c.table, c.schema): c for c in contracts}
+
+
+def _contract_of(by_topic: dict[str, Contract], topic: str) -> Contract | None:
+    return by_topic.get(topic) or by_topic.get(_without_database(topic))
 
 
 def _without_database(topic: str) -> str:

@@ -23,6 +23,7 @@ from lakehouse.cli import (
     dlq,
     features,
     lineage,
+    maintain,
     ml,
     oltp,
     pipeline,
@@ -46,6 +47,7 @@ app.command()(pipeline.generate)
 app.command()(capture.ingest)
 app.command()(capture.capture)
 app.command()(pipeline.build)
+app.command()(maintain.maintain)
 app.command(context_settings=pipeline.DBT_CONTEXT)(pipeline.dbt)
 app.command()(pipeline.demo)
 app.command()(pipeline.status)

@@ -107,6 +107,14 @@ def register_tables(settings: Settings) -> Registration:
     return result
 
 
+def lake_tables(settings: Settings) -> list[tuple[str, str]]:
+    """Every Delta table of the lake's layers, as ``(layer, table)``, sorted."""
+    filesystem, root = lake_filesystem(settings)
+    return [
+        (layer, table) for layer in LAYERS for table in _delta_tables(filesystem, f"{root}/{layer}")
+    ]
+
+
 def lake_filesystem(settings: Settings) -> tuple[fs.FileSystem, str]:
     """A pyarrow filesystem of the lake and the lake's root path within it."""
     root = settings.lake_root

@@ -16,12 +16,14 @@ from deltalake import DeltaTable
 
 from lakehouse.cdc.kafka_source import KafkaSource
 from lakehouse.cdc.lander import ingest
+from lakehouse.cdc.trim import trim_kafka
 from lakehouse.contracts import load_contracts
 from lakehouse.exceptions import SourceError
 from lakehouse.generate import GenerateParams, generate
 from lakehouse.lake.bronze import identity
 from lakehouse.settings import Settings, load_settings
 from lakehouse.supervisors.kafka import KafkaBroker
+from tests.support.debezium import Source, item_row, write_item_contract, write_topic
 from tests.support.kafka import create_topics, produce, recorded, running_broker
 from tests.support.truth import assert_silver_equals_truth
 
@@ -164,3 +166,44 @@ def test_topic_with_two_partitions_is_refused(broker: KafkaBroker) -> None:
         assert source.topics() == ["k3.public.client"]
         with pytest.raises(SourceError, match="2 partitions"):
             list(source.read("k3.public.client", 0, 100))
+
+
+def test_maintain_deletes_only_landed_records(broker: KafkaBroker, tmp_path: Path) -> None:
+    topic = "k9.public.item"
+    settings = load_settings(
+        data_dir=tmp_path,
+        topic_prefix="k9",
+        contracts_dir=write_item_contract(tmp_path / "contracts"),
+        kafka_bootstrap_servers=broker.bootstrap_servers,
+        kafka_group_id="lander-k9",
+        changes_retention_hours=0,
+        pii_key="kafka-test-key-0123456789abcdef0123",
+    )
+    src = Source()
+    src.snapshot([item_row(i) for i in range(8)])
+    landed = len(src.records)
+    src.transaction([("u", item_row(1, qty=7)), ("d", item_row(2))])
+    write_topic(tmp_path / "recorded", topic, src.records, segment=1000)
+    records = recorded(tmp_path / "recorded")[topic]
+    create_topics(broker.bootstrap_servers, [topic])
+    produce(broker.bootstrap_servers, {topic: records[:landed]})
+    ingest(settings)
+    produce(broker.bootstrap_servers, {topic: records[landed:]})  # not landed yet
+
+    (trim,) = trim_kafka(settings, "run")
+
+    assert (trim.action, trim.version_before, trim.version_after) == ("trim", 0, landed)
+    source = KafkaSource(broker.bootstrap_servers, "probe-k9", "k9")
+    try:  # the unlanded records are all there, from the first one that had not landed
+        batches = list(source.read(topic, landed, 1000))
+    finally:
+        source.close()
+    assert [b.first_offset for b in batches] == [landed]
+    assert sum(b.count for b in batches) == len(records) - landed
+    ingest(settings)
+    silver = DeltaTable(settings.table_uri("silver", "item")).to_pyarrow_table().to_pylist()
+    assert {(r["item_id"], r["qty"]) for r in silver} == {
+        (k[0], row["qty"]) for k, row in src.state.items()
+    }
+    (again,) = trim_kafka(settings, "run2")  # the rest landed now: it goes too
+    assert (again.action, again.version_after) == ("trim", len(records))

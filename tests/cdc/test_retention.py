@@ -14,6 +14,7 @@ from lakehouse.cdc.change_log import ChangeLogWriter
 from lakehouse.cdc.file_source import FileSource
 from lakehouse.cdc.kafka_sink import KafkaSink
 from lakehouse.cdc.lander import ingest
+from lakehouse.cdc.trim import trim_change_log
 from lakehouse.settings import load_settings
 from tests.support.debezium import Source, item_row, write_item_contract, write_topic
 
@@ -123,3 +124,60 @@ def test_capture_creates_kafka_topics_with_the_retention() -> None:
     sink._create("oltp.public.client")
     assert created[0].config == {"retention.ms": str(36 * 3_600_000)}
     assert created[0].num_partitions == 1
+
+
+def test_segments_roll_by_size_and_by_age(tmp_path: Path) -> None:
+    line = b'{"n": 0}'  # 9 bytes with its newline
+    with ChangeLogWriter(tmp_path, segment_bytes=9 * 4, segment_seconds=3600) as writer:
+        writer.append(TOPIC, [line] * 10)
+    assert _segments(tmp_path) == ["0", "4", "8"]
+    with ChangeLogWriter(tmp_path / "aged", segment_seconds=0.2) as writer:
+        writer.append(TOPIC, [line] * 3)
+        writer.sync()
+        time.sleep(0.3)  # the open segment is older than segment_seconds: a new one
+        writer.append(TOPIC, [line] * 2)
+    assert _segments(tmp_path / "aged") == ["0", "3"]
+    assert FileSource(tmp_path / "aged").end_offset(TOPIC) == 5
+
+
+@pytest.mark.integration
+def test_maintain_trims_only_landed_segments_while_capture_writes(tmp_path: Path) -> None:
+    """Capture goes on writing (segments roll by size) while the lander lands and
+    maintain trims: what has landed and is past the retention goes, nothing else."""
+    settings = load_settings(
+        data_dir=tmp_path,
+        contracts_dir=write_item_contract(tmp_path / "contracts"),
+        changes_retention_hours=1,
+    )
+    src = Source()
+    src.snapshot([item_row(i) for i in range(20)])
+    writer = ChangeLogWriter(settings.changes_path, segment_bytes=2_000)
+    writer.append(TOPIC, src.records)
+    writer.sync()
+    ingest(settings)  # lands everything so far; young segments stay (1 h retention)
+    landed = len(src.records)
+    src.transaction([("u", item_row(i, qty=i + 5)) for i in range(0, 20, 2)])
+    writer.append(TOPIC, src.records[landed:])  # not landed yet, in the open segment too
+    writer.sync()
+    assert len(_segments(settings.changes_path)) > 3
+    _age(settings.changes_path, 2)  # every segment past the retention, unlanded ones too
+
+    records = trim_change_log(settings, "run")
+
+    assert [(r.layer, r.table_name, r.action) for r in records] == [("changes", TOPIC, "trim")]
+    left = FileSource(settings.changes_path)
+    first = int(_segments(settings.changes_path)[0])
+    assert 0 < first <= landed  # landed segments went; the one holding the boundary stays
+    assert records[0].version_after == first and records[0].files_after < records[0].files_before
+    batches = list(left.read(TOPIC, landed, 1000))
+    assert sum(b.count for b in batches) == len(src.records) - landed  # unlanded: all there
+
+    # capture goes on in its open segment; the lander lands the rest, silver is the source
+    src.transaction([("c", item_row(30))])
+    writer.append(TOPIC, src.records[-1:])
+    writer.close()
+    ingest(settings)
+    silver = DeltaTable(settings.table_uri("silver", "item")).to_pyarrow_table().to_pylist()
+    assert {(r["item_id"], r["qty"]) for r in silver} == {
+        (k[0], row["qty"]) for k, row in src.state.items()
+    }

@@ -25,7 +25,7 @@ def _run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None)
 def test_help_lists_the_commands() -> None:
     out = _run("--help")
     assert out.returncode == 0
-    for command in ("generate", "ingest", "build", "demo", "status"):
+    for command in ("generate", "ingest", "build", "maintain", "demo", "status"):
         assert command in out.stdout
 
 
