@@ -13,6 +13,16 @@ from rich.markup import escape
 from lakehouse.cli.console import console, err_console, progress_bar
 from lakehouse.cli.options import DataDir, settings_for
 
+MetricsPort = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port",
+        help="serve Prometheus metrics on this port (0: none; default: the setting)",
+    ),
+]
+# the follow loop samples the served marts' freshness (the SLO's measure) this often
+SLO_SAMPLE_SECONDS = 60.0
+
 
 def ingest(
     data_dir: DataDir = None,
@@ -24,8 +34,10 @@ def ingest(
         Literal["delta-rs", "spark"],
         typer.Option(help="who applies bronze to silver: delta-rs in process, or Spark"),
     ] = "delta-rs",
+    metrics_port: MetricsPort = None,
 ) -> None:
-    """Land new change events in bronze, dead-letter the bad ones, and apply to silver."""
+    """Land new change events in bronze, dead-letter the bad ones, and apply to silver.
+    With --follow, the lander's and the lake's metrics are served on --metrics-port."""
     from lakehouse.cdc.lander import ingest as run
 
     settings = settings_for(data_dir)
@@ -34,7 +46,16 @@ def ingest(
             report = run(settings, progress=progress, engine=engine)
         print_ingest(report)
         return
+    from lakehouse.lake import freshness
+    from lakehouse.metrics import serve
+    from lakehouse.quality.reconcile import source_kind
+
+    port = settings.lander_metrics_port if metrics_port is None else metrics_port
+    server = serve(port, process="lander", lake=settings)
     console.print(f"landing from {settings.changes_path} every {interval:g} s; Ctrl-C stops")
+    if server is not None:
+        console.print(f"metrics: {server.url}")
+    sampled = 0.0
     try:
         while True:
             started = time.monotonic()
@@ -44,9 +65,16 @@ def ingest(
                     f"{time.strftime('%H:%M:%S')}  {report.events:,} events "
                     f"({report.rejected:,} dead letters) in {report.seconds:.2f} s"
                 )
+            # a recording is as old as it was recorded: its freshness is no SLO's
+            if started - sampled >= SLO_SAMPLE_SECONDS and source_kind(settings) != "files":
+                freshness.sample(settings, "lander")
+                sampled = started
             time.sleep(max(0.0, interval - (time.monotonic() - started)))
     except KeyboardInterrupt:
         console.print("stopped")
+    finally:
+        if server is not None:
+            server.stop()
 
 
 def capture(
@@ -54,11 +82,18 @@ def capture(
     duration: Annotated[
         float | None, typer.Option(help="stop after this many seconds (default: until Ctrl-C)")
     ] = None,
+    metrics_port: MetricsPort = None,
 ) -> None:
-    """Capture the operational database with Debezium into the change-event log."""
+    """Capture the operational database with Debezium into the change-event log; its
+    metrics are served on --metrics-port."""
     from lakehouse.cdc.debezium import capture as run
+    from lakehouse.metrics import serve
 
     settings = settings_for(data_dir)
+    port = settings.capture_metrics_port if metrics_port is None else metrics_port
+    server = serve(port, process="capture")
+    if server is not None:
+        console.print(f"metrics: {server.url}")
     servers = settings.kafka_bootstrap_servers
     into = f"Kafka at {servers}" if servers else settings.changes_path
     console.print(
@@ -72,7 +107,11 @@ def capture(
             seen[0] += n
             status.update(f"{seen[0]:,} change events captured")
 
-        report = run(settings, duration=duration, on_batch=on_batch)
+        try:
+            report = run(settings, duration=duration, on_batch=on_batch)
+        finally:
+            if server is not None:
+                server.stop()
     from rich.table import Table
 
     table = Table(title=f"captured in {report.seconds:.0f} s")

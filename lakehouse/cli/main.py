@@ -22,6 +22,7 @@ from lakehouse.cli import (
     contracts,
     dlq,
     features,
+    metrics,
     ml,
     oltp,
     pipeline,
@@ -60,6 +61,7 @@ app.add_typer(ml.app, name="ml")
 app.add_typer(search.app, name="search-index")
 app.add_typer(api.app, name="api")
 app.add_typer(report.app, name="report")
+app.add_typer(metrics.app, name="metrics")
 
 
 def run() -> None:

@@ -11,7 +11,12 @@ when no error-level check failed.
    warehouse port): all of them when the audit passed, else the quality marts only,
    beside the last good data marts;
 5. **alert**: a failed check is logged, and reported to the webhook when one is set; a
-   blocked run raises :class:`PublicationBlocked`, which names every failing check.
+   blocked run raises :class:`PublicationBlocked`, which names every failing check. The
+   commit-to-mart freshness SLO (``lakehouse.quality.slo``) alerts when it crosses a
+   threshold.
+
+Each run samples the served marts' freshness (``lakehouse.lake.freshness``) and counts
+itself in the process's Prometheus metrics (``lakehouse.metrics``).
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from lakehouse import metrics
 from lakehouse.contracts import load_source_contracts
 from lakehouse.exceptions import LakehouseError, PipelineError
-from lakehouse.lake import dead_letter, delta, ml_tables, quality_tables
+from lakehouse.lake import dead_letter, delta, freshness, ml_tables, quality_tables
 from lakehouse.lease import hold
 from lakehouse.oltp.cluster import Cluster
 from lakehouse.progress import Progress as NodeProgress
@@ -34,6 +40,7 @@ from lakehouse.quality import CheckResult, Layer, Severity, history
 from lakehouse.quality.alerts import send_alert
 from lakehouse.quality.publish import Publication, publish
 from lakehouse.quality.reconcile import reconcile, source_kind
+from lakehouse.quality.slo import follow_slo
 from lakehouse.settings import Settings
 from lakehouse.transform.dbt import DbtResult, NodeOutcome, run_dbt
 from lakehouse.warehouse import expose_lake
@@ -118,6 +125,7 @@ def write(
     started = datetime.now(UTC)
     report = GateReport(new_run_id(started), started)
     quality_tables.ensure_tables(settings)
+    freshness.ensure_tables(settings)
     ml_tables.ensure_tables(settings)  # sources of the forecast marts, before any model ran
     expose_lake(settings)  # dbt's engine must know the lake's tables
     say("dbt build (write)")
@@ -211,6 +219,8 @@ def publish_or_block(
         report.checks,
         checked_at=finished,
     )
+    if source_kind(settings) != "files":  # a recording is as old as it was recorded
+        freshness.sample(settings, "gate", now=finished)  # the marts served after this run
     expose_lake(settings)  # the quality tables just written too
     # one thread: dbt-duckdb's delta plugin would create the source schema twice at once
     run_dbt(settings, ["run", "--select", f"tag:{QUALITY_TAG}", "--threads", "1"], progress=nodes)
@@ -219,6 +229,16 @@ def publish_or_block(
         settings, report.run_id, data=published, served_run_id=served_before
     )
     report.publish_seconds = time.perf_counter() - clock
+    metrics.gate_run(
+        report.outcome,
+        report.checks,
+        {
+            "build": report.build_seconds,
+            "audit": report.audit_seconds,
+            "publish": report.publish_seconds,
+        },
+    )
+    follow_slo(settings, report.run_id)
 
     failed = [c for c in report.checks if not c.passed]
     for check in failed:

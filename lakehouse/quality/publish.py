@@ -13,7 +13,7 @@ from lakehouse.settings import Settings
 from lakehouse.warehouse import Publication
 from lakehouse.warehouse import publish as serve
 
-QUALITY_MARTS = ("mart_data_quality", "mart_pipeline_health")
+QUALITY_MARTS = ("mart_data_quality", "mart_pipeline_health", "mart_freshness_slo")
 
 __all__ = ["QUALITY_MARTS", "Publication", "publish"]
 
