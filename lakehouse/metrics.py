@@ -218,7 +218,7 @@ class MetricsServer:
     block's end) closes it."""
 
     def __init__(
-        self, port: int, *, host: str = "0.0.0.0", process: str, lake: Settings | None = None
+        self, port: int, *, host: str = "127.0.0.1", process: str, lake: Settings | None = None
     ) -> None:
         BUILD.info({"version": version("lakehouse"), "process": process})
         self._collector = LakeCollector(lake) if lake is not None else None
@@ -254,7 +254,7 @@ class MetricsServer:
 
 
 def serve(
-    port: int | None, *, process: str, lake: Settings | None = None, host: str = "0.0.0.0"
+    port: int | None, *, process: str, lake: Settings | None = None, host: str = "127.0.0.1"
 ) -> MetricsServer | None:
     """A :class:`MetricsServer` on ``port``, or None when ``port`` is 0 or None (off)."""
     if not port:

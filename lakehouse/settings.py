@@ -356,6 +356,11 @@ class Settings(BaseSettings):
         "lake's (freshness and files per table, the gate's last run, the SLO) here (0: off; "
         "default off on local, 59191 on stack)",
     )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="where the metrics endpoints listen (0.0.0.0: every interface, for a "
+        "Prometheus on another host or container)",
+    )
     metrics_port: int = Field(
         default=59192,
         ge=1,

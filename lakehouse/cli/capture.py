@@ -51,7 +51,7 @@ def ingest(
     from lakehouse.quality.reconcile import source_kind
 
     port = settings.lander_metrics_port if metrics_port is None else metrics_port
-    server = serve(port, process="lander", lake=settings)
+    server = serve(port, process="lander", lake=settings, host=settings.metrics_host)
     console.print(f"landing from {settings.changes_path} every {interval:g} s; Ctrl-C stops")
     if server is not None:
         console.print(f"metrics: {server.url}")
@@ -91,7 +91,7 @@ def capture(
 
     settings = settings_for(data_dir)
     port = settings.capture_metrics_port if metrics_port is None else metrics_port
-    server = serve(port, process="capture")
+    server = serve(port, process="capture", host=settings.metrics_host)
     if server is not None:
         console.print(f"metrics: {server.url}")
     servers = settings.kafka_bootstrap_servers

@@ -21,14 +21,19 @@ def metrics_serve(
     port: Annotated[
         int | None, typer.Option(help="the port (default: the setting metrics_port)")
     ] = None,
-    host: Annotated[str, typer.Option(help="the address to listen on")] = "127.0.0.1",
+    host: Annotated[
+        str | None, typer.Option(help="the address to listen on (default: metrics_host)")
+    ] = None,
 ) -> None:
     """Serve the lake's metrics until Ctrl-C (read from the Delta logs at each scrape)."""
     from lakehouse.metrics import MetricsServer
 
     settings = settings_for(data_dir, existing=True)
     server = MetricsServer(
-        port or settings.metrics_port, host=host, process="metrics", lake=settings
+        port or settings.metrics_port,
+        host=host or settings.metrics_host,
+        process="metrics",
+        lake=settings,
     )
     console.print(f"metrics: {server.url}; Ctrl-C stops")
     try:

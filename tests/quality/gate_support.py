@@ -14,6 +14,7 @@ from deltalake import DeltaTable, write_deltalake
 
 from lakehouse.cdc.lander import ingest
 from lakehouse.generate import GenerateParams, generate
+from lakehouse.quality.publish import QUALITY_MARTS
 from lakehouse.settings import Settings, load_settings
 
 SMALL = GenerateParams(clients=40, products=15, days=30, snapshot_day=5)
@@ -162,7 +163,7 @@ def data_marts(view: dict[str, Any]) -> dict[str, int]:
     return {
         mart: n
         for mart, n in view["counted"].items()
-        if mart not in ("mart_data_quality", "mart_pipeline_health", *MODEL_MARTS, *EXCEPTION_MARTS)
+        if mart not in (*QUALITY_MARTS, *MODEL_MARTS, *EXCEPTION_MARTS)
     }
 
 
