@@ -56,6 +56,7 @@ def stack_up(
         )
     if not any(r.started for r in results):
         console.print("the stack is already up: nothing to start")
+    console.print("metrics: `lakehouse stack targets` lists and writes the scrape targets")
 
 
 @app.command("down")
