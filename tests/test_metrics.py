@@ -95,8 +95,13 @@ def test_a_follow_round_moves_the_lander_and_lake_metrics(tmp_path: Path) -> Non
         stderr=subprocess.PIPE,
     )
     try:
+        # landed, then applied: the round's silver commit is in the lake's metrics
         before = _wait(
-            url, lambda s: value(s, "lakehouse_lander_events_total", table="item") == first
+            url,
+            lambda s: (
+                value(s, "lakehouse_lander_events_total", table="item") == first
+                and (value(s, "lakehouse_table_files", layer="silver", table="item") or 0) >= 1
+            ),
         )
         assert value(before, "lakehouse_lander_landed_total", table="item") == first
         assert value(before, "lakehouse_lander_dead_letters_total", table="item") in (None, 0.0)
@@ -113,7 +118,10 @@ def test_a_follow_round_moves_the_lander_and_lake_metrics(tmp_path: Path) -> Non
         _segment(data / "changes", first, more)
         after = _wait(
             url,
-            lambda s: value(s, "lakehouse_lander_events_total", table="item") == first + len(more),
+            lambda s: (
+                value(s, "lakehouse_lander_events_total", table="item") == first + len(more)
+                and value(s, "lakehouse_table_version", layer="silver", table="item") > version
+            ),
         )
         assert value(after, "lakehouse_lander_dead_letters_total", table="item") == len(bad)
         assert value(after, "lakehouse_lander_landed_total", table="item") == first + 2
