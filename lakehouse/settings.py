@@ -49,6 +49,8 @@ REGION_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 
 Profile = Literal["local", "stack"]
 TrinoAuthentication = Literal["none", "password"]
+# where the capture and the lander serve their metrics on the stack profile by default
+STACK_CAPTURE_METRICS_PORT, STACK_LANDER_METRICS_PORT = 59190, 59191
 # A secret shorter than this (a typo, an empty file) is refused rather than used.
 MIN_SECRET_LENGTH = 32
 
@@ -390,7 +392,57 @@ class Settings(BaseSettings):
     )
     alert_webhook_url: str | None = Field(
         default=None,
-        description="POSTed a JSON report when a check fails or publication is blocked",
+        description="POSTed a JSON report when a check fails or publication is blocked, "
+        "and when the freshness SLO starts burning its budget, spends it or recovers",
+    )
+    # Prometheus metrics (lakehouse.metrics, docs/metrics.md): each long-running process
+    # serves its own; None: the profile's default (local: off, stack: the port given)
+    capture_metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="`lakehouse capture` serves its Prometheus metrics here (0: off; "
+        "default off on local, 59190 on stack)",
+    )
+    lander_metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="`lakehouse ingest --follow` serves its Prometheus metrics and the "
+        "lake's (freshness and files per table, the gate's last run, the SLO) here (0: off; "
+        "default off on local, 59191 on stack)",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="where the metrics endpoints listen (0.0.0.0: every interface, for a "
+        "Prometheus on another host or container)",
+    )
+    metrics_port: int = Field(
+        default=59192,
+        ge=1,
+        le=65535,
+        description="`lakehouse metrics serve` serves the lake's metrics here",
+    )
+    # the commit-to-mart freshness SLO (mart_freshness_slo): a minute is good when the
+    # served marts' newest source commit is at most slo_freshness_minutes old
+    slo_freshness_minutes: int = Field(
+        default=60, ge=1, description="the freshness a good minute has at most"
+    )
+    slo_target: float = Field(
+        default=0.99,
+        gt=0,
+        lt=1,
+        description="the share of sampled minutes over slo_window_days that must be good; "
+        "1 - slo_target is the error budget",
+    )
+    slo_window_days: int = Field(
+        default=28, ge=1, le=366, description="the SLO's rolling window, in days"
+    )
+    slo_burn_rate_alert: float = Field(
+        default=2.0,
+        gt=0,
+        description="alert when the latest day spends the error budget this many times "
+        "faster than it allows (and once more when the budget is spent)",
     )
     lineage_url: str | None = Field(
         default=None,
@@ -442,7 +494,8 @@ class Settings(BaseSettings):
         names = [name for name in type(self).model_fields if name.endswith("_port")]
         by_port: dict[int, list[str]] = {}
         for name in names:
-            by_port.setdefault(getattr(self, name), []).append(name)
+            if getattr(self, name):  # 0 or None: nothing listens
+                by_port.setdefault(getattr(self, name), []).append(name)
         clashes = [" and ".join(group) for group in by_port.values() if len(group) > 1]
         if clashes:
             raise ValueError(f"ports must differ: {'; '.join(clashes)} share a port")
@@ -466,6 +519,10 @@ class Settings(BaseSettings):
                 self.lake_uri = f"s3://{self.s3_bucket}/lake"
             if self.kafka_bootstrap_servers is None:
                 self.kafka_bootstrap_servers = f"127.0.0.1:{self.kafka_port}"
+            if self.capture_metrics_port is None:
+                self.capture_metrics_port = STACK_CAPTURE_METRICS_PORT
+            if self.lander_metrics_port is None:
+                self.lander_metrics_port = STACK_LANDER_METRICS_PORT
         return self
 
     @classmethod
@@ -688,12 +745,16 @@ class Settings(BaseSettings):
         return self.root / "docs"
 
     def dbt_vars(self) -> dict[str, object]:
-        """``--vars`` for dbt: the freshness SLAs of the sources. dbt has no "never" for a
-        threshold, so an unset one is a century."""
+        """``--vars`` for dbt: the freshness SLAs of the sources (dbt has no "never" for a
+        threshold, so an unset one is a century) and the freshness SLO."""
         never = 100 * 365 * 24 * 60
         return {
             "freshness_warn_after_minutes": self.freshness_warn_after_minutes or never,
             "freshness_error_after_minutes": self.freshness_error_after_minutes or never,
+            "slo_freshness_minutes": self.slo_freshness_minutes,
+            "slo_target": self.slo_target,
+            "slo_window_days": self.slo_window_days,
+            "slo_burn_rate_alert": self.slo_burn_rate_alert,
         }
 
     @property

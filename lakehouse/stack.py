@@ -43,6 +43,59 @@ _REQUIRES: dict[str, tuple[str, ...]] = {
 KAFKA_START_TIMEOUT_S = 90.0
 
 
+@dataclass(frozen=True)
+class ScrapeTarget:
+    """A process that serves Prometheus metrics: its job name and where to scrape it."""
+
+    job: str
+    address: str  # host:port
+    path: str = "/metrics"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}{self.path}"
+
+
+def scrape_targets(settings: Settings) -> list[ScrapeTarget]:
+    """Each process of the stack that serves metrics: the API (its HTTP and model metrics)
+    and, when their ports are set (the stack profile's default), the capture and the
+    lander (with the lake's: freshness and files per table, the gate, the SLO)."""
+    targets = [ScrapeTarget("lakehouse-api", f"127.0.0.1:{settings.api_port}")]
+    for job, port in (
+        ("lakehouse-capture", settings.capture_metrics_port),
+        ("lakehouse-lander", settings.lander_metrics_port),
+    ):
+        if port:
+            targets.append(ScrapeTarget(job, f"127.0.0.1:{port}"))
+    return targets
+
+
+def prometheus_config(targets: Iterable[ScrapeTarget], interval_s: int = 15) -> dict[str, object]:
+    """A Prometheus configuration that scrapes ``targets``, one job each."""
+    return {
+        "global": {"scrape_interval": f"{interval_s}s", "evaluation_interval": f"{interval_s}s"},
+        "scrape_configs": [
+            {
+                "job_name": t.job,
+                "metrics_path": t.path,
+                "static_configs": [{"targets": [t.address]}],
+            }
+            for t in targets
+        ],
+    }
+
+
+def write_prometheus_config(settings: Settings) -> Path:
+    """``<stack_dir>/prometheus/prometheus.yml``, scraping the stack's processes."""
+    import yaml
+
+    path = settings.stack_dir / "prometheus" / "prometheus.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(prometheus_config(scrape_targets(settings)), sort_keys=False)
+    path.write_text(f"# written by `lakehouse stack targets`: the stack's processes\n{text}")
+    return path
+
+
 class Service(Protocol):
     """What the stack needs of a service."""
 

@@ -37,6 +37,12 @@ LAYERS: tuple[Layer, ...] = (
         "tables, never the stages that call it",
     ),
     Layer(
+        "metrics",
+        ("lakehouse.metrics",),
+        "the Prometheus metrics every stage counts in, and the lake's read at scrape time: "
+        "above the lake it reads, below the capture, the gate and the services that count",
+    ),
+    Layer(
         "infrastructure",
         ("lakehouse.supervisors", "lakehouse.lease"),
         "process supervisors and the lake's writer lease: usable from the sources up, "

@@ -22,6 +22,7 @@ lander.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lakehouse import metrics
 from lakehouse.cdc.change_log import ChangeLogWriter
 from lakehouse.cdc.kafka_sink import KafkaSink
 from lakehouse.cdc.source_setup import captured, prepare_publication, release_wal
@@ -225,10 +227,30 @@ def _handler(
             writer.sync()  # durable before Debezium may count the batch as processed
             report.records += len(records)
             report.batches += 1
+            _count(by_topic)
             report.last_batch_at = time.monotonic()
             on_batch(len(records))
 
     return ToChangeLog()
+
+
+def _count(by_topic: dict[str, list[bytes]]) -> None:
+    """The batch in the metrics: events per topic, and each topic's lag and position from
+    its last event (one event decoded per topic and batch, not every one)."""
+    metrics.CAPTURE_BATCHES.inc()
+    now_ms = time.time() * 1000
+    for topic, lines in by_topic.items():
+        metrics.CAPTURE_EVENTS.labels(topic).inc(len(lines))
+        for line in reversed(lines):  # the last event with a body (not a tombstone)
+            source = (json.loads(line).get("value") or {}).get("source")
+            if source:
+                if source.get("ts_ms") is not None:
+                    lag = max(0.0, (now_ms - float(source["ts_ms"])) / 1000)
+                    metrics.CAPTURE_LAG.labels(topic).set(lag)
+                position = source.get("lsn") or source.get("pos")
+                if isinstance(position, int | float):
+                    metrics.CAPTURE_POSITION.labels(topic).set(position)
+                break
 
 
 def capture(

@@ -2,7 +2,8 @@
 
 For every topic the lander resumes after the offset its bronze table committed, decodes
 batches, writes rejects to the dead-letter table and the rest to bronze (each write
-carrying the topic offset in the same Delta commit), then applies bronze to silver.
+carrying the topic offset in the same Delta commit), then applies bronze to silver. What
+it does is counted in the process's Prometheus metrics (``lakehouse.metrics``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
 
+from lakehouse import metrics
 from lakehouse.cdc.decode import bronze_schema, decode
 from lakehouse.cdc.file_source import FileSource
 from lakehouse.cdc.kafka_source import KafkaSource
@@ -20,7 +22,15 @@ from lakehouse.cdc.pii import Masker, checked_key
 from lakehouse.cdc.source import ChangeSource
 from lakehouse.cdc.sources import ensure_source_tables
 from lakehouse.contracts import Contract, load_source_contracts
-from lakehouse.lake import bronze, dead_letter, delta, ml_tables, quality_tables, silver
+from lakehouse.lake import (
+    bronze,
+    dead_letter,
+    delta,
+    freshness,
+    ml_tables,
+    quality_tables,
+    silver,
+)
 from lakehouse.lake.catalog import register_tables
 from lakehouse.lease import hold
 from lakehouse.lineage.lander import landing
@@ -111,9 +121,11 @@ def _ingest(
         total = sum(max(0, end - start) for _, _, start, end in plan)
         task = progress.add_task("landing change events", total=total)
     masker = Masker(checked_key(settings))
-    for topic, contract, start, _ in plan:
-        report.topics.append(
-            _land_topic(settings, source, topic, contract, start, masker, progress, task)
+    for topic, contract, start, end in plan:
+        landed = _land_topic(settings, source, topic, contract, start, masker, progress, task)
+        report.topics.append(landed)
+        metrics.LANDER_OFFSET_LAG.labels(contract.lake_name).set(
+            max(0, end - (landed.last_offset + 1))
         )
 
     if apply:
@@ -124,6 +136,7 @@ def _ingest(
     if settings.profile == "stack":  # Trino queries what the lander wrote, new tables too
         register_tables(settings)
     report.seconds = time.perf_counter() - started
+    metrics.LANDER_ROUND_SECONDS.observe(report.seconds)
     return report
 
 
@@ -171,10 +184,12 @@ def _land_topic(
     bronze_uri = settings.table_uri("bronze", contract.lake_name)
     dlq_uri = settings.table_uri(*DEAD_LETTER)
     for batch in source.read(topic, start, settings.ingest_batch_events):
+        clock = time.perf_counter()
         decoded = decode(contract, batch, masker)
-        result.rejected += dead_letter.write(
+        rejected = dead_letter.write(
             dlq_uri, topic, decoded.rejects, batch.last_offset, settings.lake_storage_options
         )
+        result.rejected += rejected
         landed, duplicates = bronze.append(
             bronze_uri,
             contract,
@@ -189,11 +204,20 @@ def _land_topic(
         result.duplicates += duplicates
         result.tombstones += decoded.tombstones
         result.last_offset = batch.last_offset
+        _count(contract.lake_name, batch.count, landed, duplicates, rejected)
+        metrics.LANDER_BATCH_SECONDS.labels(contract.lake_name).observe(time.perf_counter() - clock)
         if progress is not None and task is not None:
             progress.advance(task, batch.count)
     if isinstance(source, FileSource):  # landed and old enough: the lake is the record
         source.forget(topic, result.last_offset, settings.changes_retention_hours * 3600)
     return result
+
+
+def _count(table: str, events: int, landed: int, duplicates: int, rejected: int) -> None:
+    metrics.LANDER_EVENTS.labels(table).inc(events)
+    metrics.LANDER_LANDED.labels(table).inc(landed)
+    metrics.LANDER_DUPLICATES.labels(table).inc(duplicates)
+    metrics.LANDER_DEAD_LETTERS.labels(table).inc(rejected)
 
 
 def _create_missing_tables(settings: Settings, contracts: Iterable[Contract]) -> None:
@@ -212,6 +236,7 @@ def _create_missing_tables(settings: Settings, contracts: Iterable[Contract]) ->
             delta.ensure_table(uri, schema, settings.lake_storage_options)  # another lander too
     ensure_source_tables(settings)  # the file and REST sources' tables: dbt sources too
     quality_tables.ensure_tables(settings)  # the gate's history: a dbt source too
+    freshness.ensure_tables(settings)  # the SLO's samples: a dbt source too
     ml_tables.ensure_tables(settings)  # the model jobs' outputs: dbt sources too
 
 
@@ -233,6 +258,7 @@ def apply_silver(
     task = progress.add_task("applying to silver", total=len(items)) if progress else None
     results = []
     for contract in items:
+        clock = time.perf_counter()
         results.append(
             apply(
                 contract,
@@ -241,6 +267,7 @@ def apply_silver(
                 settings.lake_storage_options,
             )
         )
+        metrics.SILVER_APPLY_SECONDS.labels(contract.lake_name).observe(time.perf_counter() - clock)
         if progress is not None and task is not None:
             progress.advance(task)
     return results

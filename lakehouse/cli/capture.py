@@ -14,6 +14,16 @@ from lakehouse.cli.console import console, err_console, progress_bar
 from lakehouse.cli.options import DataDir, settings_for
 from lakehouse.cli.sources import print_sources
 
+MetricsPort = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port",
+        help="serve Prometheus metrics on this port (0: none; default: the setting)",
+    ),
+]
+# the follow loop samples the served marts' freshness (the SLO's measure) this often
+SLO_SAMPLE_SECONDS = 60.0
+
 
 def ingest(
     data_dir: DataDir = None,
@@ -29,9 +39,11 @@ def ingest(
         bool,
         typer.Option(help="land the file and REST sources too (`lakehouse sources run`)"),
     ] = True,
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Land new change events in bronze, dead-letter the bad ones, and apply to silver;
-    then the file and REST sources (not with --follow: `lakehouse sources run`)."""
+    then the file and REST sources (not with --follow: `lakehouse sources run`). With
+    --follow, the lander's and the lake's metrics are served on --metrics-port."""
     from lakehouse.cdc.lander import ingest as run
 
     settings = settings_for(data_dir)
@@ -45,7 +57,16 @@ def ingest(
             with progress_bar() as progress:
                 print_sources(run_sources(settings, progress=progress))
         return
+    from lakehouse.lake import freshness
+    from lakehouse.metrics import serve
+    from lakehouse.quality.reconcile import source_kind
+
+    port = settings.lander_metrics_port if metrics_port is None else metrics_port
+    server = serve(port, process="lander", lake=settings, host=settings.metrics_host)
     console.print(f"landing from {settings.changes_path} every {interval:g} s; Ctrl-C stops")
+    if server is not None:
+        console.print(f"metrics: {server.url}")
+    sampled = 0.0
     try:
         while True:
             started = time.monotonic()
@@ -55,9 +76,16 @@ def ingest(
                     f"{time.strftime('%H:%M:%S')}  {report.events:,} events "
                     f"({report.rejected:,} dead letters) in {report.seconds:.2f} s"
                 )
+            # a recording is as old as it was recorded: its freshness is no SLO's
+            if started - sampled >= SLO_SAMPLE_SECONDS and source_kind(settings) != "files":
+                freshness.sample(settings, "lander")
+                sampled = started
             time.sleep(max(0.0, interval - (time.monotonic() - started)))
     except KeyboardInterrupt:
         console.print("stopped")
+    finally:
+        if server is not None:
+            server.stop()
 
 
 def capture(
@@ -65,11 +93,18 @@ def capture(
     duration: Annotated[
         float | None, typer.Option(help="stop after this many seconds (default: until Ctrl-C)")
     ] = None,
+    metrics_port: MetricsPort = None,
 ) -> None:
-    """Capture the operational database with Debezium into the change-event log."""
+    """Capture the operational database with Debezium into the change-event log; its
+    metrics are served on --metrics-port."""
     from lakehouse.cdc.debezium import capture as run
+    from lakehouse.metrics import serve
 
     settings = settings_for(data_dir)
+    port = settings.capture_metrics_port if metrics_port is None else metrics_port
+    server = serve(port, process="capture", host=settings.metrics_host)
+    if server is not None:
+        console.print(f"metrics: {server.url}")
     servers = settings.kafka_bootstrap_servers
     into = f"Kafka at {servers}" if servers else settings.changes_path
     console.print(
@@ -83,7 +118,11 @@ def capture(
             seen[0] += n
             status.update(f"{seen[0]:,} change events captured")
 
-        report = run(settings, duration=duration, on_batch=on_batch)
+        try:
+            report = run(settings, duration=duration, on_batch=on_batch)
+        finally:
+            if server is not None:
+                server.stop()
     from rich.table import Table
 
     table = Table(title=f"captured in {report.seconds:.0f} s")

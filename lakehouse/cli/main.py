@@ -24,6 +24,7 @@ from lakehouse.cli import (
     features,
     lineage,
     maintain,
+    metrics,
     ml,
     oltp,
     pipeline,
@@ -66,6 +67,7 @@ app.add_typer(ml.app, name="ml")
 app.add_typer(search.app, name="search-index")
 app.add_typer(api.app, name="api")
 app.add_typer(report.app, name="report")
+app.add_typer(metrics.app, name="metrics")
 
 
 def run() -> None:

@@ -56,6 +56,7 @@ def stack_up(
         )
     if not any(r.started for r in results):
         console.print("the stack is already up: nothing to start")
+    console.print("metrics: `lakehouse stack targets` lists and writes the scrape targets")
 
 
 @app.command("down")
@@ -86,3 +87,27 @@ def stack_status(data_dir: DataDir = None, as_json: AsJson = False) -> None:
         log = row.log_path.relative_to(home) if row.log_path.is_relative_to(home) else row.log_path
         table.add_row(row.service, str(row.pid or "-"), health, row.url, str(log))
     console.print(table)
+
+
+@app.command("targets")
+def stack_targets(data_dir: DataDir = None, as_json: AsJson = False) -> None:
+    """The Prometheus scrape targets of the stack's processes (the API, the capture, the
+    lander), written as a Prometheus configuration under <data_dir>/stack/prometheus."""
+    from rich.table import Table
+
+    from lakehouse.stack import scrape_targets, write_prometheus_config
+
+    settings = settings_for(data_dir)
+    targets = scrape_targets(settings)
+    path = write_prometheus_config(settings)
+    if as_json:
+        out = {"config": str(path), "targets": [{"job": t.job, "url": t.url} for t in targets]}
+        sys.stdout.write(json.dumps(out, indent=2) + "\n")
+        return
+    table = Table(title="Prometheus scrape targets")
+    table.add_column("job")
+    table.add_column("url", overflow="fold")
+    for target in targets:
+        table.add_row(target.job, target.url)
+    console.print(table)
+    console.print(f"Prometheus configuration: {path}")

@@ -11,7 +11,12 @@ when no error-level check failed.
    warehouse port): all of them when the audit passed, else the quality marts only,
    beside the last good data marts;
 5. **alert**: a failed check is logged, and reported to the webhook when one is set; a
-   blocked run raises :class:`PublicationBlocked`, which names every failing check.
+   blocked run raises :class:`PublicationBlocked`, which names every failing check. The
+   commit-to-mart freshness SLO (``lakehouse.quality.slo``) alerts when it crosses a
+   threshold.
+
+Each run samples the served marts' freshness (``lakehouse.lake.freshness``) and counts
+itself in the process's Prometheus metrics (``lakehouse.metrics``).
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from lakehouse import metrics
 from lakehouse.contracts import load_source_contracts
 from lakehouse.exceptions import LakehouseError, PipelineError
-from lakehouse.lake import dead_letter, delta, ml_tables, quality_tables
+from lakehouse.lake import dead_letter, delta, freshness, ml_tables, quality_tables
 from lakehouse.lease import hold
 from lakehouse.lineage import runs as lineage
 from lakehouse.oltp.cluster import Cluster
@@ -35,6 +41,7 @@ from lakehouse.quality import CheckResult, Layer, Severity, history
 from lakehouse.quality.alerts import send_alert
 from lakehouse.quality.publish import QUALITY_MARTS, Publication, publish
 from lakehouse.quality.reconcile import reconcile, source_kind
+from lakehouse.quality.slo import follow_slo
 from lakehouse.settings import Settings
 from lakehouse.transform.dbt import DbtResult, NodeOutcome, run_dbt
 from lakehouse.warehouse import expose_lake
@@ -120,6 +127,7 @@ def write(
     report = GateReport(new_run_id(started), started)
     lineage.build_started(settings, report.run_id)
     quality_tables.ensure_tables(settings)
+    freshness.ensure_tables(settings)
     ml_tables.ensure_tables(settings)  # sources of the forecast marts, before any model ran
     expose_lake(settings)  # dbt's engine must know the lake's tables
     say("dbt build (write)")
@@ -214,6 +222,8 @@ def publish_or_block(
         report.checks,
         checked_at=finished,
     )
+    if source_kind(settings) != "files":  # a recording is as old as it was recorded
+        freshness.sample(settings, "gate", now=finished)  # the marts served after this run
     expose_lake(settings)  # the quality tables just written too
     # one thread: dbt-duckdb's delta plugin would create the source schema twice at once
     run_dbt(
@@ -235,6 +245,16 @@ def publish_or_block(
         rows=report.publication.rows,
         refreshed=None if published else QUALITY_MARTS,
     )
+    metrics.gate_run(
+        report.outcome,
+        report.checks,
+        {
+            "build": report.build_seconds,
+            "audit": report.audit_seconds,
+            "publish": report.publish_seconds,
+        },
+    )
+    follow_slo(settings, report.run_id)
 
     failed = [c for c in report.checks if not c.passed]
     for check in failed:

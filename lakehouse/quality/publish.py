@@ -13,7 +13,12 @@ from lakehouse.settings import Settings
 from lakehouse.warehouse import Publication
 from lakehouse.warehouse import publish as serve
 
-QUALITY_MARTS = ("mart_data_quality", "mart_pipeline_health", "mart_table_maintenance")
+QUALITY_MARTS = (
+    "mart_data_quality",
+    "mart_pipeline_health",
+    "mart_table_maintenance",
+    "mart_freshness_slo",
+)
 
 __all__ = ["QUALITY_MARTS", "Publication", "publish"]
 

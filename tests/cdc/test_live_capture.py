@@ -14,18 +14,22 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
+from prometheus_client.parser import text_string_to_metric_families
 
 from lakehouse.cdc.debezium import CaptureReport, capture
 from lakehouse.cdc.lander import ingest
 from lakehouse.contracts import Contract, load_contracts
+from lakehouse.metrics import MetricsServer
 from lakehouse.oltp.client import connect
 from lakehouse.oltp.simulate import SimulateParams, simulate
 from lakehouse.settings import Settings
 from tests.support.oltp import oltp_cluster
+from tests.support.ports import free_port
 from tests.support.truth import assert_silver_equals, expected_token, pii_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("debezium")]
@@ -108,6 +112,21 @@ def _streamed(settings: Settings) -> Counter[tuple[str, str]]:
     return out
 
 
+def _captured(url: str) -> dict[str, dict[str, float]]:
+    """The capture's metrics by topic, scraped as Prometheus would."""
+    out: dict[str, dict[str, float]] = {"events": {}, "position": {}, "lag": {}}
+    names = {
+        "lakehouse_capture_events_total": "events",
+        "lakehouse_capture_position": "position",
+        "lakehouse_capture_lag_seconds": "lag",
+    }
+    for family in text_string_to_metric_families(httpx.get(url, timeout=10).text):
+        for sample in family.samples:
+            if sample.name in names:
+                out[names[sample.name]][sample.labels["topic"]] = sample.value
+    return out
+
+
 def _changes(*summaries: Any) -> Counter[tuple[str, str]]:
     total: Counter[tuple[str, str]] = Counter()
     for s in summaries:
@@ -128,12 +147,26 @@ def test_snapshot_streaming_and_restart_keep_silver_equal_to_the_source(
     assert not _streamed(shop)
 
     seen = len(running.batches)
-    during = simulate(shop, SimulateParams(tps=0, duration=None, transactions=300, **WORLD))
-    assert during.resumed
-    running.wait_quiet(seen)
+    with MetricsServer(free_port(), host="127.0.0.1", process="capture") as server:
+        before = _captured(server.url)
+        during = simulate(shop, SimulateParams(tps=0, duration=None, transactions=300, **WORLD))
+        assert during.resumed
+        running.wait_quiet(seen)
+        after = _captured(server.url)
     ingest(shop)
     _assert_silver_equals_source(shop)
     assert _streamed(shop) == _changes(during)  # every committed change, once
+    # the capture's metrics moved with it: at least an event per change (tombstones too),
+    # each topic's position forward, its lag that of a change seconds old, not the snapshot's
+    contracts = load_contracts(shop.contracts_dir)
+    per_table: Counter[str] = Counter()
+    for (table, _), n in _changes(during).items():
+        per_table[table] += n
+    for table, n in per_table.items():
+        topic = shop.topic(contracts[table].table, contracts[table].schema)
+        assert after["events"][topic] - before["events"].get(topic, 0) >= n, topic
+        assert after["position"][topic] > before["position"].get(topic, 0), topic
+        assert after["lag"][topic] < 60, topic
 
     # the connector goes away while the shop goes on; on restart it resumes from its
     # offsets: nothing missed, and whatever it sends twice is removed

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
+from deltalake import write_deltalake
 
 from lakehouse.cdc.lander import ingest
 from lakehouse.generate import GenerateParams, generate
+from lakehouse.lake import freshness
 from lakehouse.quality.gate import build_audit_publish
 from lakehouse.supervisors.superset import SupersetServer
 from tests.quality.gate_support import lake_settings
@@ -34,6 +38,32 @@ def plant_model_outputs(settings: Any) -> None:
     the models, not the charts)."""
     plant(settings, "superset-run", "1", scale=10.0)
     propositions.plant(settings, "superset-run", "1")
+    _plant_freshness_samples(settings)
+
+
+def _plant_freshness_samples(settings: Any) -> None:
+    """Two days of the served marts' freshness, a few minutes of it stale, for the Data
+    health dashboard's SLO row: a recorded source is never sampled (its commits are as old
+    as the recording), so planted samples stand in for a live one's."""
+    freshness.ensure_tables(settings)
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(days=1)
+    rows = []
+    for minute in range(0, 2 * 24 * 60, 15):
+        at = start + timedelta(minutes=minute)
+        seconds = 5400.0 if minute % 600 == 0 else 120.0  # now and then older than the SLO
+        rows.append(
+            {
+                "sampled_at": at,
+                "sampled_by": "lander",
+                "served_source_commit": at - timedelta(seconds=seconds),
+                "freshness_seconds": seconds,
+            }
+        )
+    write_deltalake(
+        settings.table_uri("quality", freshness.SAMPLES),
+        pa.Table.from_pylist(rows, schema=freshness.SAMPLES_SCHEMA),
+        mode="append",
+    )
 
 
 @pytest.fixture(scope="module")

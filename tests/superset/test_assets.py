@@ -97,3 +97,21 @@ def test_export_without_a_running_superset_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in run.stderr
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "superset up" in lines[0], run.stderr
+
+
+def test_the_data_health_dashboard_shows_the_freshness_slo() -> None:
+    """A row of charts on the SLO mart, whose dataset has exactly the mart's contract
+    columns (a renamed column would break the charts only at render time)."""
+    from lakehouse.settings import DBT_PROJECT_DIR
+
+    datasets = {d["table_name"]: d for d in _docs("datasets")}
+    slo = datasets["mart_freshness_slo"]
+    models = yaml.safe_load(
+        (DBT_PROJECT_DIR / "models" / "marts" / "quality" / "_quality__models.yml").read_text()
+    )
+    contract = next(m for m in models["models"] if m["name"] == "mart_freshness_slo")
+    assert [c["column_name"] for c in slo["columns"]] == [c["name"] for c in contract["columns"]]
+    on_slo = {c["slice_name"] for c in _docs("charts") if c["dataset_uuid"] == slo["uuid"]}
+    assert len(on_slo) == 3
+    health = next(d for d in dashboards() if d["title"] == "Data health")
+    assert on_slo <= set(health["charts"])

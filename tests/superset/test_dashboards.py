@@ -82,7 +82,7 @@ def test_every_chart_shows_the_numbers_of_the_marts(local_superset: SupersetServ
     admin = client(local_superset)
     differences = compare_charts(admin, lambda sql: _marts(local_superset, sql))
     assert not differences, differences
-    assert len(admin.charts()) == len(CHART_SQL) == 42
+    assert len(admin.charts()) == len(CHART_SQL) == 47
 
 
 def test_the_region_role_sees_only_its_region(local_superset: SupersetServer) -> None:
