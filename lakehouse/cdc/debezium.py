@@ -256,10 +256,11 @@ def _handler(
                 writer.append(topic, lines)
                 report.by_topic[topic] += len(lines)
             writer.sync()  # durable before Debezium may count the batch as processed
-            report.records += len(records)
+            written = sum(len(lines) for lines in by_topic.values())
+            report.records += written
             report.batches += 1
             report.last_batch_at = time.monotonic()
-            on_batch(len(records))
+            on_batch(written)
 
     return ToChangeLog()
 

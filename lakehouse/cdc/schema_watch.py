@@ -40,12 +40,14 @@ log = logging.getLogger(__name__)
 
 CHECK_S = 2.0  # seconds between two reads of the catalog (one query, every table)
 
-# Every column of every ordinary table: its type, and whether rows no change touched may
-# hold a value no event carried (a default, stored as a "missing value" on ADD COLUMN or
-# written by the table rewrite of a volatile one; a generated or identity column).
+# Every column of every ordinary table: its type, its number, and whether rows no change
+# touched may hold a value no event carried (a default, stored as a "missing value" on
+# ADD COLUMN or written by the table rewrite of a volatile one; a generated or identity
+# column).
 _CATALOG = """
 select n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
-       a.atthasdef or a.atthasmissing or a.attgenerated <> '' or a.attidentity <> ''
+       a.atthasdef or a.atthasmissing or a.attgenerated <> '' or a.attidentity <> '',
+       a.attnum
 from pg_attribute a
 join pg_class c on c.oid = a.attrelid
 join pg_namespace n on n.oid = c.relnamespace
@@ -62,8 +64,11 @@ _NUMERIC = re.compile(r"^numeric(?:\((\d+),(\d+)\))?$")
 
 @dataclass(frozen=True)
 class Column:
-    type: str  # format_type(), e.g. "integer", "numeric(10,2)"
-    filled: bool  # existing rows may hold a value no change event carried
+    type: str  # format_type(), e.g. "integer", "numeric(10,2)"; "" unknown (a contract's)
+    filled: bool = False  # existing rows may hold a value no change event carried
+    # attnum: a renamed column keeps it, an added one gets a new one (never reused);
+    # 0 unknown (a contract's)
+    number: int = 0
 
 
 def widened(old: str, new: str) -> bool:
@@ -90,26 +95,35 @@ def widened(old: str, new: str) -> bool:
     return False
 
 
-def needs_snapshot(known: dict[str, str], now: dict[str, Column]) -> str | None:
-    """Why a table must be read again, or None. ``known``: the columns seen before, by
-    name, with their type ("" when only the name is known, from a contract); ``now``: the
-    catalog's. A dropped column needs nothing (silver keeps its last values, see
-    docs/change-events.md); a column added without a default is null in every row, as
-    silver has it."""
+def needs_snapshot(known: dict[str, Column], now: dict[str, Column]) -> str | None:
+    """Why a table must be read again, or None. ``known``: the columns seen before (from
+    a contract: names only); ``now``: the catalog's. A dropped column needs nothing
+    (silver keeps its last values, see docs/change-events.md); nor does a column added
+    without a default: it is null in every row, as silver has it."""
     added = [c for c in now if c not in known]
     gone = [c for c in known if c not in now]
-    if added and gone:
+    by_number = {column.number: name for name, column in known.items() if column.number}
+    renamed = [f"{by_number[now[c].number]} to {c}" for c in added if now[c].number in by_number]
+    if renamed:
+        return f"column renamed: {', '.join(renamed)}"
+    if added and any(not known[c].number for c in gone):  # names only: a rename, maybe
         return f"column {', '.join(gone)} gone and {', '.join(added)} new (a rename?)"
     filled = [c for c in added if now[c].filled]
     if filled:
         return f"column {', '.join(filled)} added with a default"
+    again = [c for c in now if c in known and known[c].number not in (0, now[c].number)]
+    if again:
+        return f"column {', '.join(again)} dropped and added again"
     converted = [
         c
         for c, column in now.items()
-        if known.get(c) and known[c] != column.type and not widened(known[c], column.type)
+        if c in known
+        and known[c].type
+        and known[c].type != column.type
+        and not widened(known[c].type, column.type)
     ]
     if converted:
-        changes = ", ".join(f"{c} {known[c]} -> {now[c].type}" for c in converted)
+        changes = ", ".join(f"{c} {known[c].type} -> {now[c].type}" for c in converted)
         return f"type changed: {changes}"
     return None
 
@@ -124,7 +138,7 @@ class SchemaWatch:
         self.settings = settings
         self.state = state
         self.fresh = fresh
-        self.known: dict[str, dict[str, str]] = self._load()
+        self.known: dict[str, dict[str, Column]] = self._load()
         self.contracts: dict[str, list[str]] = {}  # the contracts' columns, by topic
         self.contracts_read = False  # in this check
         self.next_check = 0.0
@@ -148,7 +162,7 @@ class SchemaWatch:
         return the requests ("schema.table: reason")."""
         import psycopg
 
-        seen: dict[str, dict[str, str]] = {}
+        seen: dict[str, dict[str, Column]] = {}
         due: dict[tuple[str, str], str] = {}
         self.contracts_read = False
         for (schema, table), columns in catalog.items():
@@ -160,8 +174,9 @@ class SchemaWatch:
                 names = self._contract_columns(topic)
                 if names is None:
                     continue  # no contract (no key): the table does not land
-                known = dict.fromkeys(names, "")
-            seen[topic] = {name: column.type for name, column in columns.items()}
+                known = {name: Column("") for name in names}
+            # what a later check compares with: the type and number of each column
+            seen[topic] = {n: Column(c.type, number=c.number) for n, c in columns.items()}
             reason = None if known is None else needs_snapshot(known, columns)
             if reason:
                 due[(schema, table)] = reason
@@ -189,8 +204,8 @@ class SchemaWatch:
         with connect(self.settings) as conn:
             rows = conn.execute(_CATALOG).fetchall()
         catalog: dict[tuple[str, str], dict[str, Column]] = {}
-        for schema, table, name, type_, filled in rows:
-            catalog.setdefault((schema, table), {})[name] = Column(type_, bool(filled))
+        for schema, table, name, type_, filled, number in rows:
+            catalog.setdefault((schema, table), {})[name] = Column(type_, bool(filled), number)
         return catalog
 
     def _contract_columns(self, topic: str) -> list[str] | None:
@@ -202,18 +217,26 @@ class SchemaWatch:
             }
         return self.contracts.get(topic)
 
-    def _load(self) -> dict[str, dict[str, str]]:
+    def _load(self) -> dict[str, dict[str, Column]]:
+        """``{topic: {column: [type, number]}}``."""
         try:
             data = json.loads(self.state.read_text())
+            return {
+                str(topic): {str(c): Column(str(t), number=int(n)) for c, (t, n) in cols.items()}
+                for topic, cols in data.items()
+            }
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError) as exc:  # the contracts are the starting point again
+        except (OSError, ValueError, TypeError, AttributeError) as exc:  # contracts, then
             log.warning("ignoring %s: %s", self.state, exc)
             return {}
-        return {str(t): {str(c): str(v) for c, v in cols.items()} for t, cols in data.items()}
 
     def _save(self) -> None:
+        data = {
+            topic: {name: [c.type, c.number] for name, c in columns.items()}
+            for topic, columns in self.known.items()
+        }
         self.state.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.known, indent=1, sort_keys=True))
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
         os.replace(tmp, self.state)

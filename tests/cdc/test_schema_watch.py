@@ -14,12 +14,12 @@ from lakehouse.settings import Settings
 from tests.support.debezium import write_item_contract
 
 ITEM = {
-    "item_id": Column("bigint", False),
-    "shop": Column("text", False),
-    "qty": Column("integer", False),
-    "price": Column("numeric(10,2)", False),
+    "item_id": Column("bigint", number=1),
+    "shop": Column("text", number=2),
+    "qty": Column("integer", number=4),  # 3 was dropped once
+    "price": Column("numeric(10,2)", number=5),
 }
-KNOWN = {name: column.type for name, column in ITEM.items()}
+SAVED = {name: [column.type, column.number] for name, column in ITEM.items()}
 
 
 @pytest.mark.parametrize(
@@ -51,18 +51,26 @@ def test_what_calls_for_a_re_read() -> None:
         columns = {**ITEM, **changes}
         return {n: c for n, c in columns.items() if c is not None}
 
-    assert needs_snapshot(KNOWN, ITEM) is None
-    reason = needs_snapshot(KNOWN, now(tier=Column("integer", True)))
+    assert needs_snapshot(ITEM, ITEM) is None
+    reason = needs_snapshot(ITEM, now(tier=Column("integer", True, 6)))
     assert reason == "column tier added with a default"
-    assert needs_snapshot(KNOWN, now(note=Column("text", False))) is None  # null everywhere
-    assert needs_snapshot(KNOWN, now(qty=None)) is None  # dropped: silver keeps its values
-    renamed = needs_snapshot(KNOWN, now(qty=None, quantity=Column("integer", False)))
-    assert renamed == "column qty gone and quantity new (a rename?)"
-    assert needs_snapshot(KNOWN, now(qty=Column("bigint", False))) is None  # widened
-    converted = needs_snapshot(KNOWN, now(price=Column("numeric(10,1)", False)))
+    assert needs_snapshot(ITEM, now(note=Column("text", False, 6))) is None  # null everywhere
+    assert needs_snapshot(ITEM, now(qty=None)) is None  # dropped: silver keeps its values
+    # dropped, and another added without a default: nothing either (a new number)
+    assert needs_snapshot(ITEM, now(qty=None, note=Column("text", False, 6))) is None
+    renamed = needs_snapshot(ITEM, now(qty=None, quantity=Column("integer", False, 4)))
+    assert renamed == "column renamed: qty to quantity"
+    again = needs_snapshot(ITEM, now(qty=Column("integer", False, 6)))
+    assert again == "column qty dropped and added again"
+    assert needs_snapshot(ITEM, now(qty=Column("bigint", False, 4))) is None  # widened
+    converted = needs_snapshot(ITEM, now(price=Column("numeric(10,1)", False, 5)))
     assert converted == "type changed: price numeric(10,2) -> numeric(10,1)"
-    # known from a contract: names only, no type to compare
-    assert needs_snapshot(dict.fromkeys(KNOWN, ""), now(price=Column("integer", False))) is None
+    # known from a contract: names only, no type or number to compare
+    names = {name: Column("") for name in ITEM}
+    assert needs_snapshot(names, ITEM) is None
+    assert needs_snapshot(names, now(price=Column("integer", False, 5))) is None
+    maybe = needs_snapshot(names, now(qty=None, quantity=Column("integer", False, 4)))
+    assert maybe == "column qty gone and quantity new (a rename?)"
 
 
 def _settings(tmp_path: Path, **overrides: object) -> Settings:
@@ -73,23 +81,24 @@ def _settings(tmp_path: Path, **overrides: object) -> Settings:
 def test_a_fresh_capture_starts_from_the_catalog_and_keeps_it(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     state = tmp_path / "capture" / "columns.json"
-    catalog = {("public", "item"): {**ITEM, "tier": Column("integer", True)}}
+    catalog = {("public", "item"): {**ITEM, "tier": Column("integer", True, 6)}}
     watch = SchemaWatch(settings, state, fresh=True)
     assert watch.check(catalog) == []  # the initial snapshot reads the column anyway
     saved = json.loads(state.read_text())
-    assert saved == {"oltp.public.item": {**KNOWN, "tier": "integer"}}
+    assert saved == {"oltp.public.item": {**SAVED, "tier": ["integer", 6]}}
     assert SchemaWatch(settings, state, fresh=False).check(catalog) == []  # kept
 
 
 def test_without_a_state_the_contract_is_the_starting_point(tmp_path: Path) -> None:
-    # the item contract has columns the catalog lacks (name, sold_on...): dropped, fine;
-    # "tier" is new with a default: a re-read is due; with no signal table it cannot be
-    # requested, so it is not marked seen and the next check asks again
+    # the item contract has columns the catalog lacks (name, sold_on...) and the catalog
+    # one it lacks ("tier"): from names alone, maybe a rename, so a re-read is due; with
+    # no signal table it cannot be requested, so it is not marked seen and the next check
+    # asks again; once the columns match, the catalog's are kept
     settings = _settings(tmp_path, capture_signal_table="")
     state = tmp_path / "columns.json"
     catalog = {
-        ("public", "item"): {**ITEM, "tier": Column("integer", True)},
-        ("public", "no_contract"): {"id": Column("integer", False)},
+        ("public", "item"): {**ITEM, "tier": Column("integer", True, 6)},
+        ("public", "no_contract"): {"id": Column("integer", False, 1)},
     }
     watch = SchemaWatch(settings, state, fresh=False)
     assert watch.check(catalog) == []
@@ -97,14 +106,14 @@ def test_without_a_state_the_contract_is_the_starting_point(tmp_path: Path) -> N
     assert watch.check(catalog) == [] and watch.requested == []
     del catalog[("public", "item")]["tier"]
     watch.check(catalog)
-    assert json.loads(state.read_text()) == {"oltp.public.item": KNOWN}
+    assert json.loads(state.read_text()) == {"oltp.public.item": SAVED}
 
 
 def test_the_signal_table_and_tables_not_captured_are_not_watched(tmp_path: Path) -> None:
     settings = _settings(tmp_path, capture_tables=[r"public\.other"])
     state = tmp_path / "columns.json"
     catalog = {
-        ("public", "lakehouse_signal"): {"id": Column("character varying(64)", False)},
+        ("public", "lakehouse_signal"): {"id": Column("character varying(64)", False, 1)},
         ("public", "item"): ITEM,
     }
     SchemaWatch(settings, state, fresh=True).check(catalog)
