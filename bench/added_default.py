@@ -51,12 +51,15 @@ def measure(rows: int) -> dict[str, Any]:
     ):
         simulate(settings, SimulateParams(tps=0, duration=None, transactions=1, clients=rows))
         stop = threading.Event()
-        batches: list[float] = []
+        batches: list[float] = []  # when the connector handed over records
         report: list[CaptureReport] = []
+
+        def on_batch(n: int) -> None:
+            if n:
+                batches.append(time.time())
+
         thread = threading.Thread(
-            target=lambda: report.append(
-                capture(settings, stop=stop, on_batch=lambda n: batches.append(time.time()))
-            ),
+            target=lambda: report.append(capture(settings, stop=stop, on_batch=on_batch)),
             daemon=True,
         )
         thread.start()
@@ -92,7 +95,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default="5000", help="clients table sizes, comma-separated")
     args = parser.parse_args()
-    results = {
+    results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "runs": [measure(int(n)) for n in args.rows.split(",")],
