@@ -97,6 +97,20 @@ class Settings(BaseSettings):
         "the replication slot up to what it durably captured, so PostgreSQL can recycle "
         "the WAL before; 0: only when capture starts",
     )
+    capture_snapshot_on_schema_change: bool = Field(
+        default=True,
+        description="when a captured table gains a column that may hold values in rows "
+        "no change will touch (ADD COLUMN ... DEFAULT, a renamed column) or a column's type "
+        "changes, capture has Debezium re-read the table (an incremental snapshot through "
+        "capture_signal_table), so silver gets those values as the source holds them",
+    )
+    capture_signal_table: str = Field(
+        default="public.lakehouse_signal",
+        pattern=r"^([a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*)?$",
+        description="Debezium's signal table (`schema.table`), created by capture when "
+        "missing; it carries the incremental snapshots' requests and watermarks and is "
+        "never landed; empty: no signalling (and no snapshot on a schema change)",
+    )
     changes_dir: Path | None = Field(
         default=None, description="recorded change events; default <data_dir>/changes"
     )

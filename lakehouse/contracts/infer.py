@@ -124,9 +124,13 @@ def _number(text: str) -> int | float:
 
 
 def infer(
-    conn: psycopg.Connection, schema: str = "public", tables: list[str] | None = None
+    conn: psycopg.Connection,
+    schema: str = "public",
+    tables: list[str] | None = None,
+    exclude: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
-    """One contract (as a dict, the YAML's shape) per table of ``schema`` with a key."""
+    """One contract (as a dict, the YAML's shape) per table of ``schema`` with a key
+    (but the ``exclude`` ones, when no ``tables`` are named)."""
     names = tables or [
         r[0]
         for r in conn.execute(
@@ -135,6 +139,7 @@ def infer(
             "and table_name <> 'schema_migrations' order by 1",
             [schema],
         )
+        if r[0] not in exclude
     ]
     contracts = []
     for table in names:
@@ -323,10 +328,11 @@ def write_drafts(
     schema: str = "public",
     tables: list[str] | None = None,
     overwrite: bool = False,
+    exclude: tuple[str, ...] = (),
 ) -> list[Draft]:
     out.mkdir(parents=True, exist_ok=True)
     drafts = []
-    for contract in infer(conn, schema, tables):
+    for contract in infer(conn, schema, tables, exclude):
         path = out / f"{contract['table']}.yml"
         if path.exists() and not overwrite:
             raise ContractError(f"{path} exists; pass --overwrite or choose another --out")

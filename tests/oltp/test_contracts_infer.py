@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from lakehouse.cdc.source_setup import prepare_signal_table
 from lakehouse.contracts import load_contracts
 from lakehouse.settings import DEFAULT_CONTRACTS_DIR
 from tests.support.oltp import oltp_cluster
@@ -20,6 +21,7 @@ LAKEHOUSE = str(Path(sys.executable).with_name("lakehouse"))
 def test_inferred_contracts_match_the_shipped_ones(tmp_path: Path) -> None:
     (tmp_path / "db").mkdir()
     with oltp_cluster(tmp_path / "db") as settings:
+        prepare_signal_table(settings)  # capture's (Debezium's) table: never drafted
         out = tmp_path / "drafts"
         env = {
             "PATH": str(Path(sys.executable).parent),

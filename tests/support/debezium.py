@@ -100,6 +100,22 @@ class Source:
             self.state[tuple(row[k] for k in self.key)] = row
         self.last_commit = self.lsn
 
+    def incremental_snapshot(self, rows: list[dict]) -> None:
+        """Rows of a chunk of an incremental snapshot, as the connector sends them when it
+        streams the watermark that closes the chunk's window (a transaction of its own):
+        no ``lsn``, that event's ``sequence``."""
+        self.tx += 1
+        self.lsn += 8  # the close watermark's insert
+        prev = str(self.last_commit) if self.last_commit is not None else None
+        for row in rows:
+            source = self._source(self.lsn, "incremental", [prev, str(self.lsn)])
+            source.update(lsn=None, txId=None)
+            value = {"before": None, "after": row, "op": "r", "ts_ms": self.ts_ms}
+            self._emit(self._key(row), {**value, "source": source, "transaction": None})
+            self.state[tuple(row[k] for k in self.key)] = row
+        self.lsn += 8
+        self.last_commit = self.lsn
+
     def transaction(self, changes: list[tuple[str, dict]]) -> None:
         """Commit one transaction of ``("c"|"u"|"d", row)`` changes."""
         self.tx += 1
