@@ -46,9 +46,12 @@ from tests.support.truth import assert_silver_equals
 SOAK_S = float(os.environ.get("LAKEHOUSE_SOAK_SECONDS", "120"))
 RATE_TPS = 10.0  # the shop's transactions per second (each a few change events)
 FRESHNESS_P95_S = 30.0  # silver's objective here: 2 cores shared with builds and restarts
+RECOVERY_S = 30.0  # after a restart, for the freshness to come back
+MAX_LAG_S = 120.0  # never further behind than this, restarts included
 MEMORY_GROWTH = 1.3  # the last quarter's peak against the second quarter's, plus slack
 MEMORY_SLACK_MB = 128.0
 SETTLE_S = 240.0
+MAX_LIVE_FILES = 50  # in one silver table's current version, at any sample
 
 pytestmark = [
     pytest.mark.e2e,
@@ -128,6 +131,10 @@ def _silver_equals_source(settings: Settings) -> bool:
     return True
 
 
+def _p95(values: list[float]) -> float:
+    return values[int(0.95 * (len(values) - 1))] if values else float("inf")
+
+
 def _peak(values: list[float]) -> float:
     return max(values, default=0.0)
 
@@ -157,10 +164,12 @@ def test_the_shop_runs_for_a_while_with_restarts_and_builds(
             (0.6, "broker restarted", broker.restart),
         ]
         began = time.monotonic()
+        disrupted: list[tuple[float, str]] = []  # (seconds into the sampling, what)
         for at, what, act in events:
             time.sleep(max(0.0, began + at * SOAK_S - time.monotonic()))
             assert capture.alive, f"the capture died before '{what}'; see {capture.log}"
             assert lander.alive, f"the lander died before '{what}'; see {lander.log}"
+            disrupted.append((time.monotonic() - sampler.began, what))
             act()
         shop_run.join(SOAK_S + 300)
         assert not shop_run.is_alive(), "the shop did not stop"
@@ -172,15 +181,29 @@ def test_the_shop_runs_for_a_while_with_restarts_and_builds(
         capture.stop()
         lander.stop()
 
-    # freshness: the newest source commit in silver, sampled every second
+    # freshness: the newest source commit in silver, sampled every second. A restart
+    # costs a recovery (a new process, a consumer group joining, a broker electing its
+    # leaders); the objective holds outside those, and each recovery ends
     lags = sorted(s.lag_s for s in during if s.lag_s is not None)
     assert len(lags) >= SOAK_S * 0.5, f"{len(lags)} freshness samples in {SOAK_S:.0f} s"
-    p95 = lags[int(0.95 * (len(lags) - 1))]
+    steady = sorted(
+        s.lag_s
+        for s in during
+        if s.lag_s is not None and not any(at <= s.at < at + RECOVERY_S for at, _ in disrupted)
+    )
+    p95, steady_p95 = _p95(lags), _p95(steady)
     print(
         f"soak {SOAK_S:.0f} s at {RATE_TPS:.0f} tps: silver freshness p50 "
-        f"{statistics.median(lags):.1f} s, p95 {p95:.1f} s, max {lags[-1]:.1f} s"
+        f"{statistics.median(lags):.1f} s, p95 {p95:.1f} s, max {lags[-1]:.1f} s; "
+        f"outside the {RECOVERY_S:.0f} s after each restart p95 {steady_p95:.1f} s"
     )
-    assert p95 <= FRESHNESS_P95_S, f"silver freshness p95 {p95:.1f} s"
+    for at, what in disrupted:
+        peak = max((s.lag_s or 0.0 for s in sampler.between(at, at + RECOVERY_S)), default=0.0)
+        print(
+            f"  {what} at {at:.0f} s: freshness up to {peak:.1f} s in the next {RECOVERY_S:.0f} s"
+        )
+    assert steady_p95 <= FRESHNESS_P95_S, f"silver freshness p95 {steady_p95:.1f} s"
+    assert lags[-1] <= MAX_LAG_S, f"silver freshness reached {lags[-1]:.1f} s"
 
     # memory: the second quarter (after start-up) against the last
     for name in ("capture", "lander"):
@@ -190,19 +213,32 @@ def test_the_shop_runs_for_a_while_with_restarts_and_builds(
         assert _peak(last) <= MEMORY_GROWTH * _peak(second) + MEMORY_SLACK_MB, name
 
     # builds ran beside it and never crashed; the lake was maintained
-    assert any(r.command == "build" for r in builds.runs), "no build ran"
-    for r in builds.runs:
-        assert r.code == 0 or (r.output.lstrip().startswith("error:")), r.output[-3000:]
+    ran = [r for r in builds.runs if r.command == "build"]
+    assert ran, "no build ran"
+    print(
+        f"builds during the soak: {sum(r.code == 0 for r in ran)} published, "
+        f"{sum(r.code != 0 for r in ran)} blocked, "
+        f"{statistics.median(r.seconds for r in ran):.0f} s each (median)"
+    )
+    for r in builds.runs:  # published, or blocked with one line that says why
+        last = r.output.strip().splitlines()[-1] if r.output.strip() else ""
+        assert r.code == 0 or last.startswith("error:"), r.output[-3000:]
         assert "Traceback" not in r.output, r.output[-3000:]
     assert any(r.command == "maintain" and r.code == 0 for r in builds.runs), [
         (r.command, r.code, r.output[-500:]) for r in builds.runs
     ]
 
-    # files: what is on disk per silver table does not grow with the run's length
-    tables = len(list((shop.root / "lake" / "silver").iterdir()))
+    # files: each silver table's current version stays a few files (compaction and the
+    # tail's folds); files past the vacuum's retention (an hour at least) leave the disk
+    live = [s.live_silver_files for s in sampler.samples if s.live_silver_files]
+    assert live, "no sample of the live files"
+    busiest = max(max(files.values()) for files in live)
     final = sampler.samples[-1]
-    print(f"silver data files on disk: {final.silver_files} for {tables} tables")
-    assert final.silver_files <= 40 * tables, final.silver_files
+    print(
+        f"silver: at most {busiest} live files in a table; {final.silver_files} data files "
+        f"on disk at the end (vacuum retention {shop.maintenance_retention_hours} h)"
+    )
+    assert busiest <= MAX_LIVE_FILES, live[-1]
 
     # the lake equals the source, bronze holds every event once, and a build publishes
     committed = _changes(*summaries)

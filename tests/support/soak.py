@@ -104,6 +104,17 @@ def lake_files(settings: Settings, layer: str) -> int:
     return sum(1 for _ in (settings.root / "lake" / layer).glob("**/*.parquet"))
 
 
+def live_files(settings: Settings, layer: str) -> dict[str, int]:
+    """Data files of each table's current version in a layer of the lake."""
+    out = {}
+    for path in sorted((settings.root / "lake" / layer).glob("*/_delta_log")):
+        try:
+            out[path.parent.name] = len(DeltaTable(str(path.parent)).file_uris())
+        except Exception:  # being created or committed to: the next sample reads it
+            continue
+    return out
+
+
 def disk_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in path.glob("**/*") if p.is_file()) / 2**20
 
@@ -113,8 +124,9 @@ class Sample:
     at: float  # seconds since the run began
     lag_s: float | None  # now minus the newest source commit in the watched silver table
     rss_mb: dict[str, float]
-    silver_files: int
+    silver_files: int  # on disk, live or not
     bronze_files: int
+    live_silver_files: dict[str, int] | None  # per table, every ``live_every`` samples
 
 
 @dataclass
@@ -125,6 +137,7 @@ class Sampler:
     services: list[Service]
     watched: str  # the silver table whose freshness is sampled (a busy one)
     every_s: float = 1.0
+    live_every: int = 10
     samples: list[Sample] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -135,8 +148,10 @@ class Sampler:
 
     def _run(self) -> None:
         uri = self.settings.table_uri("silver", self.watched)
+        n = 0
         while not self._stop.wait(self.every_s):
             newest = newest_source_ts(uri)
+            n += 1
             self.samples.append(
                 Sample(
                     at=time.monotonic() - self.began,
@@ -144,6 +159,9 @@ class Sampler:
                     rss_mb={s.name: s.rss_mb() for s in self.services},
                     silver_files=lake_files(self.settings, "silver"),
                     bronze_files=lake_files(self.settings, "bronze"),
+                    live_silver_files=(
+                        live_files(self.settings, "silver") if n % self.live_every == 0 else None
+                    ),
                 )
             )
 
