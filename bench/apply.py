@@ -5,7 +5,8 @@ snapshot that made it, then a batch of ``--changes`` new changes (a tenth of the
 default: 60 % updates of random keys, a twentieth of them with an unchanged-TOAST
 placeholder, 10 % deletes, 30 % inserts). Built once with Arrow and delta-rs and cached
 under ``<data-dir>/bench/apply-<rows>-<changes>/``. Each engine then applies the batch to
-its own copy of the silver table, in its own process:
+its own copy of the silver table, in its own process started cold, after the bronze
+change log was read once (each finds it in the page cache alike):
 
 - delta-rs: ``lakehouse.lake.silver.apply``;
 - Spark: ``lakehouse.lake.spark_silver.apply`` on ``settings.spark_master`` (local[2]),
@@ -33,13 +34,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 
+from bench import record
 from lakehouse.cdc.decode import bronze_schema
 from lakehouse.contracts import Contract, load_contracts
 from lakehouse.lake import bronze, delta
 from lakehouse.lake.silver import APP_ID, UNAVAILABLE, silver_schema
 from lakehouse.settings import Settings
 
-RESULTS = Path(__file__).parent / "results"
 TOPIC = "bench.public.item"
 CHUNK = 1_000_000
 CONTRACT = """\
@@ -196,6 +197,7 @@ def _spawn(engine: str, home: Path, driver_memory: str) -> dict[str, Any]:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     shutil.copytree(home / "silver", work / "silver")
+    record.warm_page_cache(home / "bronze", work / "silver")
     try:
         out = subprocess.run(
             [
@@ -268,18 +270,23 @@ def main() -> None:
         f"delta-rs / Spark: [bold]{ratio:.2f}x[/] (apply only), "
         f"[bold]{ratio_startup:.2f}x[/] with start-up; same silver rows: {same}"
     )
-    summary = {
-        "rows": args.rows,
-        "changes": changes,
-        "spark_master": Settings().spark_master,
-        "driver_memory": args.driver_memory,
-        "results": results,
-        "delta_rs_vs_spark": ratio,
-        "delta_rs_vs_spark_with_startup": ratio_startup,
-        "same_silver": same,
-    }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "apply.json").write_text(json.dumps(summary, indent=2))
+    record.write(
+        "apply",
+        {"same_silver": same},
+        parameters={
+            "rows": args.rows,
+            "changes": changes,
+            "mix": "60% updates (a twentieth with TOAST placeholders), 10% deletes, 30% inserts",
+            "spark_master": Settings().spark_master,
+            "driver_memory": args.driver_memory,
+        },
+        peers=results,
+        ratios={
+            "delta_rs_vs_spark": ratio,
+            "delta_rs_vs_spark_with_startup": ratio_startup,
+        },
+        libraries=("deltalake", "pyarrow", "pyspark", "delta-spark"),
+    )
     if not same:
         raise SystemExit("the two engines' silver tables differ")
 
