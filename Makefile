@@ -12,7 +12,7 @@ export UV_PYTHON ?= $(shell command -v $(PYTHON))
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: demo test test-fast lint format docs clean bench bench-cdc bench-apply bench-engines bench-forecast bench-search bench-propositions bench-api
+.PHONY: demo test test-fast lint format docs clean bench bench-cdc bench-apply bench-engines bench-forecast bench-search bench-propositions bench-api bench-readme
 
 demo: $(STAMP)  ## the shop live in PostgreSQL + Debezium (or recorded files) -> ingest -> dbt build -> status -> dashboards (Superset)
 	$(VENV)/bin/lakehouse demo
@@ -56,6 +56,9 @@ $(VEGETA):  # the load generator of bench-api, built once outside the checkout
 
 bench-api: $(STAMP) $(VEGETA)  ## the API under load (vegeta): 200 requests/s mixed over search, propositions and forecasts, p95 and errors (the served shop, ~3 min to build once)
 	$(VENV)/bin/python -m bench.api
+
+bench-readme: $(STAMP)  ## regenerate bench/README.md from the records in bench/results/
+	$(VENV)/bin/python -m bench.readme
 
 bench-search: $(STAMP)  ## product search nDCG@10/recall@10 (BM25, vectors, hybrid) on the labelled queries, latency, embedding speed, refresh cost at 10x (~2 min)
 	$(VENV)/bin/python -m bench.search
