@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -198,6 +199,7 @@ def _spawn(engine: str, home: Path, driver_memory: str) -> dict[str, Any]:
     work.mkdir()
     shutil.copytree(home / "silver", work / "silver")
     record.warm_page_cache(home / "bronze", work / "silver")
+    load = os.getloadavg()[0]  # the machine is shared: what else ran beside this peer
     try:
         out = subprocess.run(
             [
@@ -210,6 +212,7 @@ def _spawn(engine: str, home: Path, driver_memory: str) -> dict[str, Any]:
         ).stdout
         result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
         result["checksum"] = _checksum(str(work / "silver"))
+        result["load_1min_at_start"] = load
         return result
     finally:
         shutil.rmtree(work, ignore_errors=True)

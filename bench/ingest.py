@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -138,6 +139,7 @@ def _child(args: argparse.Namespace) -> None:
 def _spawn(contender: str, changes: Path, naive_events: int) -> dict[str, float]:
     work = Path(tempfile.mkdtemp(prefix=f"bench-{contender}-"))
     record.warm_page_cache(changes)  # every contender reads its input from memory alike
+    load = os.getloadavg()[0]  # the machine is shared: what else ran beside this peer
     try:
         out = subprocess.run(
             [
@@ -157,7 +159,9 @@ def _spawn(contender: str, changes: Path, naive_events: int) -> dict[str, float]
             capture_output=True,
             text=True,
         ).stdout
-        return json.loads(out.strip().splitlines()[-1])
+        result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+        result["load_1min_at_start"] = load
+        return result
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
