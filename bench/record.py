@@ -37,6 +37,7 @@ PROJECT = BENCH.parent
 ENVELOPE = ("benchmark", "date", "machine", "versions", "parameters", "peers", "ratios")
 # what every benchmark's own figures may not shadow: the writer measures these itself
 _OWN = {"benchmark", "date", "machine", "versions"}
+_RENDERED = ("bench/results/", "bench/README.md")
 
 
 def machine() -> dict[str, Any]:
@@ -90,12 +91,11 @@ def versions(libraries: Iterable[str] = (), **others: str | None) -> dict[str, A
     found: dict[str, Any] = {
         "python": platform.python_version(),
         "commit": _git("rev-parse", "HEAD"),
-        # changes beside the results themselves: the code measured was not the commit's
+        # changes beside the records and the README rendered from them: the code measured
+        # was not the commit's
         "work_tree_clean": None
         if status is None
-        else not [
-            line for line in status.splitlines() if not line[3:].startswith("bench/results/")
-        ],
+        else not [line for line in status.splitlines() if not line[3:].startswith(_RENDERED)],
     }
     for name in libraries:
         try:
@@ -116,8 +116,10 @@ def write(
     libraries: Sequence[str] = (),
     other_versions: Mapping[str, str | None] | None = None,
     name: str | None = None,
+    directory: Path = RESULTS,
 ) -> Path:
-    """Write the run's record as ``bench/results/<name or benchmark>.json``; its path.
+    """Write the run's record as ``bench/results/<name or benchmark>.json`` (under
+    ``directory``); its path.
 
     ``figures`` is what the benchmark measured beyond its peers and ratios; keys of the
     envelope in it (a benchmark that wrote its own ``machine`` or ``date``) give way to
@@ -133,8 +135,8 @@ def write(
         "ratios": {**rest.pop("ratios", {}), **(ratios or {})},
         "figures": rest,
     }
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"{name or benchmark}.json"
+    directory.mkdir(parents=True, exist_ok=True)
+    out = directory / f"{name or benchmark}.json"
     out.write_text(json.dumps(record, indent=2, default=str) + "\n")
     return out
 

@@ -230,8 +230,9 @@ def main() -> None:
             "products": args.products,
             "refresh_products": 10 * args.products,
             "queries": result["quality"]["queries"],
-            "timing": "every mode's queries timed once each, after the embedder's weights "
-            "loaded, with no query embedding remembered from another mode",
+            "timing": "each query timed once per mode, the modes taking turns, after the "
+            "embedder's weights loaded and one untimed search per mode, with no query "
+            "embedding remembered from an earlier search",
         },
         peers=modes,
         ratios={
