@@ -95,15 +95,12 @@ def _flat(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
         for key, item in value.items():
             out += _flat(item, f"{prefix}.{key}" if prefix else str(key))
         return out
-    if isinstance(value, list) and value and isinstance(value[0], Mapping):
-        out = []
-        for i, item in enumerate(value):
-            out += _flat(item, f"{prefix}[{i}]")
-        return out
     return [(prefix, value)]
 
 
 def _cell(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(_cell(v) for v in value)
     if isinstance(value, float):
         return number(value, 0 if abs(value) >= 1000 else 3)
     if isinstance(value, int) and not isinstance(value, bool):
@@ -121,17 +118,36 @@ def generic(record: Mapping[str, Any]) -> str:
     ]
     peers = record.get("peers") or {}
     if peers:
-        columns: list[str] = []
-        flat = {name: dict(_flat(figures)) for name, figures in peers.items()}
-        for figures in flat.values():
-            columns += [c for c in figures if c not in columns]
-        rows = [[name, *(_cell(f.get(c)) for c in columns)] for name, f in flat.items()]
-        parts.append(table(["peer", *columns], rows))
+        parts.append(_wide(["peer"], [(name, dict(_flat(f))) for name, f in peers.items()]))
     for title in ("ratios", "parameters", "figures"):
-        pairs = _flat(record.get(title) or {})
+        section = dict(record.get(title) or {})
+        # a list of like mappings (one per run or variant) reads best as a table of its own
+        lists = {k: v for k, v in section.items() if _rows_of_mappings(v)}
+        pairs = _flat({k: v for k, v in section.items() if k not in lists})
         if pairs:
-            parts.append(table([title[:-1], "value"], [[k, _cell(v)] for k, v in pairs]))
+            parts.append(
+                table([title.removesuffix("s"), "value"], [[k, _cell(v)] for k, v in pairs])
+            )
+        for key, rows in lists.items():
+            parts.append(
+                f"`{key}`:\n\n"
+                + _wide(["#"], [(str(i), dict(_flat(r))) for i, r in enumerate(rows)])
+            )
     return "\n\n".join(parts) + "\n"
+
+
+def _rows_of_mappings(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, Mapping) for v in value)
+
+
+def _wide(first: list[str], rows: list[tuple[str, dict[str, Any]]]) -> str:
+    """Rows of flattened figures as one table, a column per key any row has."""
+    columns: list[str] = []
+    for _, figures in rows:
+        columns += [c for c in figures if c not in columns]
+    return table(
+        [*first, *columns], [[name, *(_cell(f.get(c)) for c in columns)] for name, f in rows]
+    )
 
 
 def _environment() -> jinja2.Environment:

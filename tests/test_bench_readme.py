@@ -78,7 +78,10 @@ def test_a_record_holds_the_envelope_whatever_the_benchmark_wrote(tmp_path: Path
 def test_a_benchmark_without_a_template_gets_a_generic_section(tmp_path: Path) -> None:
     record.write(
         "made_up",
-        {"freshness": {"p95_s": 4.25}},
+        {
+            "freshness": {"p95_s": 4.25},
+            "runs": [{"keys": "shop", "p95_s": 1.0}, {"keys": "uniform", "p95_s": 9.0}],
+        },
         parameters={"rows": 10_000_000},
         peers={"ours": {"p50_s": 0.5}, "whole-file merge": {"p50_s": 12.0, "extra": 3}},
         ratios={"ours_vs_merge": 24.0},
@@ -90,6 +93,7 @@ def test_a_benchmark_without_a_template_gets_a_generic_section(tmp_path: Path) -
     assert "| whole-file merge | 12.000 | 3 |" in text
     assert "| freshness.p95_s | 4.250 |" in text
     assert "| rows | 10,000,000 |" in text
+    assert "| # | keys | p95_s |" in text and "| 1 | uniform | 9.000 |" in text
 
 
 def test_a_figure_a_template_needs_and_the_record_lacks_is_an_error(tmp_path: Path) -> None:
