@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -35,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 
-from bench import record
+from bench import peer, record
 from lakehouse.cdc.decode import bronze_schema
 from lakehouse.contracts import Contract, load_contracts
 from lakehouse.lake import bronze, delta
@@ -198,19 +197,13 @@ def _spawn(engine: str, home: Path, driver_memory: str) -> dict[str, Any]:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     shutil.copytree(home / "silver", work / "silver")
-    record.warm_page_cache(home / "bronze", work / "silver")
+    peer.warm_page_cache(home / "bronze", work / "silver")
     load = os.getloadavg()[0]  # the machine is shared: what else ran beside this peer
     try:
-        out = subprocess.run(
-            [
-                *(sys.executable, "-m", "bench.apply", "--child", engine),
-                *("--home", str(home), "--work", str(work), "--driver-memory", driver_memory),
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+        result = peer.in_own_process(
+            *("bench.apply", "--child", engine, "--home", str(home), "--work", str(work)),
+            *("--driver-memory", driver_memory),
+        )
         result["checksum"] = _checksum(str(work / "silver"))
         result["load_1min_at_start"] = load
         return result

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -36,7 +35,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import record
+from bench import peer, record
 from bench.dashboard_queries import QUERIES
 from lakehouse.cdc.file_source import FileSource
 from lakehouse.cdc.lander import ingest
@@ -204,17 +203,9 @@ def _measure_one(engine: str, scale: int, repeat: int) -> dict[str, Any]:
 
 
 def _spawn(engine: str, scale: int, repeat: int) -> dict[str, Any]:
-    out = subprocess.run(
-        [
-            *(sys.executable, "-m", "bench.engines", "--child", engine),
-            *("--scales", str(scale), "--repeat", str(repeat)),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    return result
+    return peer.in_own_process(
+        *("bench.engines", "--child", engine, "--scales", str(scale), "--repeat", str(repeat))
+    )
 
 
 def main() -> None:

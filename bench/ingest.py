@@ -23,7 +23,6 @@ import json
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench import record
+from bench import peer, record
 from lakehouse.cdc.file_source import FileSource
 from lakehouse.contracts import load_contracts
 from lakehouse.settings import Settings
@@ -138,28 +137,13 @@ def _child(args: argparse.Namespace) -> None:
 
 def _spawn(contender: str, changes: Path, naive_events: int) -> dict[str, float]:
     work = Path(tempfile.mkdtemp(prefix=f"bench-{contender}-"))
-    record.warm_page_cache(changes)  # every contender reads its input from memory alike
+    peer.warm_page_cache(changes)  # every contender reads its input from memory alike
     load = os.getloadavg()[0]  # the machine is shared: what else ran beside this peer
     try:
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bench.ingest",
-                "--child",
-                contender,
-                "--changes",
-                str(changes),
-                "--work",
-                str(work),
-                "--naive-events",
-                str(naive_events),
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+        result: dict[str, float] = peer.in_own_process(
+            *("bench.ingest", "--child", contender, "--changes", str(changes)),
+            *("--work", str(work), "--naive-events", str(naive_events)),
+        )
         result["load_1min_at_start"] = load
         return result
     finally:

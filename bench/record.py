@@ -153,16 +153,3 @@ def load(path: Path) -> dict[str, Any]:
 def records(directory: Path = RESULTS) -> list[dict[str, Any]]:
     """Every record under ``directory``, by file name."""
     return [load(p) for p in sorted(directory.glob("*.json"))]
-
-
-def warm_page_cache(*paths: Path) -> int:
-    """Read every file under ``paths`` once, so each peer after it finds its input in the
-    OS page cache (none pays the disk for the others); the bytes read."""
-    total = 0
-    for root in paths:
-        for path in [root] if root.is_file() else sorted(root.rglob("*")):
-            if path.is_file():
-                with path.open("rb") as f:
-                    while chunk := f.read(1 << 20):
-                        total += len(chunk)
-    return total

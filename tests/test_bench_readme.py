@@ -16,7 +16,7 @@ import pytest
 from bench import readme, record
 
 # the modules of bench/ that are not benchmarks
-NOT_BENCHMARKS = {"__init__", "record", "readme", "dashboard_queries"}
+NOT_BENCHMARKS = {"__init__", "record", "readme", "peer", "dashboard_queries"}
 BENCHMARKS = sorted(p for p in record.BENCH.glob("*.py") if p.stem not in NOT_BENCHMARKS)
 
 
