@@ -135,13 +135,13 @@ def _debezium_alone(settings: Settings, expected: int | None) -> float:
     engine = DebeziumJsonEngine(
         properties=props, handler=counting.handler, jvm_opts=jvm_options(settings)
     )
+    java_engine = engine.engine
     thread = threading.Thread(target=engine.run, daemon=True)
     started = time.monotonic()
     thread.start()
     if expected is None:
         time.sleep(8)
-        engine.close()
-        thread.join(60)
+        _stop(settings, java_engine, thread)
         return 0.0
     first: tuple[float, int] | None = None  # (when, records) at the first delivery
     while counting.count < expected and time.monotonic() - started < 900:
@@ -149,10 +149,29 @@ def _debezium_alone(settings: Settings, expected: int | None) -> float:
             first = (time.monotonic(), counting.count)
         time.sleep(0.005)
     end, total = time.monotonic(), counting.count
-    engine.close()
-    thread.join(60)
+    _stop(settings, java_engine, thread)
     assert first is not None, "Debezium delivered nothing"
     return (total - first[1]) / (end - first[0])
+
+
+def _stop(settings: Settings, java_engine: Any, thread: threading.Thread) -> None:
+    """Close Debezium alone as capture closes its engine (asked again while it is still
+    starting: a loaded machine starts it slowly), then wait until PostgreSQL has let go
+    of its slot, so that its next run (or capture) starts at once."""
+    from lakehouse.cdc.debezium import _stop_engine
+    from lakehouse.oltp.client import connect
+
+    _stop_engine(java_engine, thread)
+    deadline = time.monotonic() + 120
+    with connect(settings, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "select active_pid from pg_replication_slots where slot_name = 'bench_alone'"
+            ).fetchone()
+            if row is None or row[0] is None:
+                return
+            time.sleep(0.5)
+    raise RuntimeError("Debezium alone did not let go of its replication slot in 120 s")
 
 
 def _capture_until(settings: Settings, records: int, timeout: float = 900) -> float:
