@@ -39,6 +39,7 @@ from lakehouse.cdc.decode import bronze_schema
 from lakehouse.contracts import Contract, load_contracts
 from lakehouse.lake import bronze, delta
 from lakehouse.lake.silver import APP_ID, UNAVAILABLE, silver_schema
+from lakehouse.lake.spark_session import DELTA_VERSION
 from lakehouse.settings import Settings
 
 TOPIC = "bench.public.item"
@@ -281,7 +282,8 @@ def main() -> None:
             "delta_rs_vs_spark": ratio,
             "delta_rs_vs_spark_with_startup": ratio_startup,
         },
-        libraries=("deltalake", "pyarrow", "pyspark", "delta-spark"),
+        libraries=("deltalake", "pyarrow", "pyspark"),
+        other_versions={"delta-spark": DELTA_VERSION},  # its jars, fetched by spark_session
     )
     if not same:
         raise SystemExit("the two engines' silver tables differ")

@@ -254,6 +254,7 @@ def main() -> None:
             TrinoServer(stack).stop()
             minio.stop()
     _report(results)
+    from lakehouse.lake.spark_session import DELTA_VERSION
     from lakehouse.supervisors.trino import DEFAULT_VERSION
 
     peers, ratios = {}, {}
@@ -280,8 +281,11 @@ def main() -> None:
         },
         peers=peers,
         ratios=ratios,
-        libraries=("duckdb", "trino", "pyspark", "delta-spark", "deltalake", "dbt-duckdb"),
-        other_versions={"trino_server": DEFAULT_VERSION if "trino" in args.engines else None},
+        libraries=("duckdb", "trino", "pyspark", "deltalake", "dbt-duckdb"),
+        other_versions={
+            "trino_server": DEFAULT_VERSION if "trino" in args.engines else None,
+            "delta-spark": DELTA_VERSION if "spark" in args.engines else None,
+        },
     )
 
 
