@@ -34,21 +34,27 @@ format: $(STAMP)
 
 bench: $(STAMP)  ## ingest throughput against the naive merge and the parse-and-write ceiling
 	$(VENV)/bin/python -m bench.ingest
+	$(VENV)/bin/python -m bench.readme
 
 bench-cdc: $(STAMP)  ## live CDC latency and throughput (PostgreSQL + Debezium + lander), ~8 min
 	$(VENV)/bin/python -m bench.cdc
+	$(VENV)/bin/python -m bench.readme
 
 bench-apply: $(STAMP)  ## silver apply throughput, delta-rs vs Spark, on a silver table of 10,000,000 rows
 	$(VENV)/bin/python -m bench.apply
+	$(VENV)/bin/python -m bench.readme
 
 bench-engines: $(STAMP)  ## dashboard queries over the marts: DuckDB vs Trino vs Spark SQL, 1x and 10x scale
 	$(VENV)/bin/python -m bench.engines
+	$(VENV)/bin/python -m bench.readme
 
 bench-forecast: $(STAMP)  ## demand forecast WAPE vs both baselines and the generator's oracle, coverage, train+score time (default shop, ~1 min to generate once)
 	$(VENV)/bin/python -m bench.forecast
+	$(VENV)/bin/python -m bench.readme
 
 bench-propositions: $(STAMP)  ## propositions MAP@10/nDCG@10/recall@10 vs every baseline and the generator's oracle, training time (the default shop of bench-forecast)
 	$(VENV)/bin/python -m bench.propositions
+	$(VENV)/bin/python -m bench.readme
 
 VEGETA := $(HOME)/.cache/lakehouse/bin/vegeta
 $(VEGETA):  # the load generator of bench-api, built once outside the checkout
@@ -56,12 +62,14 @@ $(VEGETA):  # the load generator of bench-api, built once outside the checkout
 
 bench-api: $(STAMP) $(VEGETA)  ## the API under load (vegeta): 200 requests/s mixed over search, propositions and forecasts, p95 and errors (the served shop, ~3 min to build once)
 	$(VENV)/bin/python -m bench.api
+	$(VENV)/bin/python -m bench.readme
 
 bench-readme: $(STAMP)  ## regenerate bench/README.md from the records in bench/results/
 	$(VENV)/bin/python -m bench.readme
 
 bench-search: $(STAMP)  ## product search nDCG@10/recall@10 (BM25, vectors, hybrid) on the labelled queries, latency, embedding speed, refresh cost at 10x (~2 min)
 	$(VENV)/bin/python -m bench.search
+	$(VENV)/bin/python -m bench.readme
 
 docs: $(STAMP)  ## dbt docs as a static site under the data directory
 	$(VENV)/bin/lakehouse dbt docs generate
