@@ -80,7 +80,7 @@ def _git(*args: str) -> str | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip()
+    return out.stdout.rstrip("\n")  # not strip(): a status line starts with a space
 
 
 def versions(libraries: Iterable[str] = (), **others: str | None) -> dict[str, Any]:
