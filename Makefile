@@ -12,7 +12,7 @@ export UV_PYTHON ?= $(shell command -v $(PYTHON))
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: demo test test-fast lint format docs clean bench bench-cdc bench-apply bench-engines bench-forecast bench-search bench-propositions bench-api soak
+.PHONY: demo test test-fast lint format docs clean bench bench-cdc bench-apply bench-engines bench-forecast bench-search bench-propositions bench-api bench-readme soak
 
 demo: $(STAMP)  ## the shop live in PostgreSQL + Debezium (or recorded files) -> ingest -> dbt build -> status -> dashboards (Superset)
 	$(VENV)/bin/lakehouse demo
@@ -34,21 +34,27 @@ format: $(STAMP)
 
 bench: $(STAMP)  ## ingest throughput against the naive merge and the parse-and-write ceiling
 	$(VENV)/bin/python -m bench.ingest
+	$(VENV)/bin/python -m bench.readme
 
 bench-cdc: $(STAMP)  ## live CDC latency and throughput (PostgreSQL + Debezium + lander), ~8 min
 	$(VENV)/bin/python -m bench.cdc
+	$(VENV)/bin/python -m bench.readme
 
 bench-apply: $(STAMP)  ## silver apply throughput, delta-rs vs Spark, on a silver table of 10,000,000 rows
 	$(VENV)/bin/python -m bench.apply
+	$(VENV)/bin/python -m bench.readme
 
 bench-engines: $(STAMP)  ## dashboard queries over the marts: DuckDB vs Trino vs Spark SQL, 1x and 10x scale
 	$(VENV)/bin/python -m bench.engines
+	$(VENV)/bin/python -m bench.readme
 
 bench-forecast: $(STAMP)  ## demand forecast WAPE vs both baselines and the generator's oracle, coverage, train+score time (default shop, ~1 min to generate once)
 	$(VENV)/bin/python -m bench.forecast
+	$(VENV)/bin/python -m bench.readme
 
 bench-propositions: $(STAMP)  ## propositions MAP@10/nDCG@10/recall@10 vs every baseline and the generator's oracle, training time (the default shop of bench-forecast)
 	$(VENV)/bin/python -m bench.propositions
+	$(VENV)/bin/python -m bench.readme
 
 VEGETA := $(HOME)/.cache/lakehouse/bin/vegeta
 $(VEGETA):  # the load generator of bench-api, built once outside the checkout
@@ -56,9 +62,14 @@ $(VEGETA):  # the load generator of bench-api, built once outside the checkout
 
 bench-api: $(STAMP) $(VEGETA)  ## the API under load (vegeta): 200 requests/s mixed over search, propositions and forecasts, p95 and errors (the served shop, ~3 min to build once)
 	$(VENV)/bin/python -m bench.api
+	$(VENV)/bin/python -m bench.readme
+
+bench-readme: $(STAMP)  ## regenerate bench/README.md from the records in bench/results/
+	$(VENV)/bin/python -m bench.readme
 
 bench-search: $(STAMP)  ## product search nDCG@10/recall@10 (BM25, vectors, hybrid) on the labelled queries, latency, embedding speed, refresh cost at 10x (~2 min)
 	$(VENV)/bin/python -m bench.search
+	$(VENV)/bin/python -m bench.readme
 
 soak: $(STAMP)  ## the live shop for an hour with restarts, builds and maintenance (make test runs the same soak for 2 minutes)
 	LAKEHOUSE_SOAK_SECONDS=$${LAKEHOUSE_SOAK_SECONDS:-3600} $(VENV)/bin/pytest -p no:cacheprovider -s tests/e2e/test_soak.py

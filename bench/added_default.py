@@ -10,26 +10,21 @@ holds that many rows.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from deltalake import DeltaTable
 
+from bench import record
 from lakehouse.cdc.debezium import CaptureReport, capture
 from lakehouse.cdc.lander import ingest
 from lakehouse.oltp.client import connect
 from lakehouse.oltp.simulate import SimulateParams, simulate
 from lakehouse.settings import Settings
 from tests.support.oltp import oltp_cluster
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def _all_default(settings: Settings) -> bool:
@@ -95,13 +90,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default="5000", help="clients table sizes, comma-separated")
     args = parser.parse_args()
-    results: dict[str, Any] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "runs": [measure(int(n)) for n in args.rows.split(",")],
-    }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "added_default.json").write_text(json.dumps(results, indent=2))
+    results: dict[str, Any] = {"runs": [measure(int(n)) for n in args.rows.split(",")]}
+    record.write(
+        "added_default",
+        parameters={"rows": args.rows},
+        peers={f"{run['rows']} rows": run for run in results["runs"]},
+        libraries=("deltalake", "pydbzengine", "psycopg"),
+    )
     for run in results["runs"]:
         print(
             f"{run['rows']:>9,} rows: ALTER to silver holding the default in "

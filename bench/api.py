@@ -19,14 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import shutil
 import socket
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -36,13 +34,13 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from bench import record
 from lakehouse.settings import Settings, load_settings
 from lakehouse.warehouse import connect
 
 BENCH = Path(__file__).resolve().parent
 VEGETA_MODULE = "github.com/tsenart/vegeta/v12@v12.13.0"
 VEGETA = Path.home() / ".cache" / "lakehouse" / "bin" / "vegeta"
-RESULTS = BENCH / "results"
 console = Console()
 BAR_P95_MS = 50.0
 # queries as a search log has them: a few asked often, most rarely (Zipf, s = 1.1) over
@@ -227,13 +225,6 @@ def run(data_dir: Path | None, rate: float, seconds: float, seed: int) -> dict[s
         server.wait(timeout=30)
     summary = _summary(results)
     return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "load_1min_after": round(os.getloadavg()[0], 2),
-        },
-        "python": platform.python_version(),
         "data_dir": str(settings.root),
         "clients": len(clients),
         "products": len(products),
@@ -289,9 +280,27 @@ def main() -> None:
     args = parser.parse_args()
     result = run(args.data_dir, args.rate, args.seconds, args.seed)
     show(result)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "api.json"
-    out.write_text(json.dumps(result, indent=2))
+    latency = result["latency"]
+    out = record.write(
+        "api",
+        result,
+        parameters={
+            "rate_per_s": args.rate,
+            "seconds": args.seconds,
+            "seed": args.seed,
+            "warm_up_requests": 300,
+            "clients": result["clients"],
+            "products": result["products"],
+            "distinct_queries": result["distinct_queries"],
+        },
+        peers={
+            "api (search, propositions, forecast)": latency["all"],
+            "/health": latency["health"],
+        },
+        ratios={"p95_vs_bar": latency["all"]["p95_ms"] / BAR_P95_MS},
+        libraries=("fastapi", "uvicorn", "httpx", "qdrant-client", "duckdb", "numpy"),
+        other_versions={"vegeta": VEGETA_MODULE.rsplit("@v", 1)[1]},
+    )
     console.print(f"results: {out}")
 
 

@@ -5,7 +5,8 @@ snapshot that made it, then a batch of ``--changes`` new changes (a tenth of the
 default: 60 % updates of random keys, a twentieth of them with an unchanged-TOAST
 placeholder, 10 % deletes, 30 % inserts). Built once with Arrow and delta-rs and cached
 under ``<data-dir>/bench/apply-<rows>-<changes>/``. Each engine then applies the batch to
-its own copy of the silver table, in its own process:
+its own copy of the silver table, in its own process started cold, after the bronze
+change log was read once (each finds it in the page cache alike):
 
 - delta-rs: ``lakehouse.lake.silver.apply``;
 - Spark: ``lakehouse.lake.spark_silver.apply`` on ``settings.spark_master`` (local[2]),
@@ -20,8 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -33,13 +34,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, write_deltalake
 
+from bench import peer, record
 from lakehouse.cdc.decode import bronze_schema
 from lakehouse.contracts import Contract, load_contracts
 from lakehouse.lake import bronze, delta
 from lakehouse.lake.silver import APP_ID, UNAVAILABLE, silver_schema
+from lakehouse.lake.spark_session import DELTA_VERSION
 from lakehouse.settings import Settings
 
-RESULTS = Path(__file__).parent / "results"
 TOPIC = "bench.public.item"
 CHUNK = 1_000_000
 CONTRACT = """\
@@ -196,18 +198,15 @@ def _spawn(engine: str, home: Path, driver_memory: str) -> dict[str, Any]:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     shutil.copytree(home / "silver", work / "silver")
+    peer.warm_page_cache(home / "bronze", work / "silver")
+    load = os.getloadavg()[0]  # the machine is shared: what else ran beside this peer
     try:
-        out = subprocess.run(
-            [
-                *(sys.executable, "-m", "bench.apply", "--child", engine),
-                *("--home", str(home), "--work", str(work), "--driver-memory", driver_memory),
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+        result = peer.in_own_process(
+            *("bench.apply", "--child", engine, "--home", str(home), "--work", str(work)),
+            *("--driver-memory", driver_memory),
+        )
         result["checksum"] = _checksum(str(work / "silver"))
+        result["load_1min_at_start"] = load
         return result
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -268,18 +267,24 @@ def main() -> None:
         f"delta-rs / Spark: [bold]{ratio:.2f}x[/] (apply only), "
         f"[bold]{ratio_startup:.2f}x[/] with start-up; same silver rows: {same}"
     )
-    summary = {
-        "rows": args.rows,
-        "changes": changes,
-        "spark_master": Settings().spark_master,
-        "driver_memory": args.driver_memory,
-        "results": results,
-        "delta_rs_vs_spark": ratio,
-        "delta_rs_vs_spark_with_startup": ratio_startup,
-        "same_silver": same,
-    }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "apply.json").write_text(json.dumps(summary, indent=2))
+    record.write(
+        "apply",
+        {"same_silver": same},
+        parameters={
+            "rows": args.rows,
+            "changes": changes,
+            "mix": "60% updates (a twentieth with TOAST placeholders), 10% deletes, 30% inserts",
+            "spark_master": Settings().spark_master,
+            "driver_memory": args.driver_memory,
+        },
+        peers=results,
+        ratios={
+            "delta_rs_vs_spark": ratio,
+            "delta_rs_vs_spark_with_startup": ratio_startup,
+        },
+        libraries=("deltalake", "pyarrow", "pyspark"),
+        other_versions={"delta-spark": DELTA_VERSION},  # its jars, fetched by spark_session
+    )
     if not same:
         raise SystemExit("the two engines' silver tables differ")
 

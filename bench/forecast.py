@@ -19,7 +19,6 @@ forecast-seed<seed>.json`` and a table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import time
@@ -30,6 +29,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bench import record
 from lakehouse.generate import GenerateParams, generate
 from lakehouse.settings import load_settings
 from ml.demand.models import BASELINES
@@ -43,7 +43,6 @@ from tests.support.demand import (
     warehouse_truth_panel,
 )
 
-RESULTS = Path(__file__).parent / "results"
 DATA = Path(".lakehouse") / "bench" / "forecast"
 BAR = 0.80  # the champion's WAPE over the better baseline's, at most
 console = Console()
@@ -144,14 +143,45 @@ def report(result: dict[str, Any]) -> None:
     )
 
 
+def as_record(result: dict[str, Any]) -> dict[str, Any]:
+    """The run as a record: every model, baseline and the oracle a peer, scored on the
+    same origin x target-week rows."""
+    best, oracle = result["best_baseline_wape"], result["oracle_wape"]
+
+    def role(name: str) -> str:
+        if name == result["champion"]:
+            return "champion"
+        return "baseline" if name in BASELINES else "candidate"
+
+    peers = {name: {"wape": wape, "role": role(name)} for name, wape in result["wape"].items()}
+    peers["oracle"] = {"wape": oracle, "role": "oracle (the expected units sampled from)"}
+    figures = {k: v for k, v in result.items() if k not in ("wape", "seed", "load_average_1m")}
+    return {
+        **figures,
+        "parameters": {
+            "seed": result["seed"],
+            "shop": "the default shop (lakehouse generate, default parameters)",
+            "origins": len(result["origins"]),
+            "load_1min_at_start": result["load_average_1m"],
+        },
+        "peers": peers,
+        "ratios": {
+            "champion_vs_best_baseline_wape": result["champion_wape"] / best,
+            "champion_vs_oracle_wape": result["champion_wape"] / oracle,
+        },
+    }
+
+
 def seeded_main(
     name: str,
     description: str,
     run_bench: Callable[[Path, int], dict[str, Any]],
     show: Callable[[dict[str, Any]], None],
+    to_record: Callable[[dict[str, Any]], dict[str, Any]],
+    libraries: tuple[str, ...],
 ) -> None:
     """The command line of a benchmark on the default shop: ``--data-dir``, ``--seed``;
-    the result as a table and as ``bench/results/<name>-seed<seed>.json``."""
+    the result as a table and as the record ``bench/results/<name>-seed<seed>.json``."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=42)
@@ -159,14 +189,19 @@ def seeded_main(
     data_dir = args.data_dir or DATA / f"seed{args.seed}"
     result = run_bench(data_dir.resolve(), args.seed)
     show(result)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"{name}-seed{args.seed}.json"
-    out.write_text(json.dumps(result, indent=2, default=str))
+    out = record.write(name, to_record(result), libraries=libraries, name=f"{name}-seed{args.seed}")
     console.print(f"results: {out}")
 
 
 def main() -> None:
-    seeded_main("forecast", __doc__.splitlines()[0], run, report)
+    seeded_main(
+        "forecast",
+        __doc__.splitlines()[0],
+        run,
+        report,
+        as_record,
+        ("statsforecast", "lightgbm", "mlforecast", "pandas", "numpy", "mlflow"),
+    )
 
 
 if __name__ == "__main__":

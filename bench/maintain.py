@@ -8,7 +8,7 @@ takes them. Then one maintenance run (its policy from the
 settings, the retention ``--retention-hours``: 0 stands for "the retention has passed").
 Reported: data files, bytes on disk against live bytes, versions, and the time to open
 and read the whole table (median of ``--reads``, each on a fresh ``DeltaTable``), before,
-after, and for the one-file copy. Written to ``bench/results/maintain.json``.
+after, and for the one-file copy. Recorded in ``bench/results/maintain.json`` (``bench/record.py``).
 
     .venv/bin/python -m bench.maintain
 """
@@ -16,7 +16,6 @@ after, and for the one-file copy. Written to ``bench/results/maintain.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -33,11 +32,11 @@ from deltalake import DeltaTable, write_deltalake
 from rich.console import Console
 from rich.table import Table
 
+from bench import record
 from lakehouse.pipeline.maintain import maintain
 from lakehouse.settings import load_settings
 
 BENCH = Path(__file__).resolve().parent
-RESULTS = BENCH / "results"
 
 
 def _rows(ids: np.ndarray, version: int, rng: np.random.Generator) -> pa.Table:
@@ -203,9 +202,19 @@ def main() -> None:
         args.reads,
         args.mode,
     )
-    RESULTS.mkdir(exist_ok=True)
-    name = "maintain.json" if args.mode == "merge" else f"maintain-{args.mode}.json"
-    (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
+    record.write(
+        "maintain",
+        {k: v for k, v in result.items() if k not in ("params", "before", "after", "one_file")},
+        parameters=result["params"],
+        peers={k: result[k] for k in ("before", "after", "one_file")},
+        ratios={
+            "read_after_over_one_file": result["read_after_over_one_file"],
+            "read_before_over_one_file": result["read_before_over_one_file"],
+            "disk_over_live_after": result["after"]["disk_over_live"],
+        },
+        libraries=("deltalake", "pyarrow"),
+        name="maintain" if args.mode == "merge" else f"maintain-{args.mode}",
+    )
     show(result)
 
 

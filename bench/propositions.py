@@ -143,8 +143,50 @@ def report(result: dict[str, Any]) -> None:
     )
 
 
+def as_record(result: dict[str, Any]) -> dict[str, Any]:
+    """The run as a record: the model, every baseline and the oracle a peer, trained
+    before the same cutoff and scored on the same clients' next 8 weeks."""
+    metrics = result["metrics"]
+    model = metrics[MODEL]["map_at_10"]
+    peers = {
+        name: {
+            **row,
+            "role": "baseline"
+            if name in result["baselines"]
+            else "oracle"
+            if name == ORACLE
+            else "model",
+        }
+        for name, row in metrics.items()
+    }
+    figures = {k: v for k, v in result.items() if k not in ("metrics", "seed", "load_average_1m")}
+    ratios = {f"model_vs_{b}_map": model / metrics[b]["map_at_10"] for b in BARS}
+    if ORACLE in metrics:
+        ratios["model_vs_oracle_map"] = model / metrics[ORACLE]["map_at_10"]
+    return {
+        **figures,
+        "parameters": {
+            "seed": result["seed"],
+            "shop": "the default shop of bench/forecast.py",
+            "cutoff": result["cutoff"],
+            "end": result["end"],
+            "clients_scored": result["clients_scored"],
+            "load_1min_at_start": result["load_average_1m"],
+        },
+        "peers": peers,
+        "ratios": ratios,
+    }
+
+
 def main() -> None:
-    seeded_main("propositions", __doc__.splitlines()[0], run, report)
+    seeded_main(
+        "propositions",
+        __doc__.splitlines()[0],
+        run,
+        report,
+        as_record,
+        ("implicit", "scipy", "pandas", "numpy", "mlflow"),
+    )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ Usage: ``python -m bench.search [--seed 42] [--products 300]``. Results:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import time
@@ -32,6 +31,7 @@ import pyarrow.compute as pc
 from rich.console import Console
 from rich.table import Table
 
+from bench import record
 from lakehouse.generate import GenerateParams, generate
 from lakehouse.search.embed import embedder
 from lakehouse.search.evaluate import Judged, evaluate
@@ -40,7 +40,6 @@ from lakehouse.search.retrieve import Fusion, Searcher, searcher
 from lakehouse.settings import Settings, load_settings
 from tests.search.labels import ground_truth_products, load_queries
 
-RESULTS = Path(__file__).parent / "results"
 DATA = Path(".lakehouse") / "bench" / "search"
 NDCG_BAR = 0.8
 P95_BAR_MS = 50.0
@@ -100,10 +99,10 @@ def tune(search: Searcher, judged: list[Judged]) -> dict[str, Any]:
     on_dev = {}
     for fusion in grid:
         search.fusion = fusion
-        on_dev[fusion] = evaluate(search, dev, modes=("hybrid",))[0][0].ndcg
+        on_dev[fusion] = evaluate(search, dev, modes=("hybrid",), fresh_queries=False)[0][0].ndcg
     best = max(grid, key=lambda f: (on_dev[f], f == default))
     search.fusion = best
-    scores, _ = evaluate(search, test)
+    scores, _ = evaluate(search, test, fresh_queries=False)
     search.fusion = default
     return {
         "chosen": {"kind": best.kind, "lexical_weight": best.lexical_weight},
@@ -221,9 +220,28 @@ def main() -> None:
         "cores": os.cpu_count(),
     }
     report(result)
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"search-seed{args.seed}.json"
-    out.write_text(json.dumps(result, indent=2, default=str))
+    modes = result["quality"].pop("modes")
+    hybrid = modes["hybrid"]["ndcg"]
+    out = record.write(
+        "search",
+        result,
+        parameters={
+            "seed": args.seed,
+            "products": args.products,
+            "refresh_products": 10 * args.products,
+            "queries": result["quality"]["queries"],
+            "timing": "each query timed once per mode, the modes taking turns, after the "
+            "embedder's weights loaded and one untimed search per mode, with no query "
+            "embedding remembered from an earlier search",
+        },
+        peers=modes,
+        ratios={
+            "hybrid_vs_bm25_ndcg": hybrid / modes["bm25"]["ndcg"],
+            "hybrid_vs_dense_ndcg": hybrid / modes["dense"]["ndcg"],
+        },
+        libraries=("qdrant-client", "bm25s", "tokenizers", "safetensors", "numpy"),
+        name=f"search-seed{args.seed}",
+    )
     console.print(f"results: {out}")
 
 

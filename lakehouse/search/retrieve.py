@@ -193,6 +193,12 @@ class Searcher:
                 self._vectors[query] = found
         return found
 
+    def forget_queries(self) -> None:
+        """Empty the query embeddings remembered so far: the next search of any query
+        embeds it again (a benchmark times every mode on queries it meets first)."""
+        with self._vectors_lock:
+            self._vectors.clear()
+
     @property
     def categories(self) -> list[str]:
         return sorted(set(self.catalogue.category))
