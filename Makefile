@@ -12,7 +12,7 @@ export UV_PYTHON ?= $(shell command -v $(PYTHON))
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: demo test test-fast lint format docs clean bench bench-cdc bench-apply bench-engines bench-forecast bench-search bench-propositions bench-api
+.PHONY: demo test test-fast lint format docs clean bench bench-cdc bench-apply bench-engines bench-forecast bench-search bench-propositions bench-api bench-microbatch
 
 demo: $(STAMP)  ## the shop live in PostgreSQL + Debezium (or recorded files) -> ingest -> dbt build -> status -> dashboards (Superset)
 	$(VENV)/bin/lakehouse demo
@@ -40,6 +40,9 @@ bench-cdc: $(STAMP)  ## live CDC latency and throughput (PostgreSQL + Debezium +
 
 bench-apply: $(STAMP)  ## silver apply throughput, delta-rs vs Spark, on a silver table of 10,000,000 rows
 	$(VENV)/bin/python -m bench.apply
+
+bench-microbatch: $(STAMP)  ## micro-batches into a silver table of 10,000,000 rows: the merge-on-read tail vs the whole-file merge, 1,000 changes/s, ~45 min
+	$(VENV)/bin/python -m bench.microbatch
 
 bench-engines: $(STAMP)  ## dashboard queries over the marts: DuckDB vs Trino vs Spark SQL, 1x and 10x scale
 	$(VENV)/bin/python -m bench.engines

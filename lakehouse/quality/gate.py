@@ -24,6 +24,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from lakehouse.cdc.lander import fold_silver
 from lakehouse.contracts import load_source_contracts
 from lakehouse.exceptions import LakehouseError, PipelineError
 from lakehouse.lake import dead_letter, delta, ml_tables, quality_tables
@@ -119,6 +120,8 @@ def write(
     report = GateReport(new_run_id(started), started)
     quality_tables.ensure_tables(settings)
     ml_tables.ensure_tables(settings)  # sources of the forecast marts, before any model ran
+    say("folding the silver tails")
+    fold_silver(settings, load_source_contracts(settings).values())  # dbt reads the bases
     expose_lake(settings)  # dbt's engine must know the lake's tables
     say("dbt build (write)")
     clock = time.perf_counter()
