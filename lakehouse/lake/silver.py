@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -48,6 +49,7 @@ class ApplyResult:
     upserted: int
     deleted: int
     rows: int
+    offset: int = -1  # the last bronze offset this apply applied (-1: none)
 
 
 # Bronze columns that are the change log's own, not the row's.
@@ -178,13 +180,29 @@ def read_pending(
     silver = delta.open_table(silver_uri, storage_options)
     tail = delta.open_table(tail_uri(silver_uri), storage_options)
     applied = max(delta.committed_version(silver, APP_ID), delta.committed_version(tail, APP_ID))
-    changes = bronze.to_pyarrow_dataset().to_table(
+    # the log's statistics pick the files: a footer read per file of bronze would make
+    # each micro-batch's cost grow with the change log
+    changes = bronze.to_pyarrow_dataset(file_pruning_predicate=f"_offset > {applied}").to_table(
         columns=columns or _change_columns(contract, bronze),
         filter=ds.field("_offset") > applied,
     )
     if changes.num_rows == 0:
         return ApplyResult(contract.table, 0, 0, 0, _count(silver))
     return Pending(bronze, silver, applied, changes, tail)
+
+
+def _plan(
+    contract: Contract, bronze_uri: str, silver_uri: str, storage_options: dict[str, str]
+) -> tuple[Pending, int, pa.Table, pa.Schema] | ApplyResult:
+    """The pending changes, their last offset, their last change per key, silver's schema
+    for them (or the result of an apply with nothing to do)."""
+    pending = read_pending(contract, bronze_uri, silver_uri, storage_options)
+    if isinstance(pending, ApplyResult):
+        return pending
+    changes = pending.changes
+    version = int(pc.max(changes.column("_offset")).as_py())
+    latest = latest_per_key(changes, contract.primary_key)
+    return pending, version, latest, silver_schema(contract, changes.schema)
 
 
 def apply(
@@ -194,8 +212,18 @@ def apply(
     (into an empty silver table, straight to the base). Committed against the snapshot
     they were planned on: when another apply committed first, plan again (then it is a
     no-op). ``rows`` is the base's count: the tail's changes count at the next fold."""
+    return _committed(_apply_once, contract, bronze_uri, silver_uri, storage_options)
+
+
+def _committed(
+    once: Callable[[Contract, str, str, dict[str, str]], ApplyResult],
+    contract: Contract,
+    bronze_uri: str,
+    silver_uri: str,
+    storage_options: dict[str, str],
+) -> ApplyResult:
     return delta.commit_once(
-        partial(_apply_once, contract, bronze_uri, silver_uri, storage_options),
+        partial(once, contract, bronze_uri, silver_uri, storage_options),
         f"applying {contract.table} to silver",
     )
 
@@ -203,23 +231,23 @@ def apply(
 def _apply_once(
     contract: Contract, bronze_uri: str, silver_uri: str, storage_options: dict[str, str]
 ) -> ApplyResult:
-    pending = read_pending(contract, bronze_uri, silver_uri, storage_options)
-    if isinstance(pending, ApplyResult):
-        return pending
+    plan = _plan(contract, bronze_uri, silver_uri, storage_options)
+    if isinstance(plan, ApplyResult):
+        return plan
+    pending, version, latest, schema = plan
     silver, changes = pending.silver, pending.changes
-    version = pc.max(changes.column("_offset")).as_py()
-    latest = latest_per_key(changes, contract.primary_key)
     is_delete = pc.equal(latest.column("_op"), "d")
-    schema = silver_schema(contract, changes.schema)
-
     if silver is None:  # create it, then plan on it: another apply may have been first
         delta.ensure_table(silver_uri, schema, storage_options)
         return _apply_once(contract, bronze_uri, silver_uri, storage_options)
     deleted = int(pc.sum(is_delete).as_py() or 0)
-    if _count(silver) == 0 and _count(pending.tail) == 0:  # the first batch: no merge
+    base_rows = _count(silver)
+    if base_rows == 0 and _count(pending.tail) == 0:  # the first batch: no merge
         rows = latest.filter(pc.invert(is_delete)).select(schema.names).cast(schema)
         delta.append(silver, rows, app_id=APP_ID, version=version, storage_options=storage_options)
-        return ApplyResult(contract.table, changes.num_rows, rows.num_rows, 0, rows.num_rows)
+        return ApplyResult(
+            contract.table, changes.num_rows, rows.num_rows, 0, rows.num_rows, version
+        )
     tail = pending.tail or delta.ensure_table(
         tail_uri(silver_uri), tail_schema(schema), storage_options
     )
@@ -231,7 +259,7 @@ def _apply_once(
         storage_options=storage_options,
     )
     return ApplyResult(
-        contract.table, changes.num_rows, latest.num_rows - deleted, deleted, _count(silver)
+        contract.table, changes.num_rows, latest.num_rows - deleted, deleted, base_rows, version
     )
 
 
@@ -242,22 +270,17 @@ def apply_merge(
     rewrites every file holding a changed key (the tail folded first). Kept for the
     benchmark (``bench/microbatch.py``) that measures the tail against it."""
     fold(contract, silver_uri, storage_options)
-    return delta.commit_once(
-        partial(_merge_once, contract, bronze_uri, silver_uri, storage_options),
-        f"applying {contract.table} to silver",
-    )
+    return _committed(_merge_once, contract, bronze_uri, silver_uri, storage_options)
 
 
 def _merge_once(
     contract: Contract, bronze_uri: str, silver_uri: str, storage_options: dict[str, str]
 ) -> ApplyResult:
-    pending = read_pending(contract, bronze_uri, silver_uri, storage_options)
-    if isinstance(pending, ApplyResult):
-        return pending
+    plan = _plan(contract, bronze_uri, silver_uri, storage_options)
+    if isinstance(plan, ApplyResult):
+        return plan
+    pending, version, latest, schema = plan
     changes = pending.changes
-    version = pc.max(changes.column("_offset")).as_py()
-    latest = latest_per_key(changes, contract.primary_key)
-    schema = silver_schema(contract, changes.schema)
     silver = pending.silver or delta.ensure_table(silver_uri, schema, storage_options)
     metrics = _merge(contract, silver, latest, schema, delta.commit_properties(APP_ID, version))
     return ApplyResult(
@@ -266,6 +289,7 @@ def _merge_once(
         metrics["num_target_rows_inserted"] + metrics["num_target_rows_updated"],
         metrics["num_target_rows_deleted"],
         _count(delta.open_table(silver_uri, storage_options)),
+        version,
     )
 
 
@@ -426,7 +450,9 @@ def fold_due(
     if stats.num_rows >= files:
         return True
     waiting = delta.stats_sum(stats, "num_records")
-    return waiting >= max(rows, ratio * _count(delta.open_table(silver_uri, storage_options)))
+    if waiting < rows:  # the base's count only when it may matter
+        return False
+    return waiting >= ratio * _count(delta.open_table(silver_uri, storage_options))
 
 
 def read_current(
