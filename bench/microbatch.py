@@ -18,7 +18,7 @@ interval. The peers:
 
 - ``tail`` (ours): ``silver.apply`` appends the batch's last change per key to the tail;
   the loop folds the tail into the base when ``lakehouse ingest --follow`` would (past
-  the settings' thresholds, ``silver.fold_due``, in a background thread,
+  the settings' thresholds, ``silver.tail_due``, in a background thread,
   ``silver.Folder``), and once at the end (timed and counted);
 - ``merge`` (the old apply): ``silver.apply_merge``, one MERGE per batch into the base,
   which rewrites every file holding a changed key. It runs for the same time; what it
@@ -220,14 +220,15 @@ def run(
         t1 = time.time()
         if result.changes:
             applies.append((t0, t1, result.offset))
-        if peer == "tail" and silver.fold_due(
+        upkeep = peer == "tail" and silver.tail_due(
             silver_uri,
             {},
             rows=settings.silver_fold_rows,
             ratio=settings.silver_fold_ratio,
             files=settings.silver_fold_files,
-        ):
-            folder.start(contract, silver_uri, {})  # as `ingest --follow`: in the background
+        )
+        if upkeep:  # as `ingest --follow`: in the background
+            folder.start(contract, silver_uri, {}, upkeep)
         caught_up = bool(landed) and applies and applies[-1][2] >= landed[-1][1]
         # the same time for every peer: until the driver stopped, then one more interval
         if stopped is not None and (caught_up or time.time() > stopped + args.interval):
@@ -272,6 +273,7 @@ def run(
         "freshness_p95_s": _pct(fresh, 95),
         "freshness_lower_bound": unseen > 0,
         "folds": len(folder.done) + (peer == "tail"),
+        "tail_compactions": folder.compactions,
         "final_fold_s": final_fold,
         "bytes_written": written,
         "changed_bytes": changed,

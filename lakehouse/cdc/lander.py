@@ -236,24 +236,29 @@ def fold_silver(
     settings: Settings, contracts: Iterable[Contract], *, mode: FoldMode = "all"
 ) -> dict[str, silver.FoldResult]:
     """Fold the silver tails into their bases: ``all``, or only those past a threshold
-    (``silver_fold_rows`` rows and ``silver_fold_ratio`` of the base's, or
-    ``silver_fold_files`` files), now (``due``) or in a background thread
-    (``background``, see ``silver.Folder``). Safe beside a running lander: see
+    (``silver_fold_rows`` rows and ``silver_fold_ratio`` of the base's; a tail of
+    ``silver_fold_files`` files is compacted instead), now (``due``) or in a background
+    thread (``background``, see ``silver.Folder``). Safe beside a running lander: see
     ``silver.fold``. The folds done now, by contract table name."""
     done = {}
     opts = settings.lake_storage_options
     for contract in contracts:
         uri = settings.table_uri("silver", contract.lake_name)
-        if mode != "all" and not silver.fold_due(
-            uri,
-            opts,
-            rows=settings.silver_fold_rows,
-            ratio=settings.silver_fold_ratio,
-            files=settings.silver_fold_files,
-        ):
+        upkeep: silver.Upkeep | None = "fold"
+        if mode != "all":
+            upkeep = silver.tail_due(
+                uri,
+                opts,
+                rows=settings.silver_fold_rows,
+                ratio=settings.silver_fold_ratio,
+                files=settings.silver_fold_files,
+            )
+        if upkeep is None:
             continue
         if mode == "background":
-            FOLDER.start(contract, uri, opts)
+            FOLDER.start(contract, uri, opts, upkeep)
+        elif upkeep == "compact":
+            silver.compact_tail(uri, opts)
         else:
             done[contract.table] = silver.fold(contract, uri, opts)
     return done

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -402,27 +402,41 @@ class Folder:
     def __init__(self) -> None:
         self._threads: dict[str, threading.Thread] = {}
         self.done: list[FoldResult] = []
+        self.compactions = 0
 
-    def start(self, contract: Contract, silver_uri: str, storage_options: dict[str, str]) -> bool:
-        """Start folding the table unless a fold of it is running; whether it started."""
+    def start(
+        self,
+        contract: Contract,
+        silver_uri: str,
+        storage_options: dict[str, str],
+        upkeep: Upkeep = "fold",
+    ) -> bool:
+        """Start folding (or compacting) the table's tail unless one of its upkeeps is
+        running; whether it started."""
         running = self._threads.get(silver_uri)
         if running is not None and running.is_alive():
             return False
         thread = threading.Thread(
             target=self._fold,
-            args=(contract, silver_uri, storage_options),
-            name=f"fold-{contract.table}",
+            args=(contract, silver_uri, storage_options, upkeep),
+            name=f"{upkeep}-{contract.table}",
             daemon=True,  # a fold stopped half-way is safe: the next one finishes it
         )
         self._threads[silver_uri] = thread
         thread.start()
         return True
 
-    def _fold(self, contract: Contract, silver_uri: str, storage_options: dict[str, str]) -> None:
+    def _fold(
+        self, contract: Contract, silver_uri: str, storage_options: dict[str, str], upkeep: Upkeep
+    ) -> None:
         try:
-            self.done.append(fold(contract, silver_uri, storage_options))
+            if upkeep == "fold":
+                self.done.append(fold(contract, silver_uri, storage_options))
+            else:
+                compact_tail(silver_uri, storage_options)
+                self.compactions += 1
         except Exception:
-            log.exception("folding the silver tail of %s failed", contract.table)
+            log.exception("the %s of the silver tail of %s failed", upkeep, contract.table)
 
     def wait(self) -> None:
         for thread in list(self._threads.values()):
@@ -434,25 +448,44 @@ def tail_rows(silver_uri: str, storage_options: dict[str, str]) -> int:
     return _count(delta.open_table(tail_uri(silver_uri), storage_options))
 
 
-def fold_due(
+Upkeep = Literal["fold", "compact"]
+
+
+def tail_due(
     silver_uri: str, storage_options: dict[str, str], *, rows: int, ratio: float, files: int
-) -> bool:
-    """Whether the tail holds at least ``rows`` rows and ``ratio`` of the base's, or
-    ``files`` files (from the logs' statistics): a fold rewrites the base files its keys
-    are in, so it waits until the tail is worth it, and no longer (readers read the tail
-    whole)."""
+) -> Upkeep | None:
+    """What the tail needs (from the logs' statistics): ``fold`` when it holds at least
+    ``rows`` rows and ``ratio`` of the base's (a fold rewrites the base files its keys
+    are in, so it waits until the tail is worth it); ``compact`` when it has ``files``
+    files (readers read the tail whole: a compaction rewrites only the tail)."""
     tail = delta.open_table(tail_uri(silver_uri), storage_options)
     if tail is None:
-        return False
+        return None
     stats = delta.file_stats(tail)
     if stats is None or stats.num_rows == 0:
-        return False
-    if stats.num_rows >= files:
-        return True
+        return None
     waiting = delta.stats_sum(stats, "num_records")
-    if waiting < rows:  # the base's count only when it may matter
-        return False
-    return waiting >= ratio * _count(delta.open_table(silver_uri, storage_options))
+    if waiting >= rows and waiting >= ratio * _count(delta.open_table(silver_uri, storage_options)):
+        return "fold"
+    return "compact" if stats.num_rows >= files else None
+
+
+def compact_tail(silver_uri: str, storage_options: dict[str, str]) -> None:
+    """Rewrite the tail's small files as few (Snappy, as appends write); an apply may
+    append meanwhile, a fold's removal that collides plans again."""
+    delta.commit_once(
+        lambda: _compact(tail_uri(silver_uri), storage_options),
+        f"compacting the silver tail {tail_uri(silver_uri)}",
+    )
+
+
+def _compact(uri: str, storage_options: dict[str, str]) -> None:
+    tail = delta.open_table(uri, storage_options)
+    if tail is not None:
+        tail.optimize.compact(
+            writer_properties=delta.writer_properties(),
+            commit_properties=CommitProperties(custom_metadata={delta.WRITER_KEY: delta.writer()}),
+        )
 
 
 def read_current(

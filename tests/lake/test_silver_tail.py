@@ -210,10 +210,10 @@ def _lake(tmp_path: Path, **kw: object) -> Settings:
     )
 
 
-def test_the_lander_folds_past_its_threshold_and_a_one_off_ingest_always(
+def test_the_lander_folds_or_compacts_past_its_thresholds_and_a_one_off_ingest_folds(
     tmp_path: Path,
 ) -> None:
-    s = _lake(tmp_path, silver_fold_rows=30, silver_fold_ratio=0.0, silver_fold_files=100)
+    s = _lake(tmp_path, silver_fold_rows=30, silver_fold_ratio=0.0, silver_fold_files=4)
     src = Source()
     src.snapshot([item_row(i) for i in range(50)])
     uri = s.table_uri("silver", "item")
@@ -233,7 +233,12 @@ def test_the_lander_folds_past_its_threshold_and_a_one_off_ingest_always(
     assert silver.tail_rows(uri, {}) == 0
     round_of(20)
     assert silver.tail_rows(uri, {}) == 20  # below the threshold: it waits
-    round_of(15)
+    for _ in range(3):  # small batches: the tail's fourth file makes it compact, not fold
+        round_of(1)
+    assert (
+        silver.tail_rows(uri, {}) == 23 and len(DeltaTable(silver.tail_uri(uri)).file_uris()) == 1
+    )
+    round_of(12)
     assert silver.tail_rows(uri, {}) == 0  # 35 >= 30: folded
     round_of(5)
     assert silver.tail_rows(uri, {}) == 5
@@ -243,7 +248,7 @@ def test_the_lander_folds_past_its_threshold_and_a_one_off_ingest_always(
     round_of(5)
     round_of(5, fold="all")  # `lakehouse ingest`: silver is a plain table after it
     assert silver.tail_rows(uri, {}) == 0
-    assert not silver.fold_due(uri, {}, rows=1, ratio=0.0, files=1)
+    assert silver.tail_due(uri, {}, rows=1, ratio=0.0, files=1) is None
 
 
 def _files_added(uri: str, after: int) -> int:
