@@ -12,7 +12,7 @@ export UV_PYTHON ?= $(shell command -v $(PYTHON))
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: demo test test-fast lint format docs clean bench bench-cdc bench-apply bench-engines bench-forecast bench-search bench-propositions bench-api bench-readme soak
+.PHONY: demo test test-fast lint format docs clean bench bench-cdc bench-apply bench-engines bench-forecast bench-search bench-propositions bench-api bench-microbatch bench-readme soak
 
 demo: $(STAMP)  ## the shop live in PostgreSQL + Debezium (or recorded files) -> ingest -> dbt build -> status -> dashboards (Superset)
 	$(VENV)/bin/lakehouse demo
@@ -42,6 +42,10 @@ bench-cdc: $(STAMP)  ## live CDC latency and throughput (PostgreSQL + Debezium +
 
 bench-apply: $(STAMP)  ## silver apply throughput, delta-rs vs Spark, on a silver table of 10,000,000 rows
 	$(VENV)/bin/python -m bench.apply
+	$(VENV)/bin/python -m bench.readme
+
+bench-microbatch: $(STAMP)  ## micro-batches into a silver table of 10,000,000 rows: the merge-on-read tail vs the whole-file merge, 1,000 changes/s, ~45 min
+	$(VENV)/bin/python -m bench.microbatch
 	$(VENV)/bin/python -m bench.readme
 
 bench-engines: $(STAMP)  ## dashboard queries over the marts: DuckDB vs Trino vs Spark SQL, 1x and 10x scale

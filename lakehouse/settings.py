@@ -143,6 +143,12 @@ class Settings(BaseSettings):
     )
     dbt_threads: int = 2
     ingest_batch_events: int = Field(default=250_000, ge=1)
+    # merge-on-read silver (docs/silver-layout.md): `ingest --follow` folds a table's tail
+    # into its base when it holds this many rows and this share of the base's, and
+    # compacts it at this many files
+    silver_fold_rows: int = Field(default=100_000, ge=1)
+    silver_fold_ratio: float = Field(default=0.05, ge=0)
+    silver_fold_files: int = Field(default=300, ge=1)
     lease_wait_seconds: float = Field(
         default=600,
         ge=0,

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 
 from lakehouse.contracts import load_source_contracts
 from lakehouse.exceptions import ServiceError
-from lakehouse.lake import dead_letter, delta, quality_tables
+from lakehouse.lake import dead_letter, delta, quality_tables, silver
 from lakehouse.settings import Settings
 from lakehouse.transform.docs import docs_sites
 from lakehouse.warehouse import connect
@@ -22,12 +22,13 @@ from lakehouse.warehouse import connect
 class TableStatus:
     table: str
     bronze_rows: int
-    silver_rows: int
+    silver_rows: int  # in silver's base; the tail's changes count after its next fold
     consumed_offset: int  # last topic offset committed to bronze (-1: nothing yet)
-    applied_offset: int  # last bronze offset applied to silver
+    applied_offset: int  # last bronze offset applied to silver (its base or its tail)
     last_commit_pos: int | None
     last_source_commit: str | None  # ISO time of the newest source commit landed
     freshness_seconds: float | None  # now minus that commit time
+    silver_tail_rows: int = 0  # changes in silver's tail, not folded into the base yet
 
 
 @dataclass
@@ -61,7 +62,9 @@ def collect(settings: Settings) -> Status:
     for contract in contracts.values():
         topic = settings.topic(contract.table, contract.schema)
         bronze = delta.open_table(settings.table_uri("bronze", contract.lake_name), opts)
-        silver_table = delta.open_table(settings.table_uri("silver", contract.lake_name), opts)
+        silver_uri = settings.table_uri("silver", contract.lake_name)
+        silver_table = delta.open_table(silver_uri, opts)
+        tail = delta.open_table(silver.tail_uri(silver_uri), opts)
         b_stats, s_stats = delta.file_stats(bronze), delta.file_stats(silver_table)
         last_ts = delta.stats_max(b_stats, "max._source_ts")
         status.tables.append(
@@ -70,12 +73,16 @@ def collect(settings: Settings) -> Status:
                 bronze_rows=delta.stats_sum(b_stats, "num_records"),
                 silver_rows=delta.stats_sum(s_stats, "num_records"),
                 consumed_offset=delta.committed_version(bronze, topic),
-                applied_offset=delta.committed_version(silver_table, "bronze"),
+                applied_offset=max(
+                    delta.committed_version(silver_table, silver.APP_ID),
+                    delta.committed_version(tail, silver.APP_ID),
+                ),
                 last_commit_pos=delta.stats_max(b_stats, "max._commit_pos"),  # type: ignore[arg-type]
                 last_source_commit=last_ts.isoformat() if isinstance(last_ts, datetime) else None,
                 freshness_seconds=(now - last_ts).total_seconds()
                 if isinstance(last_ts, datetime)
                 else None,
+                silver_tail_rows=delta.stats_sum(delta.file_stats(tail), "num_records"),
             )
         )
     counts = dead_letter.count(settings.table_uri("dead_letter", "events"), opts)

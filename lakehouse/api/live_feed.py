@@ -31,7 +31,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 from prometheus_client import Counter, Gauge
 
-from lakehouse.lake import delta
+from lakehouse.lake import delta, silver
 from lakehouse.settings import Settings
 
 log = logging.getLogger("lakehouse.api.live")
@@ -45,6 +45,12 @@ LIVE_COLUMNS = {
     "stock": ["quantity_on_hand", "reorder_point", "updated_at", "_source_ts"],
 }
 LIVE_TABLES = tuple(LIVE_COLUMNS)
+LIVE_KEYS = {  # their primary keys (the contracts'): silver's current state is by key
+    "orders": ("order_id",),
+    "order_item": ("order_item_id",),
+    "client": ("client_id",),
+    "stock": ("product_id", "warehouse_id"),
+}
 POLL_SECONDS = 0.5
 # silver moved: wait until a poll this much later sees the same versions (at most
 # SETTLE_MAX_SECONDS), so a lander's round, which commits one table after the other, is
@@ -62,41 +68,54 @@ RECOMPUTES = Counter("lakehouse_live_recomputes", "live view snapshots computed 
 
 
 class SilverWatch:
-    """The silver tables of the view, kept open and brought up to date incrementally (only
-    the log entries since the last poll are read), and the columns the view needs, read
-    again only from a table whose version moved. Not thread-safe: one caller at a time
-    (the hub's lock)."""
+    """The silver tables of the view (each a base and its tail, ``lakehouse.lake.silver``),
+    kept open and brought up to date incrementally (only the log entries since the last
+    poll are read), and the columns the view needs of their current state, read again
+    only from a table whose version moved. Not thread-safe: one caller at a time (the
+    hub's lock)."""
 
     def __init__(self, settings: Settings) -> None:
         self._uris = {t: settings.table_uri("silver", t) for t in LIVE_TABLES}
         self._options = settings.lake_storage_options
         self._tables: dict[str, DeltaTable | None] = dict.fromkeys(LIVE_TABLES)
+        self._tails: dict[str, DeltaTable | None] = dict.fromkeys(LIVE_TABLES)
+        self._versions: dict[str, int] = {}
         self._read: dict[str, tuple[int, pa.Table]] = {}  # table -> (version, columns)
 
     def poll(self) -> dict[str, int]:
-        """Each table's Delta version (-1: no such table yet)."""
-        versions = {}
+        """Each table's version (-1: no such table yet): the base's Delta version plus its
+        tail's (each only grows, so their sum moves when either does)."""
         for name, uri in self._uris.items():
-            table = self._tables[name]
-            if table is None:
-                table = self._tables[name] = delta.open_table(uri, self._options)
-            else:
-                table.update_incremental()
-            versions[name] = -1 if table is None else table.version()
-        return versions
+            base = self._tables[name] = self._update(self._tables[name], uri)
+            tail = self._tails[name] = self._update(self._tails[name], silver.tail_uri(uri))
+            self._versions[name] = (
+                -1 if base is None else base.version() + (0 if tail is None else tail.version() + 1)
+            )
+        return dict(self._versions)
+
+    def _update(self, table: DeltaTable | None, uri: str) -> DeltaTable | None:
+        if table is None:
+            return delta.open_table(uri, self._options)
+        table.update_incremental()
+        return table
 
     def frames(self) -> dict[str, pa.Table | None]:
-        """The view's columns of each table at the version of the last poll (None: no such
-        table yet)."""
+        """The view's columns of each table's current state as of the last poll (None: no
+        such table yet)."""
         frames: dict[str, pa.Table | None] = {}
         for name, table in self._tables.items():
             if table is None:
                 frames[name] = None
                 continue
-            version = table.version()
+            version = self._versions[name]
             cached = self._read.get(name)
             if cached is None or cached[0] != version:
-                columns = table.to_pyarrow_dataset().to_table(columns=LIVE_COLUMNS[name])
+                columns = silver.read_current(
+                    self._uris[name], LIVE_KEYS[name], self._options, LIVE_COLUMNS[name]
+                )
+                if columns is None:
+                    frames[name] = None
+                    continue
                 cached = self._read[name] = (version, columns)
             frames[name] = cached[1]
         return frames

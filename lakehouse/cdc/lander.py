@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Literal
 
@@ -39,6 +39,8 @@ from lakehouse.settings import Settings
 
 DEAD_LETTER = ("dead_letter", "events")
 Engine = Literal["delta-rs", "spark"]
+FoldMode = Literal["all", "due", "background"]
+FOLDER = silver.Folder()  # the background folds of `ingest --follow`
 
 
 @dataclass
@@ -77,12 +79,18 @@ def ingest(
     progress: Progress | None = None,
     apply: bool = True,
     engine: Engine = "delta-rs",
+    fold: FoldMode = "all",
 ) -> IngestReport:
     """Land every new change event of the source, then apply bronze to silver (with
     delta-rs in process, or with Spark on ``settings.spark_master``). One lander at a
-    time per lake: it holds the lander lease (``lakehouse.lease``), the Spark apply too."""
+    time per lake: it holds the lander lease (``lakehouse.lease``), the Spark apply too.
+
+    ``fold``: ``all`` folds every silver tail into its base at the end, so that silver
+    is a plain Delta table (a one-off ingest); ``due`` only the tails past the fold
+    thresholds (``silver_fold_*`` settings); ``background`` those too, in background
+    threads that outlive the call (``ingest --follow``: its next rounds do not wait)."""
     with hold(settings, "lander"), landing(settings) as run:
-        return run.landed(_ingest(settings, source, progress, apply, engine))
+        return run.landed(_ingest(settings, source, progress, apply, engine, fold))
 
 
 def _ingest(
@@ -91,6 +99,7 @@ def _ingest(
     progress: Progress | None,
     apply: bool,
     engine: Engine,
+    fold: FoldMode = "all",
 ) -> IngestReport:
     started = time.perf_counter()
     contracts = load_source_contracts(settings)
@@ -133,6 +142,11 @@ def _ingest(
         report.applied = apply_silver(
             settings, contracts.values(), progress=progress, engine=engine
         )
+        folded = fold_silver(settings, contracts.values(), mode=fold)
+        report.applied = [
+            replace(a, rows=folded[a.table].rows) if a.table in folded else a
+            for a in report.applied
+        ]
     if settings.profile == "stack":  # Trino queries what the lander wrote, new tables too
         register_tables(settings)
     report.seconds = time.perf_counter() - started
@@ -271,3 +285,35 @@ def apply_silver(
         if progress is not None and task is not None:
             progress.advance(task)
     return results
+
+
+def fold_silver(
+    settings: Settings, contracts: Iterable[Contract], *, mode: FoldMode = "all"
+) -> dict[str, silver.FoldResult]:
+    """Fold the silver tails into their bases: ``all``, or only those past a threshold
+    (``silver_fold_rows`` rows and ``silver_fold_ratio`` of the base's; a tail of
+    ``silver_fold_files`` files is compacted instead), now (``due``) or in a background
+    thread (``background``, see ``silver.Folder``). Safe beside a running lander: see
+    ``silver.fold``. The folds done now, by contract table name."""
+    done = {}
+    opts = settings.lake_storage_options
+    for contract in contracts:
+        uri = settings.table_uri("silver", contract.lake_name)
+        upkeep: silver.Upkeep | None = "fold"
+        if mode != "all":
+            upkeep = silver.tail_due(
+                uri,
+                opts,
+                rows=settings.silver_fold_rows,
+                ratio=settings.silver_fold_ratio,
+                files=settings.silver_fold_files,
+            )
+        if upkeep is None:
+            continue
+        if mode == "background":
+            FOLDER.start(contract, uri, opts, upkeep)
+        elif upkeep == "compact":
+            silver.compact_tail(uri, opts)
+        else:
+            done[contract.table] = silver.fold(contract, uri, opts)
+    return done

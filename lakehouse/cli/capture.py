@@ -70,7 +70,7 @@ def ingest(
     try:
         while True:
             started = time.monotonic()
-            report = run(settings, engine=engine)
+            report = run(settings, engine=engine, fold="background")  # folds when due
             if report.events:
                 console.print(
                     f"{time.strftime('%H:%M:%S')}  {report.events:,} events "

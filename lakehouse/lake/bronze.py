@@ -42,9 +42,9 @@ def drop_landed(table: DeltaTable | None, rows: pa.Table, keys: list[str]) -> pa
     if table is None or rows.num_rows == 0:
         return rows
     since = pc.min(rows.column("_event_pos")).as_py()
-    landed = table.to_pyarrow_dataset().to_table(
-        columns=keys, filter=ds.field("_event_pos") >= since
-    )
+    landed = table.to_pyarrow_dataset(  # files from the log's statistics, not their footers
+        file_pruning_predicate=f"_event_pos >= {since}"
+    ).to_table(columns=keys, filter=ds.field("_event_pos") >= since)
     if landed.num_rows == 0:
         return rows
     fresh = rows.join(landed, keys=keys, join_type="left anti", use_threads=False)

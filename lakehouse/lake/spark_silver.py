@@ -24,7 +24,14 @@ from deltalake import DeltaTable
 
 from lakehouse.contracts import Contract
 from lakehouse.lake import delta
-from lakehouse.lake.silver import APP_ID, UNAVAILABLE, ApplyResult, read_pending, silver_schema
+from lakehouse.lake.silver import (
+    APP_ID,
+    UNAVAILABLE,
+    ApplyResult,
+    fold,
+    read_pending,
+    silver_schema,
+)
 from lakehouse.lake.spark_session import spark_path
 
 if TYPE_CHECKING:
@@ -46,6 +53,7 @@ def apply(
     """Apply the bronze changes not yet in silver, as ``silver.apply`` does."""
     from pyspark.sql import functions as F
 
+    fold(contract, silver_uri, storage_options)  # the tail a delta-rs apply left: merged first
     found = read_pending(contract, bronze_uri, silver_uri, storage_options, ["_offset"])
     if isinstance(found, ApplyResult):
         return found

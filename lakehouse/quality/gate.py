@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from lakehouse import metrics
+from lakehouse.cdc.lander import fold_silver
 from lakehouse.contracts import load_source_contracts
 from lakehouse.exceptions import LakehouseError, PipelineError
 from lakehouse.lake import dead_letter, delta, freshness, ml_tables, quality_tables
@@ -129,6 +130,8 @@ def write(
     quality_tables.ensure_tables(settings)
     freshness.ensure_tables(settings)
     ml_tables.ensure_tables(settings)  # sources of the forecast marts, before any model ran
+    say("folding the silver tails")
+    fold_silver(settings, load_source_contracts(settings).values())  # dbt reads the bases
     expose_lake(settings)  # dbt's engine must know the lake's tables
     say("dbt build (write)")
     clock = time.perf_counter()

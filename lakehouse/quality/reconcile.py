@@ -41,6 +41,7 @@ from lakehouse.cdc.pii import Masker, load_key
 from lakehouse.contracts import Contract, load_source_contracts
 from lakehouse.exceptions import LakehouseError, OltpError
 from lakehouse.lake import delta
+from lakehouse.lake.silver import read_current
 from lakehouse.oltp.snapshot import source_snapshot
 from lakehouse.quality import CheckResult
 
@@ -336,14 +337,16 @@ def _sum(con: duckdb.DuckDBPyConnection, name: str) -> tuple[int, str]:
 
 
 def _silver_table(settings: Settings, contract: Contract) -> pa.Table:
-    """The contract's columns of the silver table (none when it does not exist yet)."""
-    table = delta.open_table(
-        settings.table_uri("silver", contract.lake_name), settings.lake_storage_options
+    """The contract's columns of the silver table's current state (none when it does not
+    exist yet)."""
+    table = read_current(
+        settings.table_uri("silver", contract.lake_name),
+        contract.primary_key,
+        settings.lake_storage_options,
     )
     if table is None:
         return _lake_schema(contract).empty_table()
-    present = {f.name for f in table.schema().fields}
-    return table.to_pyarrow_table(columns=[c for c in contract.column_names if c in present])
+    return table.select([c for c in contract.column_names if c in table.column_names])
 
 
 def _changed_since(settings: Settings, contract: Contract, since: datetime) -> pa.Table:
