@@ -9,6 +9,7 @@ every query, so a column the lander adds later shows up without registering agai
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,11 +108,11 @@ def register_tables(settings: Settings) -> Registration:
     return result
 
 
-def lake_tables(settings: Settings) -> list[tuple[str, str]]:
-    """Every Delta table of the lake's layers, as ``(layer, table)``, sorted."""
+def lake_tables(settings: Settings, layers: Sequence[str] = LAYERS) -> list[tuple[str, str]]:
+    """Every Delta table of the lake's ``layers``, as ``(layer, table)``, sorted."""
     filesystem, root = lake_filesystem(settings)
     return [
-        (layer, table) for layer in LAYERS for table in _delta_tables(filesystem, f"{root}/{layer}")
+        (layer, table) for layer in layers for table in _delta_tables(filesystem, f"{root}/{layer}")
     ]
 
 

@@ -20,8 +20,9 @@ reading a version keeps working as long as that version was current less than th
 retention ago. A reader running longer than the retention is the operator's to avoid (a
 longer retention); a retention below ``maintenance_min_retention_hours`` is refused.
 
-The steps of a layer are data (``STEPS``): a step that folds a layer's pending changes
-into its table (a merge-on-read layout) goes first in that layer's list.
+The steps of a layer are data (``STEPS``); silver's first step folds the changes waiting
+in each table's tail into it (``fold``, ``docs/silver-layout.md``), and the tails
+themselves are compacted, vacuumed and checkpointed like the layers.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from pyarrow import fs
 
+from lakehouse.contracts import Contract, load_source_contracts
 from lakehouse.exceptions import ConfigError, LakeError
-from lakehouse.lake import delta
+from lakehouse.lake import delta, silver
 from lakehouse.lake.catalog import LAYERS, lake_filesystem, lake_tables
 from lakehouse.lake.quality_tables import LAYER, MAINTENANCE, MAINTENANCE_SCHEMA
 from lakehouse.progress import Progress
@@ -199,7 +201,9 @@ def _compact(target: Target, policy: Policy) -> None:
     # compaction is planned again on what it wrote
     delta.commit_once(
         lambda: target.open().optimize.compact(
-            target_size=policy.target_file_bytes, commit_properties=_commit_properties()
+            target_size=policy.target_file_bytes,
+            writer_properties=delta.writer_properties(),  # as the applies write: Snappy
+            commit_properties=_commit_properties(),
         ),
         f"compacting {target.uri}",
     )
@@ -262,13 +266,39 @@ def _vacuum(target: Target, policy: Policy) -> None:
     )
 
 
+def fold_step(contracts: Mapping[str, Contract]) -> Step:
+    """Silver's first step: fold the changes waiting in the table's tail into it
+    (``docs/silver-layout.md``), so that what follows compacts and checkpoints the table
+    readers see whole."""
+
+    def due(target: Target, state: TableState, policy: Policy) -> str | None:
+        if target.name not in contracts:
+            return None
+        rows = silver.tail_rows(target.uri, dict(target.storage_options))
+        return f"{rows:,} changes waiting in its tail" if rows else None
+
+    def run(target: Target, policy: Policy) -> None:
+        silver.fold(contracts[target.name], target.uri, dict(target.storage_options))
+
+    return Step("fold", due, run)
+
+
 COMPACT = Step("compact", _compact_due, _compact)
 CHECKPOINT = Step("checkpoint", _checkpoint_due, _checkpoint)
 VACUUM = Step("vacuum", _vacuum_due, _vacuum)
 # the checkpoint last: a reader then replays no commit after it (vacuum commits two)
 DEFAULT_STEPS: tuple[Step, ...] = (COMPACT, VACUUM, CHECKPOINT)
-# the steps of each layer, in order
-STEPS: dict[str, tuple[Step, ...]] = {layer: DEFAULT_STEPS for layer in LAYERS}
+# what maintenance keeps: the lake's layers and the silver tails beside silver (the tails
+# are no layer of the catalog: no reader but silver.read_current knows them)
+MAINTAINED = (*LAYERS, f"silver{silver.TAIL_SUFFIX}")
+# the steps of each layer, in order (silver's fold first: default_steps)
+STEPS: dict[str, tuple[Step, ...]] = {layer: DEFAULT_STEPS for layer in MAINTAINED}
+
+
+def default_steps(settings: Settings) -> dict[str, tuple[Step, ...]]:
+    """``STEPS``, with silver's tails folded first."""
+    contracts = {c.lake_name: c for c in load_source_contracts(settings, allow_empty=True).values()}
+    return {**STEPS, "silver": (fold_step(contracts), *DEFAULT_STEPS)}
 
 
 # -- running and recording -------------------------------------------------------------
@@ -371,7 +401,7 @@ def targets(settings: Settings) -> list[Target]:
             filesystem,
             f"{root}/{layer}/{name}",
         )
-        for layer, name in lake_tables(settings)
+        for layer, name in lake_tables(settings, MAINTAINED)
     ]
 
 
@@ -385,7 +415,7 @@ def maintain_lake(
     progress: Progress | None = None,
 ) -> list[Record]:
     """Maintain every table of the lake with its layer's steps."""
-    steps = STEPS if steps is None else steps
+    steps = default_steps(settings) if steps is None else steps
     found = targets(settings)
     task = progress.add_task("maintaining tables", total=len(found)) if progress else None
     records: list[Record] = []

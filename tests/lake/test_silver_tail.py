@@ -286,3 +286,27 @@ def test_a_batch_writes_about_the_same_bytes_into_a_table_ten_times_bigger(
     # the positive control: the copy-on-write merge rewrites the files the keys are in
     small, big = (_bytes_of_a_batch(tmp_path, n, merge=True) for n in (20_000, 200_000))
     assert big > 5 * small
+
+
+def test_maintain_folds_a_silver_tail_first_and_keeps_the_tails_too(tmp_path: Path) -> None:
+    """`lakehouse maintain` folds each silver table's tail before compacting it, records
+    the fold, and maintains the tails' own tables (their files are in the lake too)."""
+    from lakehouse.lake import maintenance
+
+    stream = Stream(tmp_path, 7)
+    settings = Settings(data_dir=tmp_path / "data", contracts_dir=tmp_path / "contracts")
+    uri = settings.table_uri("silver", "item")
+    for n in (20, 15, 15):
+        stream.batch(n)
+        silver.apply(stream.contract, stream.uri, uri, {})
+    before = _state(_current(stream.contract, uri))
+    assert silver.tail_rows(uri, {}) > 0
+    policy = maintenance.Policy.from_settings(settings)
+    records = maintenance.maintain_lake(settings, policy, "run-1")
+    by_table = {(r.layer, r.table_name, r.action) for r in records}
+    assert ("silver", "item", "fold") in by_table
+    assert any(layer == "silver_tail" for layer, _, _ in by_table)  # the tails: kept too
+    assert silver.tail_rows(uri, {}) == 0
+    assert _state(_base(uri)) == before == _state(_current(stream.contract, uri))
+    again = maintenance.maintain_lake(settings, policy, "run-2")
+    assert not any(r.action == "fold" for r in again)  # nothing waits in the tail
