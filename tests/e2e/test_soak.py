@@ -231,14 +231,18 @@ def test_the_shop_runs_for_a_while_with_restarts_and_builds(
     # files: each silver table's current version stays a few files (compaction and the
     # tail's folds); files past the vacuum's retention (an hour at least) leave the disk
     live = [s.live_silver_files for s in sampler.samples if s.live_silver_files]
-    assert live, "no sample of the live files"
+    tails = [s.live_tail_files for s in sampler.samples if s.live_tail_files]
+    assert live and tails, "no sample of the live files"
     busiest = max(max(files.values()) for files in live)
+    longest = max(max(files.values()) for files in tails)
     final = sampler.samples[-1]
     print(
-        f"silver: at most {busiest} live files in a table; {final.silver_files} data files "
-        f"on disk at the end (vacuum retention {shop.maintenance_retention_hours} h)"
+        f"silver: at most {busiest} live files in a table and {longest} in a tail; "
+        f"{final.silver_files} data files on disk at the end (vacuum retention "
+        f"{shop.maintenance_retention_hours} h)"
     )
     assert busiest <= MAX_LIVE_FILES, live[-1]
+    assert longest <= shop.silver_fold_files + MAX_LIVE_FILES, tails[-1]  # compacted there
 
     # the lake equals the source, bronze holds every event once, and a build publishes
     committed = _changes(*summaries)

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
+from lakehouse.lake import silver
 from lakehouse.settings import Settings
 from tests.support.killer import LAKEHOUSE
 
@@ -87,11 +88,16 @@ class Service:
 
 
 def newest_source_ts(uri: str) -> float | None:
-    """The source commit time (epoch seconds) of the newest row of a silver table, from
-    its live files' statistics."""
+    """The source commit time (epoch seconds) of the newest change in a silver table (its
+    base or its tail: ``docs/silver-layout.md``), from the live files' statistics."""
+    newest = [t for t in (_newest(uri), _newest(silver.tail_uri(uri))) if t is not None]
+    return max(newest) if newest else None
+
+
+def _newest(uri: str) -> float | None:
     try:
         actions = pa.table(DeltaTable(uri).get_add_actions(flatten=True))
-    except Exception:  # being created or committed to: the next sample reads it
+    except Exception:  # not there yet, or being committed to: the next sample reads it
         return None
     if actions.num_rows == 0 or "max._source_ts" not in actions.column_names:
         return None
@@ -127,6 +133,7 @@ class Sample:
     silver_files: int  # on disk, live or not
     bronze_files: int
     live_silver_files: dict[str, int] | None  # per table, every ``live_every`` samples
+    live_tail_files: dict[str, int] | None  # per silver table's tail, likewise
 
 
 @dataclass
@@ -161,6 +168,11 @@ class Sampler:
                     bronze_files=lake_files(self.settings, "bronze"),
                     live_silver_files=(
                         live_files(self.settings, "silver") if n % self.live_every == 0 else None
+                    ),
+                    live_tail_files=(
+                        live_files(self.settings, "silver_tail")
+                        if n % self.live_every == 0
+                        else None
                     ),
                 )
             )
