@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 
 from lakehouse.contracts import load_source_contracts
 from lakehouse.exceptions import ConfigError
-from lakehouse.lake import delta, freshness
+from lakehouse.lake import delta, freshness, silver
 from lakehouse.lake.quality_tables import LAYER, RUNS
 from lakehouse.settings import Settings
 
@@ -142,8 +142,13 @@ class LakeCollector(Collector):
             labels=["layer", "table"],
         )
         for name in load_source_contracts(s, allow_empty=True):
-            for layer in ("bronze", "silver"):
-                table = delta.open_table(s.table_uri(layer, name), s.lake_storage_options)
+            newest_in: dict[str, datetime] = {}
+            # silver's newest change may wait in its tail (docs/silver-layout.md)
+            for layer in ("bronze", "silver", "silver_tail"):
+                uri = s.table_uri(layer, name)
+                if layer == "silver_tail":
+                    uri = silver.tail_uri(s.table_uri("silver", name))
+                table = delta.open_table(uri, s.lake_storage_options)
                 if table is None:
                     continue
                 stats = delta.file_stats(table)
@@ -151,7 +156,10 @@ class LakeCollector(Collector):
                 versions.add_metric([layer, name], table.version())
                 newest = delta.stats_max(stats, "max._source_ts")
                 if isinstance(newest, datetime):
-                    commit_lag.add_metric([layer, name], (now - newest).total_seconds())
+                    key = "silver" if layer == "silver_tail" else layer
+                    newest_in[key] = max(newest, newest_in.get(key, newest))
+            for layer, newest in newest_in.items():
+                commit_lag.add_metric([layer, name], (now - newest).total_seconds())
         yield from (commit_lag, files, versions)
         yield from self._gate(now)
         yield from self._slo()

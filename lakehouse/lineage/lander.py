@@ -19,6 +19,7 @@ from openlineage.client.event_v2 import RunState
 from openlineage.client.facet_v2 import BaseFacet, dataset_version_dataset
 
 from lakehouse.lake import delta
+from lakehouse.lake.silver import tail_uri
 from lakehouse.lineage.events import (
     LANDER_JOB,
     DeltaVersionDatasetFacet,
@@ -110,6 +111,13 @@ class LanderRun:
                 settings.table_uri("silver", topic.table), settings.lake_storage_options
             )
             outputs.append(_versioned(settings, "silver", topic.table, silver))
+            # a micro-batch lands in the table's tail, folded into it later
+            # (docs/silver-layout.md): the tail's version names what this run applied
+            tail = delta.open_table(
+                tail_uri(settings.table_uri("silver", topic.table)), settings.lake_storage_options
+            )
+            if tail is not None:
+                outputs.append(_versioned(settings, "silver_tail", topic.table, tail))
         facets = {"lakehouse": LakehouseRunFacet(topic.table, {"topic": topic.topic})}
         emit(settings, RunState.START, ref, at=self.started, parent=self.ref, run_facets=facets)
         emit(
