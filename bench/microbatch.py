@@ -69,7 +69,6 @@ from lakehouse.contracts import Contract
 from lakehouse.lake import bronze, delta, silver
 from lakehouse.settings import Settings
 
-RESULTS = Path(__file__).parent / "results"
 DISTRIBUTIONS = ("shop", "uniform")
 PEERS = ("tail", "merge")
 DRIVER = "bench.driver"
