@@ -266,12 +266,16 @@ def _run(settings: Settings, spec: SourceSpec, masker: Masker, apply: bool) -> S
             "the rest is loaded on the next run"
         ) from None
     if apply:
+        silver_uri = settings.table_uri("silver", spec.contract.lake_name)
         report.applied = silver.apply(
             spec.contract,
             settings.table_uri("bronze", spec.contract.lake_name),
-            settings.table_uri("silver", spec.contract.lake_name),
+            silver_uri,
             settings.lake_storage_options,
         )
+        # a source's run is a one-off: silver a plain Delta table after it, as after a
+        # one-off ingest (docs/silver-layout.md)
+        silver.fold(spec.contract, silver_uri, settings.lake_storage_options)
     report.seconds = time.perf_counter() - started
     return report
 

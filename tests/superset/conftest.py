@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from deltalake import write_deltalake
 
 from lakehouse.cdc.lander import ingest
 from lakehouse.generate import GenerateParams, generate
-from lakehouse.lake import freshness
+from lakehouse.lake import freshness, maintenance, quality_tables
 from lakehouse.quality.gate import build_audit_publish
 from lakehouse.supervisors.superset import SupersetServer
 from tests.quality.gate_support import lake_settings
@@ -39,6 +40,18 @@ def plant_model_outputs(settings: Any) -> None:
     plant(settings, "superset-run", "1", scale=10.0)
     propositions.plant(settings, "superset-run", "1")
     _plant_freshness_samples(settings)
+    _maintain(settings)
+
+
+def _maintain(settings: Any) -> None:
+    """The real table maintenance, for the Data health dashboard's maintenance row, with
+    thresholds low enough that a young lake has work (a compaction, checkpoints); the
+    lake only (the change log and Kafka trims are not the charts')."""
+    quality_tables.ensure_tables(settings)
+    policy = replace(
+        maintenance.Policy.from_settings(settings), min_small_files=2, checkpoint_versions=2
+    )
+    maintenance.record(settings, maintenance.maintain_lake(settings, policy, "superset-run"))
 
 
 def _plant_freshness_samples(settings: Any) -> None:
@@ -63,6 +76,7 @@ def _plant_freshness_samples(settings: Any) -> None:
         settings.table_uri("quality", freshness.SAMPLES),
         pa.Table.from_pylist(rows, schema=freshness.SAMPLES_SCHEMA),
         mode="append",
+        storage_options=settings.lake_storage_options or None,
     )
 
 
