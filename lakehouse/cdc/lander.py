@@ -15,12 +15,12 @@ from functools import partial
 from typing import Literal
 
 from lakehouse import metrics
-from lakehouse.cdc.decode import bronze_schema, decode
+from lakehouse.cdc.decode import decode
 from lakehouse.cdc.file_source import FileSource
 from lakehouse.cdc.kafka_source import KafkaSource
 from lakehouse.cdc.pii import Masker, checked_key
 from lakehouse.cdc.source import ChangeSource
-from lakehouse.cdc.sources import ensure_source_tables
+from lakehouse.cdc.sources import ensure_source_tables, ensure_tables
 from lakehouse.contracts import Contract, load_source_contracts
 from lakehouse.lake import (
     bronze,
@@ -238,16 +238,7 @@ def _create_missing_tables(settings: Settings, contracts: Iterable[Contract]) ->
     """An empty bronze and silver table for every contract whose source has not produced
     a change yet, so that readers (dbt sources, Trino) find every table."""
     for contract in contracts:
-        bronze_uri = settings.table_uri("bronze", contract.lake_name)
-        bronze_table = bronze_schema(contract).append(bronze.INGESTED_AT)
-        for uri, schema in (
-            (bronze_uri, bronze_table),
-            (
-                settings.table_uri("silver", contract.lake_name),
-                silver.silver_schema(contract, bronze_table),
-            ),
-        ):
-            delta.ensure_table(uri, schema, settings.lake_storage_options)  # another lander too
+        ensure_tables(settings, contract)  # created once: another lander may be first
     ensure_source_tables(settings)  # the file and REST sources' tables: dbt sources too
     quality_tables.ensure_tables(settings)  # the gate's history: a dbt source too
     freshness.ensure_tables(settings)  # the SLO's samples: a dbt source too

@@ -220,8 +220,8 @@ def ensure_source_tables(settings: Settings) -> None:
 
 
 def ensure_tables(settings: Settings, contract: Contract) -> None:
-    """The empty bronze and silver tables of a source, so that dbt's sources resolve
-    before its first file or page arrives."""
+    """The empty bronze and silver tables of a contract (a CDC table's or a file or REST
+    source's), so that dbt's sources resolve before its first change arrives."""
     bronze_table = bronze_schema(contract).append(bronze.INGESTED_AT)
     options = settings.lake_storage_options
     delta.ensure_table(settings.table_uri("bronze", contract.lake_name), bronze_table, options)
